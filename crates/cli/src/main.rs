@@ -1,0 +1,5 @@
+//! The `switchboard` command-line tool.
+
+fn main() {
+    println!("switchboard {}", switchboard_gateway::VERSION);
+}

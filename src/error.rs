@@ -1,0 +1,570 @@
+//! The one error type of the library: an opaque [`Error`] with a public [`ErrorKind`].
+//!
+//! Every failure — a provider's HTTP error, a dropped connection, a budget refusal, a bad
+//! config — is an [`Error`]. Callers branch on [`Error::kind`]; wrappers such as
+//! [`FallbackClient`](crate::FallbackClient) use [`Error::is_recoverable`] to decide whether
+//! another provider might succeed. The error is one pointer wide, so `Result<T>` stays small.
+//!
+//! Errors never carry request headers or keys: providers build them from status codes and
+//! response bodies only.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::types::ChatResponse;
+
+/// A `Result` whose error is [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// What went wrong, coarsely enough to decide what to do next.
+///
+/// The kinds fall in three groups: the caller must change something (invalid request,
+/// authentication, …), another try or another provider may succeed (rate limited, overloaded,
+/// server, timeout, transport, …), and failures raised by Switchboard's own wrappers
+/// (retries exhausted, all targets failed, budget exceeded, circuit open).
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The request was malformed or used an unsupported parameter (HTTP 400, 413, 422), or
+    /// Switchboard refused to build it.
+    InvalidRequest,
+    /// The key was missing, wrong or revoked (HTTP 401).
+    Authentication,
+    /// The key is valid but may not use this model or endpoint (HTTP 403).
+    PermissionDenied,
+    /// The model or endpoint does not exist (HTTP 404).
+    NotFound,
+    /// The prompt plus the requested output exceeds the model's context window.
+    ContextLength,
+    /// The provider's safety system refused the prompt or the answer.
+    ContentFiltered,
+    /// Too many requests or tokens per minute (HTTP 429); waiting helps.
+    RateLimited,
+    /// The account is out of credit or quota (OpenAI `insufficient_quota`); waiting does not help.
+    QuotaExceeded,
+    /// The provider is temporarily overloaded (Anthropic 529, HTTP 409/425).
+    Overloaded,
+    /// The provider failed (HTTP 5xx).
+    Server,
+    /// A connect, request, first-token or idle timeout fired (or HTTP 408).
+    Timeout,
+    /// The connection failed or broke before a response arrived.
+    Transport,
+    /// The provider's reply could not be understood.
+    Decode,
+    /// A stream failed after part of the answer had been delivered; see [`Error::partial`].
+    StreamInterrupted,
+    /// A retry wrapper gave up; [`Error::source`](std::error::Error::source) is the last error.
+    RetriesExhausted,
+    /// Every target of a fallback chain failed; see [`Error::attempt_errors`].
+    AllTargetsFailed,
+    /// A budget refused the call before any money was spent.
+    BudgetExceeded,
+    /// A circuit breaker is open for this target, so it was not called.
+    CircuitOpen,
+    /// The configuration is incomplete or wrong (a missing key, an unknown provider).
+    Config,
+}
+
+impl ErrorKind {
+    /// Returns a short `snake_case` name, stable for logs and JSON output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidRequest => "invalid_request",
+            ErrorKind::Authentication => "authentication",
+            ErrorKind::PermissionDenied => "permission_denied",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::ContextLength => "context_length",
+            ErrorKind::ContentFiltered => "content_filtered",
+            ErrorKind::RateLimited => "rate_limited",
+            ErrorKind::QuotaExceeded => "quota_exceeded",
+            ErrorKind::Overloaded => "overloaded",
+            ErrorKind::Server => "server",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Transport => "transport",
+            ErrorKind::Decode => "decode",
+            ErrorKind::StreamInterrupted => "stream_interrupted",
+            ErrorKind::RetriesExhausted => "retries_exhausted",
+            ErrorKind::AllTargetsFailed => "all_targets_failed",
+            ErrorKind::BudgetExceeded => "budget_exceeded",
+            ErrorKind::CircuitOpen => "circuit_open",
+            ErrorKind::Config => "config",
+        }
+    }
+
+    /// Returns every kind, in declaration order (handy for tables and tests).
+    pub fn all() -> &'static [ErrorKind] {
+        &[
+            ErrorKind::InvalidRequest,
+            ErrorKind::Authentication,
+            ErrorKind::PermissionDenied,
+            ErrorKind::NotFound,
+            ErrorKind::ContextLength,
+            ErrorKind::ContentFiltered,
+            ErrorKind::RateLimited,
+            ErrorKind::QuotaExceeded,
+            ErrorKind::Overloaded,
+            ErrorKind::Server,
+            ErrorKind::Timeout,
+            ErrorKind::Transport,
+            ErrorKind::Decode,
+            ErrorKind::StreamInterrupted,
+            ErrorKind::RetriesExhausted,
+            ErrorKind::AllTargetsFailed,
+            ErrorKind::BudgetExceeded,
+            ErrorKind::CircuitOpen,
+            ErrorKind::Config,
+        ]
+    }
+
+    /// Says whether trying the same provider again, after a pause, may succeed.
+    pub fn is_retryable(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::RateLimited
+                | ErrorKind::Overloaded
+                | ErrorKind::Server
+                | ErrorKind::Timeout
+                | ErrorKind::Transport
+        )
+    }
+
+    /// Maps an HTTP error status to its default kind (before any body is looked at).
+    ///
+    /// Protocol error mappers refine this from the body (context length, content policy,
+    /// quota), but every status lands on a kind here first.
+    pub fn from_status(status: u16) -> ErrorKind {
+        match status {
+            400 | 413 | 422 => ErrorKind::InvalidRequest,
+            401 => ErrorKind::Authentication,
+            403 => ErrorKind::PermissionDenied,
+            404 => ErrorKind::NotFound,
+            408 => ErrorKind::Timeout,
+            409 | 425 | 529 => ErrorKind::Overloaded,
+            429 => ErrorKind::RateLimited,
+            500..=599 => ErrorKind::Server,
+            _ => ErrorKind::InvalidRequest,
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ErrorKind::InvalidRequest => "invalid request",
+            ErrorKind::Authentication => "authentication failed",
+            ErrorKind::PermissionDenied => "permission denied",
+            ErrorKind::NotFound => "not found",
+            ErrorKind::ContextLength => "context length exceeded",
+            ErrorKind::ContentFiltered => "content filtered",
+            ErrorKind::RateLimited => "rate limited",
+            ErrorKind::QuotaExceeded => "quota exceeded",
+            ErrorKind::Overloaded => "overloaded",
+            ErrorKind::Server => "server error",
+            ErrorKind::Timeout => "timed out",
+            ErrorKind::Transport => "transport error",
+            ErrorKind::Decode => "could not decode the reply",
+            ErrorKind::StreamInterrupted => "stream interrupted",
+            ErrorKind::RetriesExhausted => "retries exhausted",
+            ErrorKind::AllTargetsFailed => "all targets failed",
+            ErrorKind::BudgetExceeded => "budget exceeded",
+            ErrorKind::CircuitOpen => "circuit open",
+            ErrorKind::Config => "configuration error",
+        })
+    }
+}
+
+/// The error type of every fallible operation in Switchboard.
+///
+/// Opaque on purpose: read it through [`kind`](Error::kind), [`provider`](Error::provider),
+/// [`status`](Error::status), [`retry_after`](Error::retry_after) and the standard
+/// [`source`](std::error::Error::source). Build one in a
+/// [`FunctionClient`](crate::FunctionClient) with [`Error::new`] or [`Error::from_status`].
+///
+/// # Examples
+/// ```
+/// use switchboard::{Error, ErrorKind};
+///
+/// let err = Error::from_status("primary", 503, "primary provider is unavailable");
+/// assert_eq!(err.kind(), ErrorKind::Server);
+/// assert_eq!(err.status(), Some(503));
+/// assert!(err.is_recoverable());
+/// ```
+pub struct Error(Box<Inner>);
+
+struct Inner {
+    kind: ErrorKind,
+    message: String,
+    provider: Option<String>,
+    model: Option<String>,
+    status: Option<u16>,
+    retry_after: Option<Duration>,
+    fix: Option<String>,
+    code: Option<String>,
+    source: Option<BoxError>,
+    attempts: Vec<Error>,
+    partial: Option<ChatResponse>,
+}
+
+impl Error {
+    /// Creates an error of `kind` with a message that says what happened.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Error {
+        Error(Box::new(Inner {
+            kind,
+            message: message.into(),
+            provider: None,
+            model: None,
+            status: None,
+            retry_after: None,
+            fix: None,
+            code: None,
+            source: None,
+            attempts: Vec::new(),
+            partial: None,
+        }))
+    }
+
+    /// Creates the error a provider's HTTP error status means, with the default kind for
+    /// that status (see [`ErrorKind::from_status`]).
+    pub fn from_status(
+        provider: impl Into<String>,
+        status: u16,
+        message: impl Into<String>,
+    ) -> Error {
+        Error::new(ErrorKind::from_status(status), message)
+            .with_provider(provider)
+            .with_status(status)
+    }
+
+    /// Sets the provider the error came from.
+    #[must_use]
+    pub fn with_provider(mut self, provider: impl Into<String>) -> Error {
+        self.0.provider = Some(provider.into());
+        self
+    }
+
+    /// Sets the model the failed call was for.
+    #[must_use]
+    pub fn with_model(mut self, model: impl Into<String>) -> Error {
+        self.0.model = Some(model.into());
+        self
+    }
+
+    /// Sets the HTTP status the provider answered with.
+    #[must_use]
+    pub fn with_status(mut self, status: u16) -> Error {
+        self.0.status = Some(status);
+        self
+    }
+
+    /// Sets how long the provider asked us to wait before trying again.
+    #[must_use]
+    pub fn with_retry_after(mut self, retry_after: Duration) -> Error {
+        self.0.retry_after = Some(retry_after);
+        self
+    }
+
+    /// Sets a sentence that tells the caller how to fix the problem.
+    #[must_use]
+    pub fn with_fix(mut self, fix: impl Into<String>) -> Error {
+        self.0.fix = Some(fix.into());
+        self
+    }
+
+    /// Sets the provider's own error code or type (e.g. `insufficient_quota`).
+    #[must_use]
+    pub fn with_code(mut self, code: impl Into<String>) -> Error {
+        self.0.code = Some(code.into());
+        self
+    }
+
+    /// Sets the underlying cause.
+    #[must_use]
+    pub fn with_source(mut self, source: impl Into<BoxError>) -> Error {
+        self.0.source = Some(source.into());
+        self
+    }
+
+    /// Returns what kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        self.0.kind
+    }
+
+    /// Returns the message, without provider, status or fix decorations.
+    pub fn message(&self) -> &str {
+        &self.0.message
+    }
+
+    /// Returns the provider that failed, when a provider was involved.
+    pub fn provider(&self) -> Option<&str> {
+        self.0.provider.as_deref()
+    }
+
+    /// Returns the model the failed call was for, when known.
+    pub fn model(&self) -> Option<&str> {
+        self.0.model.as_deref()
+    }
+
+    /// Returns the HTTP status the provider answered with, if it answered.
+    pub fn status(&self) -> Option<u16> {
+        self.0.status
+    }
+
+    /// Returns how long the provider asked us to wait, from `Retry-After`, `retry-after-ms`
+    /// or a body field such as Gemini's `retryDelay`.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.0.retry_after
+    }
+
+    /// Returns the hint on how to fix the problem, if there is one.
+    pub fn fix(&self) -> Option<&str> {
+        self.0.fix.as_deref()
+    }
+
+    /// Returns the provider's own error code or type, if it sent one.
+    pub fn code(&self) -> Option<&str> {
+        self.0.code.as_deref()
+    }
+
+    /// Returns every attempt's error, in order, for [`ErrorKind::AllTargetsFailed`] and
+    /// [`ErrorKind::RetriesExhausted`]; empty for other kinds.
+    pub fn attempt_errors(&self) -> &[Error] {
+        &self.0.attempts
+    }
+
+    /// Returns the part of the answer that arrived before a stream broke
+    /// ([`ErrorKind::StreamInterrupted`]).
+    pub fn partial(&self) -> Option<&ChatResponse> {
+        self.0.partial.as_ref()
+    }
+
+    /// Says whether trying the same target again, after a pause, may succeed.
+    pub fn is_retryable(&self) -> bool {
+        if self.0.kind == ErrorKind::RetriesExhausted || self.0.kind == ErrorKind::AllTargetsFailed
+        {
+            return false;
+        }
+        self.0.kind.is_retryable()
+    }
+
+    /// Says whether another provider may succeed where this one failed: the default rule of
+    /// [`FallbackClient`](crate::FallbackClient).
+    ///
+    /// True for every failure that came from a provider or the way to it — any HTTP error
+    /// status, transport, timeout, decode of a provider's reply, retries exhausted, circuit
+    /// open. False for errors raised before any provider was asked: a request Switchboard
+    /// refused to build, a budget refusal, a configuration error.
+    pub fn is_recoverable(&self) -> bool {
+        match self.0.kind {
+            ErrorKind::BudgetExceeded | ErrorKind::Config => false,
+            ErrorKind::InvalidRequest
+            | ErrorKind::Authentication
+            | ErrorKind::PermissionDenied
+            | ErrorKind::NotFound
+            | ErrorKind::ContextLength
+            | ErrorKind::ContentFiltered => self.0.status.is_some(),
+            _ => true,
+        }
+    }
+
+    // ---- crate-private constructors, named by kind -------------------------------------
+
+    pub(crate) fn invalid_request(message: impl Into<String>, fix: impl Into<String>) -> Error {
+        Error::new(ErrorKind::InvalidRequest, message).with_fix(fix)
+    }
+
+    pub(crate) fn config(message: impl Into<String>, fix: impl Into<String>) -> Error {
+        Error::new(ErrorKind::Config, message).with_fix(fix)
+    }
+
+    #[allow(dead_code)]
+    pub(crate) fn decode(provider: &str, message: impl Into<String>) -> Error {
+        Error::new(ErrorKind::Decode, message).with_provider(provider)
+    }
+
+    pub(crate) fn all_targets_failed(attempts: Vec<Error>) -> Error {
+        let n = attempts.len();
+        let mut err = Error::new(
+            ErrorKind::AllTargetsFailed,
+            format!("all {n} targets failed"),
+        )
+        .with_fix("check each attempt's error below; add a fallback target or wait for the providers to recover");
+        err.0.retry_after = attempts.iter().filter_map(Error::retry_after).min();
+        err.0.attempts = attempts;
+        err
+    }
+
+    pub(crate) fn stream_interrupted(cause: Error, partial: ChatResponse) -> Error {
+        let provider = cause.provider().map(str::to_owned);
+        let status = cause.status();
+        let mut err = Error::new(
+            ErrorKind::StreamInterrupted,
+            format!(
+                "stream broke after {} characters of output: {}",
+                partial.text().len(),
+                cause.message()
+            ),
+        )
+        .with_fix("the partial answer is in `Error::partial`; retry the whole request to get a complete one");
+        err.0.provider = provider;
+        err.0.status = status;
+        err.0.partial = Some(partial);
+        err.0.source = Some(Box::new(cause));
+        err
+    }
+
+    /// Returns the last attempt's error as this error's cause (for `source()`).
+    fn last_attempt(&self) -> Option<&Error> {
+        self.0.attempts.last()
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = &self.0;
+        if let Some(provider) = &inner.provider {
+            write!(f, "{provider}: ")?;
+        }
+        write!(f, "{}", inner.kind)?;
+        if let Some(status) = inner.status {
+            write!(f, " (HTTP {status})")?;
+        }
+        if !inner.message.is_empty() {
+            write!(f, ": {}", inner.message)?;
+        }
+        if let Some(wait) = inner.retry_after {
+            write!(f, "; retry after {:.1}s", wait.as_secs_f64())?;
+        }
+        if let Some(fix) = &inner.fix {
+            write!(f, "; fix: {fix}")?;
+        }
+        if !inner.attempts.is_empty() {
+            for (i, attempt) in inner.attempts.iter().enumerate() {
+                write!(f, "\n  attempt {}: {attempt}", i + 1)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = &self.0;
+        let mut d = f.debug_struct("Error");
+        d.field("kind", &inner.kind);
+        d.field("message", &inner.message);
+        if let Some(p) = &inner.provider {
+            d.field("provider", p);
+        }
+        if let Some(m) = &inner.model {
+            d.field("model", m);
+        }
+        if let Some(s) = inner.status {
+            d.field("status", &s);
+        }
+        if let Some(r) = inner.retry_after {
+            d.field("retry_after", &r);
+        }
+        if let Some(c) = &inner.code {
+            d.field("code", c);
+        }
+        if !inner.attempts.is_empty() {
+            d.field("attempts", &inner.attempts);
+        }
+        if let Some(s) = &inner.source {
+            d.field("source", s);
+        }
+        d.finish()
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        if let Some(source) = &self.0.source {
+            return Some(source.as_ref());
+        }
+        self.last_attempt()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    fn _assert_impls() {
+        fn send_sync<T: Send + Sync + 'static>() {}
+        send_sync::<Error>();
+    }
+
+    #[test]
+    fn error_is_one_pointer_wide() {
+        assert_eq!(std::mem::size_of::<Error>(), std::mem::size_of::<usize>());
+        assert_eq!(
+            std::mem::size_of::<Result<()>>(),
+            std::mem::size_of::<usize>()
+        );
+    }
+
+    #[test]
+    fn display_names_provider_status_and_fix() {
+        let err = Error::from_status("anthropic", 529, "Overloaded")
+            .with_retry_after(Duration::from_secs(2))
+            .with_fix("wait or fall back");
+        assert_eq!(
+            err.to_string(),
+            "anthropic: overloaded (HTTP 529): Overloaded; retry after 2.0s; fix: wait or fall back"
+        );
+    }
+
+    #[test]
+    fn all_targets_failed_lists_attempts_and_sources_the_last() {
+        let first = Error::from_status("a", 503, "down");
+        let second =
+            Error::from_status("b", 429, "slow down").with_retry_after(Duration::from_secs(3));
+        let err = Error::all_targets_failed(vec![first, second]);
+        assert_eq!(err.kind(), ErrorKind::AllTargetsFailed);
+        assert_eq!(err.attempt_errors().len(), 2);
+        assert_eq!(err.retry_after(), Some(Duration::from_secs(3)));
+        let source = err.source().expect("source").to_string();
+        assert!(source.starts_with("b: rate limited"), "{source}");
+        assert!(err
+            .to_string()
+            .contains("attempt 1: a: server error (HTTP 503): down"));
+    }
+
+    #[test]
+    fn status_defaults_cover_the_documented_table() {
+        let table = [
+            (400, ErrorKind::InvalidRequest),
+            (401, ErrorKind::Authentication),
+            (403, ErrorKind::PermissionDenied),
+            (404, ErrorKind::NotFound),
+            (408, ErrorKind::Timeout),
+            (409, ErrorKind::Overloaded),
+            (413, ErrorKind::InvalidRequest),
+            (425, ErrorKind::Overloaded),
+            (429, ErrorKind::RateLimited),
+            (500, ErrorKind::Server),
+            (502, ErrorKind::Server),
+            (503, ErrorKind::Server),
+            (504, ErrorKind::Server),
+            (529, ErrorKind::Overloaded),
+        ];
+        for (status, kind) in table {
+            assert_eq!(ErrorKind::from_status(status), kind, "status {status}");
+        }
+    }
+
+    #[test]
+    fn kind_names_are_unique() {
+        let mut names: Vec<_> = ErrorKind::all().iter().map(|k| k.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), ErrorKind::all().len());
+    }
+}

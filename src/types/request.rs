@@ -1,0 +1,446 @@
+//! [`ChatRequest`]: the conversation plus the model parameters, as one provider-neutral value.
+
+use std::collections::HashSet;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::message::{Message, Part, Role};
+use crate::error::{Error, Result};
+
+/// A function the model may call.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ToolSpec {
+    /// The function's name.
+    pub name: String,
+    /// What it does; the model reads this to decide when to call it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// A JSON Schema for the arguments object.
+    pub parameters: Value,
+    /// Asks providers that support it (OpenAI) to enforce the schema strictly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strict: Option<bool>,
+}
+
+impl ToolSpec {
+    /// Creates a tool from its name, description and argument schema.
+    pub fn new(
+        name: impl Into<String>,
+        description: impl Into<String>,
+        parameters: Value,
+    ) -> ToolSpec {
+        ToolSpec {
+            name: name.into(),
+            description: Some(description.into()),
+            parameters,
+            strict: None,
+        }
+    }
+}
+
+/// Whether and which tool the model must call.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type", content = "name")]
+pub enum ToolChoice {
+    /// The model decides.
+    Auto,
+    /// The model must not call tools.
+    None,
+    /// The model must call some tool.
+    Required,
+    /// The model must call this tool.
+    Tool(String),
+}
+
+/// The shape the answer must take.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum ResponseFormat {
+    /// Free text (the default).
+    Text,
+    /// Any JSON object.
+    Json,
+    /// JSON matching a schema. Providers without native support get a forced tool call or,
+    /// as a last resort, a prompt.
+    JsonSchema {
+        /// A name for the schema (OpenAI requires one).
+        name: String,
+        /// The JSON Schema.
+        schema: Value,
+        /// Whether the provider should enforce it strictly where it can.
+        #[serde(default)]
+        strict: bool,
+    },
+}
+
+/// How hard a reasoning model should think.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReasoningEffort {
+    /// The least reasoning the model allows.
+    Minimal,
+    /// Little reasoning.
+    Low,
+    /// The usual amount.
+    Medium,
+    /// As much as the model likes.
+    High,
+}
+
+impl ReasoningEffort {
+    /// Returns the lowercase name OpenAI uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReasoningEffort::Minimal => "minimal",
+            ReasoningEffort::Low => "low",
+            ReasoningEffort::Medium => "medium",
+            ReasoningEffort::High => "high",
+        }
+    }
+
+    /// Returns a thinking-token budget for protocols that take one (Anthropic, Gemini).
+    pub fn budget_tokens(self) -> u32 {
+        match self {
+            ReasoningEffort::Minimal => 1024,
+            ReasoningEffort::Low => 2048,
+            ReasoningEffort::Medium => 8192,
+            ReasoningEffort::High => 24576,
+        }
+    }
+}
+
+/// One chat request: messages and model parameters, independent of any provider.
+///
+/// The model is not part of the request: each client knows its own, which is what lets a
+/// [`FallbackClient`](crate::FallbackClient) send the same request to different models.
+///
+/// # Examples
+/// ```
+/// use switchboard::{ChatRequest, Message};
+///
+/// let req = ChatRequest::new(vec![Message::system("Be brief."), Message::user("hello")])
+///     .with_max_tokens(200)
+///     .with_temperature(0.2);
+/// assert_eq!(req.max_tokens, Some(200));
+/// ```
+#[non_exhaustive]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChatRequest {
+    /// The conversation so far.
+    pub messages: Vec<Message>,
+    /// The most tokens to generate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
+    /// Sampling temperature.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f32>,
+    /// Nucleus sampling cut-off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_p: Option<f32>,
+    /// Sequences that end generation.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stop: Vec<String>,
+    /// A seed for providers that sample deterministically with one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// Functions the model may call.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<ToolSpec>,
+    /// Whether and which tool the model must call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_choice: Option<ToolChoice>,
+    /// The shape of the answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_format: Option<ResponseFormat>,
+    /// How hard a reasoning model should think.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning_effort: Option<ReasoningEffort>,
+    /// Provider-specific JSON merged into the top level of the request body, last, so it
+    /// can set anything the neutral fields cannot.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub extra: Map<String, Value>,
+}
+
+impl ChatRequest {
+    /// Creates a request from a conversation.
+    pub fn new(messages: Vec<Message>) -> ChatRequest {
+        ChatRequest {
+            messages,
+            ..ChatRequest::default()
+        }
+    }
+
+    /// Creates a request with a single user message.
+    pub fn user(text: impl Into<String>) -> ChatRequest {
+        ChatRequest::new(vec![Message::user(text)])
+    }
+
+    /// Sets the most tokens to generate.
+    #[must_use]
+    pub fn with_max_tokens(mut self, max_tokens: u32) -> ChatRequest {
+        self.max_tokens = Some(max_tokens);
+        self
+    }
+
+    /// Sets the sampling temperature.
+    #[must_use]
+    pub fn with_temperature(mut self, temperature: f32) -> ChatRequest {
+        self.temperature = Some(temperature);
+        self
+    }
+
+    /// Sets the nucleus sampling cut-off.
+    #[must_use]
+    pub fn with_top_p(mut self, top_p: f32) -> ChatRequest {
+        self.top_p = Some(top_p);
+        self
+    }
+
+    /// Adds a stop sequence.
+    #[must_use]
+    pub fn with_stop(mut self, stop: impl Into<String>) -> ChatRequest {
+        self.stop.push(stop.into());
+        self
+    }
+
+    /// Sets the sampling seed.
+    #[must_use]
+    pub fn with_seed(mut self, seed: u64) -> ChatRequest {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Adds a tool the model may call.
+    #[must_use]
+    pub fn with_tool(mut self, tool: ToolSpec) -> ChatRequest {
+        self.tools.push(tool);
+        self
+    }
+
+    /// Sets whether and which tool the model must call.
+    #[must_use]
+    pub fn with_tool_choice(mut self, choice: ToolChoice) -> ChatRequest {
+        self.tool_choice = Some(choice);
+        self
+    }
+
+    /// Sets the shape of the answer.
+    #[must_use]
+    pub fn with_response_format(mut self, format: ResponseFormat) -> ChatRequest {
+        self.response_format = Some(format);
+        self
+    }
+
+    /// Sets the reasoning effort.
+    #[must_use]
+    pub fn with_reasoning_effort(mut self, effort: ReasoningEffort) -> ChatRequest {
+        self.reasoning_effort = Some(effort);
+        self
+    }
+
+    /// Sets one provider-specific top-level body field.
+    #[must_use]
+    pub fn with_extra(mut self, key: impl Into<String>, value: Value) -> ChatRequest {
+        self.extra.insert(key.into(), value);
+        self
+    }
+
+    /// Checks the request is one any provider could accept.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidRequest`](crate::ErrorKind::InvalidRequest) when there are no
+    /// messages, when a message has no parts, when a tool result answers a call no earlier
+    /// assistant message made, when a tool choice names an undeclared tool, or when a
+    /// parameter is out of range.
+    pub fn validate(&self) -> Result<()> {
+        if self.messages.is_empty() {
+            return Err(Error::invalid_request(
+                "the request has no messages",
+                "add at least one message, e.g. `ChatRequest::user(\"hello\")`",
+            ));
+        }
+        let mut calls: HashSet<&str> = HashSet::new();
+        for (i, message) in self.messages.iter().enumerate() {
+            if message.parts.is_empty() {
+                return Err(Error::invalid_request(
+                    format!("message {i} ({}) has no content", message.role.as_str()),
+                    "give every message at least one part, or remove it",
+                ));
+            }
+            for part in &message.parts {
+                match part {
+                    Part::ToolCall(call) => {
+                        calls.insert(call.id.as_str());
+                    }
+                    Part::ToolResult(result) if !calls.contains(result.call_id.as_str()) => {
+                        return Err(Error::invalid_request(
+                            format!(
+                                "message {i} is a tool result for call `{}`, but no earlier assistant message made that call",
+                                result.call_id
+                            ),
+                            "include the assistant message with the tool call before its result, or fix the call id",
+                        ));
+                    }
+                    _ => {}
+                }
+            }
+            if message.role == Role::Tool
+                && !message
+                    .parts
+                    .iter()
+                    .any(|p| matches!(p, Part::ToolResult(_)))
+            {
+                return Err(Error::invalid_request(
+                    format!("message {i} has role `tool` but holds no tool result"),
+                    "build tool messages with `Message::tool_result(call_id, content)`",
+                ));
+            }
+        }
+        if let Some(ToolChoice::Tool(name)) = &self.tool_choice {
+            if !self.tools.iter().any(|t| &t.name == name) {
+                return Err(Error::invalid_request(
+                    format!("tool choice names `{name}`, which is not among the request's tools"),
+                    "add the tool with `with_tool` or choose one that is declared",
+                ));
+            }
+        }
+        if let Some(t) = self.temperature {
+            if !(0.0..=2.0).contains(&t) || t.is_nan() {
+                return Err(Error::invalid_request(
+                    format!("temperature {t} is out of range"),
+                    "use a temperature between 0.0 and 2.0",
+                ));
+            }
+        }
+        if let Some(p) = self.top_p {
+            if !(0.0..=1.0).contains(&p) || p.is_nan() {
+                return Err(Error::invalid_request(
+                    format!("top_p {p} is out of range"),
+                    "use a top_p between 0.0 and 1.0",
+                ));
+            }
+        }
+        if self.max_tokens == Some(0) {
+            return Err(Error::invalid_request(
+                "max_tokens is 0",
+                "ask for at least one token, or leave max_tokens unset",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Returns the system messages' text joined by blank lines, or `None` if there are none.
+    pub fn system_text(&self) -> Option<String> {
+        let parts: Vec<String> = self
+            .messages
+            .iter()
+            .filter(|m| m.role == Role::System)
+            .map(Message::text)
+            .collect();
+        if parts.is_empty() {
+            None
+        } else {
+            Some(parts.join("\n\n"))
+        }
+    }
+
+    /// Estimates the input tokens (about four bytes a token), for budgets and capability checks
+    /// before the provider has counted.
+    pub fn estimated_input_tokens(&self) -> u64 {
+        let mut bytes = 0usize;
+        for message in &self.messages {
+            bytes += 4;
+            for part in &message.parts {
+                bytes += match part {
+                    Part::Text { text } => text.len(),
+                    Part::ToolCall(c) => c.name.len() + c.arguments.to_string().len(),
+                    Part::ToolResult(r) => r.content.len(),
+                    Part::Thinking(t) => t.text.len(),
+                    // Images cost roughly a thousand tokens on most providers.
+                    Part::Image(_) => 4000,
+                    Part::Document(_) | Part::Audio(_) => 8000,
+                };
+            }
+        }
+        for tool in &self.tools {
+            bytes += tool.name.len() + tool.parameters.to_string().len();
+        }
+        (bytes as u64).div_ceil(4)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+    use crate::types::message::ToolCall;
+
+    #[test]
+    fn empty_message_list_is_a_typed_error_with_a_fix() {
+        let err = ChatRequest::new(vec![]).validate().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidRequest);
+        assert!(err.fix().unwrap().contains("add at least one message"));
+        assert!(!err.is_recoverable());
+    }
+
+    #[test]
+    fn tool_result_without_matching_call_is_rejected() {
+        let req = ChatRequest::new(vec![
+            Message::user("hi"),
+            Message::tool_result("call_9", "42"),
+        ]);
+        let err = req.validate().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidRequest);
+        assert!(err.message().contains("call_9"), "{err}");
+    }
+
+    #[test]
+    fn tool_result_after_its_call_is_accepted() {
+        let call = ToolCall {
+            id: "call_1".into(),
+            name: "add".into(),
+            arguments: serde_json::json!({"a": 1}),
+            signature: None,
+        };
+        let req = ChatRequest::new(vec![
+            Message::user("add"),
+            Message::new(Role::Assistant, vec![Part::ToolCall(call)]),
+            Message::tool_result("call_1", "2"),
+        ]);
+        req.validate().unwrap();
+    }
+
+    #[test]
+    fn out_of_range_temperature_is_rejected() {
+        let err = ChatRequest::user("x")
+            .with_temperature(3.5)
+            .validate()
+            .unwrap_err();
+        assert!(err.message().contains("temperature"));
+    }
+
+    #[test]
+    fn tool_choice_must_name_a_declared_tool() {
+        let err = ChatRequest::user("x")
+            .with_tool_choice(ToolChoice::Tool("missing".into()))
+            .validate()
+            .unwrap_err();
+        assert!(err.message().contains("missing"));
+    }
+
+    #[test]
+    fn request_round_trips_through_json() {
+        let req = ChatRequest::user("hi")
+            .with_max_tokens(5)
+            .with_tool(ToolSpec::new(
+                "f",
+                "does f",
+                serde_json::json!({"type": "object"}),
+            ))
+            .with_tool_choice(ToolChoice::Tool("f".into()));
+        let json = serde_json::to_string(&req).unwrap();
+        let back: ChatRequest = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, req);
+    }
+}
