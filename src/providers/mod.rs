@@ -2,5 +2,9 @@
 //! offline use.
 
 mod function;
+#[allow(dead_code)] // Parts are used only once a protocol module is compiled in.
+pub mod http;
+pub mod sse;
 
 pub use function::{FunctionClient, FunctionClientBuilder};
+pub use http::HttpSettings;
