@@ -207,6 +207,7 @@ struct Inner {
     source: Option<BoxError>,
     attempts: Vec<Error>,
     partial: Option<ChatResponse>,
+    from_provider: bool,
 }
 
 impl Error {
@@ -224,6 +225,7 @@ impl Error {
             source: None,
             attempts: Vec::new(),
             partial: None,
+            from_provider: false,
         }))
     }
 
@@ -354,7 +356,7 @@ impl Error {
     /// [`FallbackClient`](crate::FallbackClient).
     ///
     /// True for every failure that came from a provider or the way to it — any HTTP error
-    /// status, transport, timeout, decode of a provider's reply, retries exhausted, circuit
+    /// status or error reported inside a provider's reply, transport, timeout, decode of a provider's reply, retries exhausted, circuit
     /// open. False for errors raised before any provider was asked: a request Switchboard
     /// refused to build, a budget refusal, a configuration error.
     pub fn is_recoverable(&self) -> bool {
@@ -365,12 +367,21 @@ impl Error {
             | ErrorKind::PermissionDenied
             | ErrorKind::NotFound
             | ErrorKind::ContextLength
-            | ErrorKind::ContentFiltered => self.0.status.is_some(),
+            | ErrorKind::ContentFiltered => self.0.status.is_some() || self.0.from_provider,
             _ => true,
         }
     }
 
     // ---- crate-private constructors, named by kind -------------------------------------
+
+    /// Marks an error as the provider's answer even though it came without an HTTP error
+    /// status (an in-stream error event, a blocked prompt in a 200 reply), so fallback
+    /// treats it like any other provider failure.
+    #[allow(dead_code)]
+    pub(crate) fn from_provider(mut self) -> Error {
+        self.0.from_provider = true;
+        self
+    }
 
     pub(crate) fn invalid_request(message: impl Into<String>, fix: impl Into<String>) -> Error {
         Error::new(ErrorKind::InvalidRequest, message).with_fix(fix)
