@@ -1,0 +1,144 @@
+//! `switchboard chat`: one message to a model (with fallbacks), the answer printed.
+
+use std::io::{IsTerminal, Read, Write};
+
+use clap::Args;
+use futures_util::StreamExt;
+use switchboard::{
+    create_client, ChatClient, ChatRequest, DynClient, Error, FallbackClient, Message, StreamEvent,
+};
+
+use crate::output;
+
+/// Arguments of `switchboard chat`.
+#[derive(Debug, Args)]
+pub(crate) struct ChatArgs {
+    /// The model to ask, as PROVIDER:MODEL (e.g. openai:gpt-4o-mini).
+    #[arg(long, short = 'm')]
+    model: String,
+    /// A model to try when the ones before it fail; repeat for more, in order.
+    #[arg(long = "fallback", value_name = "PROVIDER:MODEL")]
+    fallbacks: Vec<String>,
+    /// The message to send; read from standard input when absent.
+    #[arg(long, short = 'M')]
+    message: Option<String>,
+    /// A system prompt.
+    #[arg(long)]
+    system: Option<String>,
+    /// The most tokens to generate.
+    #[arg(long)]
+    max_tokens: Option<u32>,
+    /// Sampling temperature.
+    #[arg(long)]
+    temperature: Option<f32>,
+    /// Prints the answer as it is generated.
+    #[arg(long)]
+    stream: bool,
+    /// Prints one JSON object (the answer, or the error) instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) async fn run(args: ChatArgs) -> u8 {
+    let json = args.json;
+    match chat(args).await {
+        Ok(()) => 0,
+        Err(err) => {
+            if json {
+                println!("{}", output::error_json(&err));
+            } else {
+                eprintln!("error: {err}");
+            }
+            output::exit_code(&err)
+        }
+    }
+}
+
+fn build_request(args: &ChatArgs) -> Result<ChatRequest, Error> {
+    let text = match &args.message {
+        Some(text) => text.clone(),
+        None => {
+            let mut stdin = std::io::stdin();
+            if stdin.is_terminal() {
+                return Err(Error::new(
+                    switchboard::ErrorKind::InvalidRequest,
+                    "no message given",
+                )
+                .with_fix("pass --message TEXT or pipe the message on standard input"));
+            }
+            let mut text = String::new();
+            stdin.read_to_string(&mut text).map_err(|e| {
+                Error::new(
+                    switchboard::ErrorKind::InvalidRequest,
+                    format!("could not read standard input: {e}"),
+                )
+            })?;
+            text
+        }
+    };
+    if text.trim().is_empty() {
+        return Err(
+            Error::new(switchboard::ErrorKind::InvalidRequest, "the message is empty")
+                .with_fix("pass --message TEXT or pipe a non-empty message on standard input"),
+        );
+    }
+    let mut messages = Vec::new();
+    if let Some(system) = &args.system {
+        messages.push(Message::system(system.clone()));
+    }
+    messages.push(Message::user(text));
+    let mut req = ChatRequest::new(messages);
+    req.max_tokens = args.max_tokens;
+    req.temperature = args.temperature;
+    req.validate()?;
+    Ok(req)
+}
+
+fn build_client(args: &ChatArgs) -> Result<DynClient, Error> {
+    let primary = create_client(&args.model)?;
+    if args.fallbacks.is_empty() {
+        return Ok(primary);
+    }
+    let mut clients = vec![primary];
+    for spec in &args.fallbacks {
+        clients.push(create_client(spec)?);
+    }
+    Ok(std::sync::Arc::new(FallbackClient::new(clients)?))
+}
+
+async fn chat(args: ChatArgs) -> Result<(), Error> {
+    let req = build_request(&args)?;
+    let client = build_client(&args)?;
+    let response = if args.stream {
+        let mut stream = client.chat_stream(&req).await?;
+        let mut out = std::io::stdout().lock();
+        let mut done = None;
+        while let Some(event) = stream.next().await {
+            match event? {
+                StreamEvent::TextDelta { text } if !args.json => {
+                    let _ = out.write_all(text.as_bytes());
+                    let _ = out.flush();
+                }
+                StreamEvent::Done { response } => done = Some(*response),
+                _ => {}
+            }
+        }
+        if !args.json {
+            let _ = writeln!(out);
+        }
+        done.ok_or_else(|| {
+            Error::new(
+                switchboard::ErrorKind::StreamInterrupted,
+                "the stream ended without its final event",
+            )
+        })?
+    } else {
+        client.chat(&req).await?
+    };
+    if args.json {
+        println!("{}", output::response_json(&response));
+    } else if !args.stream {
+        println!("{}", response.text());
+    }
+    Ok(())
+}

@@ -1,0 +1,93 @@
+//! Rendering of answers and errors, for people and as `--json`.
+
+use serde_json::{json, Value};
+use switchboard::{Attempt, ChatResponse, Error, ErrorKind};
+
+/// Renders an attempt as its JSON object.
+fn attempt_json(a: &Attempt) -> Value {
+    json!({
+        "provider": a.provider,
+        "model": a.model,
+        "outcome": a.outcome.as_str(),
+        "error_kind": a.error_kind.map(ErrorKind::as_str),
+        "status": a.status,
+        "message": a.message,
+        "latency_ms": millis(a.latency),
+    })
+}
+
+fn millis(d: std::time::Duration) -> f64 {
+    (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
+}
+
+/// Renders a response as the `--json` object.
+pub(crate) fn response_json(r: &ChatResponse) -> Value {
+    let tool_calls: Vec<Value> = r
+        .tool_calls()
+        .iter()
+        .map(|c| json!({"id": c.id, "name": c.name, "arguments": c.arguments}))
+        .collect();
+    let thinking: String = r.thinking().iter().map(|t| t.text.as_str()).collect();
+    json!({
+        "text": r.text(),
+        "provider": r.provider,
+        "model": r.model_served(),
+        "requested_model": r.model,
+        "finish_reason": r.finish_reason.kind.as_str(),
+        "finish_reason_raw": r.finish_reason.raw,
+        "usage": {
+            "input_tokens": r.usage.input_tokens,
+            "output_tokens": r.usage.output_tokens,
+            "total_tokens": r.usage.total_tokens,
+            "cache_read_tokens": r.usage.cache_read_tokens,
+            "cache_write_tokens": r.usage.cache_write_tokens,
+            "reasoning_tokens": r.usage.reasoning_tokens,
+        },
+        "tool_calls": tool_calls,
+        "thinking": if thinking.is_empty() { Value::Null } else { Value::String(thinking) },
+        "response_id": r.response_id,
+        "request_id": r.request_id,
+        "latency_ms": millis(r.latency),
+        "attempts": r.attempts().iter().map(attempt_json).collect::<Vec<_>>(),
+    })
+}
+
+/// Renders an error as the `--json` object `{"error": {...}}`.
+pub(crate) fn error_json(e: &Error) -> Value {
+    let attempts: Vec<Value> = e
+        .attempt_errors()
+        .iter()
+        .map(|a| {
+            json!({
+                "provider": a.provider(),
+                "model": a.model(),
+                "outcome": "failed",
+                "error_kind": a.kind().as_str(),
+                "status": a.status(),
+                "message": a.message(),
+            })
+        })
+        .collect();
+    json!({
+        "error": {
+            "kind": e.kind().as_str(),
+            "message": e.message(),
+            "provider": e.provider(),
+            "status": e.status(),
+            "code": e.code(),
+            "retry_after_s": e.retry_after().map(|d| d.as_secs_f64()),
+            "fix": e.fix(),
+            "partial_text": e.partial().map(ChatResponse::text),
+            "attempts": attempts,
+        }
+    })
+}
+
+/// Exit code for a failed call: 2 for problems the user must fix locally, 1 otherwise.
+pub(crate) fn exit_code(e: &Error) -> u8 {
+    match e.kind() {
+        ErrorKind::Config => 2,
+        ErrorKind::InvalidRequest if e.status().is_none() => 2,
+        _ => 1,
+    }
+}

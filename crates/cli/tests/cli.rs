@@ -1,0 +1,193 @@
+//! Runs the built `switchboard` binary against mock providers replaying recorded wire data.
+
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use switchboard_testkit::fixture;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+fn switchboard(args: &[&str], env: &[(&str, String)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchboard"));
+    cmd.args(args);
+    // Start from a clean slate so keys on the machine never leak into a test.
+    for var in [
+        "OPENAI_API_KEY",
+        "OPENAI_BASE_URL",
+        "ANTHROPIC_API_KEY",
+        "ANTHROPIC_BASE_URL",
+        "GEMINI_API_KEY",
+        "GOOGLE_API_KEY",
+    ] {
+        cmd.env_remove(var);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run switchboard")
+}
+
+fn json_of(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+async fn openai_mock(status: u16, body_fixture: &str, sse: bool) -> MockServer {
+    let server = MockServer::start().await;
+    let mut template = ResponseTemplate::new(status);
+    template = if sse {
+        template.set_body_raw(fixture(body_fixture), "text/event-stream")
+    } else {
+        template.set_body_raw(fixture(body_fixture), "application/json")
+    };
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(template)
+        .mount(&server)
+        .await;
+    server
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn chat_json_prints_text_usage_and_attempts() {
+    let server = openai_mock(200, "openai/chat_text.json", false).await;
+    let env = [
+        ("SWITCHBOARD_OPENAI_API_KEY", "sk-test-secret".to_owned()),
+        ("SWITCHBOARD_OPENAI_BASE_URL", format!("{}/v1", server.uri())),
+    ];
+    let out = tokio::task::spawn_blocking(move || {
+        switchboard(&["chat", "--model", "openai:gpt-4o", "--message", "hi", "--json"], &env)
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v = json_of(&out);
+    let expected: Value = serde_json::from_slice(&fixture("openai/chat_text.json")).unwrap();
+    assert_eq!(v["text"], expected["choices"][0]["message"]["content"]);
+    assert_eq!(v["provider"], "openai");
+    assert_eq!(v["finish_reason"], "stop");
+    assert_eq!(v["usage"]["input_tokens"], expected["usage"]["prompt_tokens"]);
+    assert_eq!(v["usage"]["output_tokens"], expected["usage"]["completion_tokens"]);
+    assert_eq!(v["usage"]["total_tokens"], expected["usage"]["total_tokens"]);
+    assert_eq!(v["attempts"][0]["outcome"], "success");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("sk-test-secret"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn chat_stream_prints_text_as_it_arrives() {
+    let server = openai_mock(200, "openai/stream_text.sse", true).await;
+    let env = [
+        ("SWITCHBOARD_OPENAI_API_KEY", "sk-test".to_owned()),
+        ("SWITCHBOARD_OPENAI_BASE_URL", format!("{}/v1", server.uri())),
+    ];
+    let env2 = env.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        switchboard(&["chat", "-m", "openai:gpt-4o", "-M", "hi", "--stream"], &env)
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(!text.is_empty());
+    // The same stream with --json gives the same text in the object.
+    let out = tokio::task::spawn_blocking(move || {
+        switchboard(&["chat", "-m", "openai:gpt-4o", "-M", "hi", "--stream", "--json"], &env2)
+    })
+    .await
+    .unwrap();
+    let v = json_of(&out);
+    assert_eq!(v["text"].as_str().unwrap().trim(), text);
+    assert!(v["usage"]["total_tokens"].as_u64().unwrap() > 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fallback_answers_after_the_primary_503() {
+    let primary = openai_mock(503, "openai/error_503.json", false).await;
+    let backup = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_raw(fixture("anthropic/messages_text.json"), "application/json"),
+        )
+        .mount(&backup)
+        .await;
+    let env = [
+        ("SWITCHBOARD_OPENAI_API_KEY", "sk-test".to_owned()),
+        ("SWITCHBOARD_OPENAI_BASE_URL", format!("{}/v1", primary.uri())),
+        ("SWITCHBOARD_ANTHROPIC_API_KEY", "sk-ant-test".to_owned()),
+        ("SWITCHBOARD_ANTHROPIC_BASE_URL", backup.uri()),
+    ];
+    let out = tokio::task::spawn_blocking(move || {
+        switchboard(
+            &[
+                "chat", "--model", "openai:gpt-4o", "--fallback", "anthropic:claude-sonnet-4-5",
+                "--message", "hi", "--json",
+            ],
+            &env,
+        )
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v = json_of(&out);
+    assert_eq!(v["provider"], "anthropic");
+    let attempts = v["attempts"].as_array().unwrap();
+    assert_eq!(attempts[0]["provider"], "openai");
+    assert_eq!(attempts[0]["outcome"], "failed");
+    assert_eq!(attempts[0]["status"], 503);
+    assert_eq!(attempts.last().unwrap()["outcome"], "success");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn provider_error_is_a_json_error_object_and_nonzero_exit() {
+    let server = openai_mock(401, "openai/error_401.json", false).await;
+    let env = [
+        ("SWITCHBOARD_OPENAI_API_KEY", "sk-wrong".to_owned()),
+        ("SWITCHBOARD_OPENAI_BASE_URL", format!("{}/v1", server.uri())),
+    ];
+    let out = tokio::task::spawn_blocking(move || {
+        switchboard(&["chat", "--model", "openai:gpt-4o", "--message", "hi", "--json"], &env)
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let v = json_of(&out);
+    assert_eq!(v["error"]["kind"], "authentication");
+    assert_eq!(v["error"]["status"], 401);
+    assert_eq!(v["error"]["provider"], "openai");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("sk-wrong"));
+}
+
+#[test]
+fn missing_key_exits_2_and_names_the_variables() {
+    let out = switchboard(
+        &["chat", "--model", "anthropic:claude-sonnet-4-5", "--message", "hi", "--json"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let v = json_of(&out);
+    assert_eq!(v["error"]["kind"], "config");
+    assert!(v["error"]["fix"].as_str().unwrap().contains("ANTHROPIC_API_KEY"));
+}
+
+#[test]
+fn message_from_stdin_is_used_and_empty_input_is_refused() {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(["chat", "--model", "openai:gpt-4o", "--json"])
+        .env("SWITCHBOARD_OPENAI_API_KEY", "k")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"   \n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(json_of(&out)["error"]["kind"], "invalid_request");
+}
