@@ -167,10 +167,7 @@ fn merge_extra(
             map.insert(key.clone(), value.clone());
         }
     }
-    let overrides_messages = map.contains_key("messages");
-    if !overrides_messages {
-        map.insert("messages".to_owned(), Value::Array(Vec::new()));
-    }
+    let overrides_messages = extra.contains_key("messages");
     let mut merged: wire::ChatCompletionRequest =
         serde_json::from_value(Value::Object(map)).map_err(bad)?;
     if !overrides_messages {
