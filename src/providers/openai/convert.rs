@@ -404,3 +404,46 @@ pub(crate) fn usage(u: &wire::Usage) -> Usage {
             .and_then(|d| d.reasoning_tokens),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::providers::openai::profile;
+
+    #[test]
+    fn finish_reasons_map_to_kinds_and_keep_the_raw_word() {
+        let table = [
+            (Some("stop"), FinishKind::Stop),
+            (Some("length"), FinishKind::Length),
+            (Some("tool_calls"), FinishKind::ToolCalls),
+            (Some("function_call"), FinishKind::ToolCalls),
+            (Some("content_filter"), FinishKind::ContentFilter),
+            (Some("insufficient_system_resource"), FinishKind::Other),
+            (None, FinishKind::Stop),
+        ];
+        for (raw, kind) in table {
+            let reason = finish_reason(raw, false);
+            assert_eq!(reason.kind, kind, "{raw:?}");
+            assert_eq!(reason.raw.as_deref(), raw);
+        }
+        assert_eq!(finish_reason(Some("stop"), true).kind, FinishKind::Refusal);
+    }
+
+    #[test]
+    fn a_bad_extra_value_for_a_known_field_is_an_invalid_request() {
+        let req = ChatRequest::user("hi").with_extra("temperature", Value::from("hot"));
+        let openai = profile("openai").unwrap();
+        let err = to_wire(&req, "m", openai, false).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::InvalidRequest);
+    }
+
+    #[test]
+    fn mistral_gets_its_seed_under_random_seed() {
+        let req = ChatRequest::user("hi").with_seed(9);
+        let body = to_wire(&req, "m", profile("mistral").unwrap(), false).unwrap();
+        assert_eq!(
+            (body.seed, body.extra.get("random_seed")),
+            (None, Some(&Value::from(9)))
+        );
+    }
+}
