@@ -4,6 +4,7 @@
 mod function;
 #[allow(dead_code)] // Parts are used only once a protocol module is compiled in.
 pub mod http;
+pub mod openai;
 pub mod sse;
 
 pub use function::{FunctionClient, FunctionClientBuilder};
