@@ -378,6 +378,7 @@ impl Error {
     /// status (an in-stream error event, a blocked prompt in a 200 reply), so fallback
     /// treats it like any other provider failure.
     #[allow(dead_code)]
+    #[allow(clippy::wrong_self_convention)]
     pub(crate) fn from_provider(mut self) -> Error {
         self.0.from_provider = true;
         self
