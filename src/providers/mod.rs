@@ -2,6 +2,7 @@
 //! offline use.
 
 mod function;
+pub mod gemini;
 #[allow(dead_code)] // Parts are used only once a protocol module is compiled in.
 pub mod http;
 pub mod sse;
