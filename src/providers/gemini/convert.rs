@@ -28,8 +28,8 @@ use super::wire::{
 };
 use crate::error::{Error, Result};
 use crate::types::{
-    ChatRequest, ChatResponse, FinishKind, FinishReason, Media, MediaSource, Part,
-    ResponseFormat, Role, Thinking, ToolCall, ToolChoice, ToolResult, Usage,
+    ChatRequest, ChatResponse, FinishKind, FinishReason, Media, MediaSource, Part, ResponseFormat,
+    Role, Thinking, ToolCall, ToolChoice, ToolResult, Usage,
 };
 
 /// The origin tag of reasoning produced by this protocol.

@@ -123,11 +123,7 @@ impl GeminiClient {
 
     /// Returns `{root}/v1beta/models/{model}:{method}`.
     fn url(&self, method: &str) -> String {
-        format!(
-            "{}/v1beta/models/{}:{method}",
-            self.root,
-            self.info.model()
-        )
+        format!("{}/v1beta/models/{}:{method}", self.root, self.info.model())
     }
 
     fn tag(&self) -> impl Fn(Error) -> Error + '_ {
@@ -151,7 +147,9 @@ impl GeminiClient {
     async fn generate(&self, req: &ChatRequest) -> Result<ChatResponse> {
         req.validate()?;
         let started = Instant::now();
-        let body = self.post("generateContent", &convert::to_wire(req)?).await?;
+        let body = self
+            .post("generateContent", &convert::to_wire(req)?)
+            .await?;
         let (wire, raw) = if self.keep_raw {
             let raw: Value = parse_json(PROVIDER, &body)?;
             let wire: GenerateContentResponse = parse_json(PROVIDER, raw.to_string().as_bytes())?;
