@@ -36,7 +36,7 @@
 //!   it. The first function call of a model turn that has no signature (one another provider
 //!   made) gets Gemini's documented stand-in signature, which Gemini 3 requires.
 //! - A blocked prompt (no candidate, `promptFeedback.blockReason`) is an
-//!   [`ErrorKind::ContentFiltered`](crate::ErrorKind::ContentFiltered) error, so fallback can
+//!   [`ErrorKind::ContentFiltered`] error, so fallback can
 //!   try another provider; a candidate stopped by a filter is a response whose finish kind
 //!   is [`FinishKind::ContentFilter`](crate::FinishKind::ContentFilter).
 //! - Usage: `input_tokens` is `promptTokenCount` (it already includes cached tokens) plus
