@@ -42,6 +42,7 @@ pub use client::{BoxFuture, ChatClient, ChatClientExt, ClientInfo, DynClient};
 pub use error::{Error, ErrorKind, Result};
 pub use middleware::{FallbackClient, FallbackOn};
 pub use providers::anthropic::AnthropicClient;
+pub use providers::gemini::GeminiClient;
 pub use providers::openai::OpenAiClient;
 pub use providers::FunctionClient;
 pub use types::{

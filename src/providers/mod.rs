@@ -3,7 +3,7 @@
 
 pub mod anthropic;
 mod function;
-#[allow(dead_code)] // Parts are used only once a protocol module is compiled in.
+pub mod gemini;
 pub mod http;
 pub mod openai;
 pub mod sse;
