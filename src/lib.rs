@@ -41,6 +41,9 @@ pub mod types;
 pub use client::{BoxFuture, ChatClient, ChatClientExt, ClientInfo, DynClient};
 pub use error::{Error, ErrorKind, Result};
 pub use middleware::{FallbackClient, FallbackOn};
+pub use providers::anthropic::AnthropicClient;
+pub use providers::gemini::GeminiClient;
+pub use providers::openai::OpenAiClient;
 pub use providers::FunctionClient;
 pub use types::{
     Attempt, ChatRequest, ChatResponse, ChatStream, EmbedRequest, EmbedResponse, FinishKind,

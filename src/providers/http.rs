@@ -84,11 +84,6 @@ impl Transport {
         })
     }
 
-    /// Returns the provider name used in errors.
-    pub(crate) fn provider(&self) -> &str {
-        &self.provider
-    }
-
     fn headers(&self, auth: &Auth, extra: &[(&'static str, String)]) -> Result<HeaderMap> {
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));

@@ -34,7 +34,7 @@ pub struct SseEvent {
     pub data: String,
     /// Holds the last event ID in effect (set by the latest non-empty `id:`).
     pub id: Option<String>,
-    /// Holds the reconnection time in milliseconds from a `retry:` field seen since the previous event.
+    /// Holds the reconnection time in milliseconds from a `retry:` field since the previous event.
     pub retry: Option<u64>,
 }
 
@@ -209,7 +209,8 @@ fn parse_retry(value: &[u8]) -> Option<u64> {
     std::str::from_utf8(value).ok()?.parse().ok()
 }
 
-/// Adapts a byte stream into an event stream (errors of the byte stream pass through; at the end of input, finish() is applied).
+/// Adapts a byte stream into an event stream (errors of the byte stream pass through; at the end
+/// of input, [`SseDecoder::finish`] is applied).
 pub fn decode_stream<S, B, E>(bytes: S) -> impl Stream<Item = Result<SseEvent, E>> + Send
 where
     S: Stream<Item = Result<B, E>> + Send + 'static,
