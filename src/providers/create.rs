@@ -98,7 +98,10 @@ impl ClientOptions {
     /// Reads settings from `env` instead of the process environment (for tests and for
     /// settings held elsewhere).
     #[must_use]
-    pub fn env(mut self, env: impl Fn(&str) -> Option<String> + Send + Sync + 'static) -> ClientOptions {
+    pub fn env(
+        mut self,
+        env: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
+    ) -> ClientOptions {
         self.env = Arc::new(env);
         self
     }
@@ -171,13 +174,19 @@ pub fn create_client_with(spec: &str, options: &ClientOptions) -> Result<DynClie
                 .api_key(secrecy::ExposeSecret::expose_secret(&key))
                 .http_settings(options.http.clone())
                 .keep_raw(options.keep_raw);
-            if let Some(url) = options.url(&["SWITCHBOARD_ANTHROPIC_BASE_URL", "ANTHROPIC_BASE_URL"]) {
+            if let Some(url) =
+                options.url(&["SWITCHBOARD_ANTHROPIC_BASE_URL", "ANTHROPIC_BASE_URL"])
+            {
                 b = b.base_url(url);
             }
             Ok(Arc::new(b.build()?))
         }
         "gemini" | "google" => {
-            let keys = ["SWITCHBOARD_GEMINI_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY"];
+            let keys = [
+                "SWITCHBOARD_GEMINI_API_KEY",
+                "GEMINI_API_KEY",
+                "GOOGLE_API_KEY",
+            ];
             let key = options.key(&keys).ok_or_else(|| missing_key(&keys))?;
             let mut b = GeminiClient::builder()
                 .model(model.model())
@@ -253,14 +262,24 @@ mod tests {
         let err = create_client_with("anthropic:claude-sonnet-4-5", &env(&[])).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Config);
         let fix = err.fix().unwrap();
-        assert!(fix.contains("SWITCHBOARD_ANTHROPIC_API_KEY") && fix.contains("ANTHROPIC_API_KEY"), "{fix}");
+        assert!(
+            fix.contains("SWITCHBOARD_ANTHROPIC_API_KEY") && fix.contains("ANTHROPIC_API_KEY"),
+            "{fix}"
+        );
     }
 
     #[test]
     fn switchboard_variable_wins_over_the_standard_one() {
-        let opts = env(&[("SWITCHBOARD_OPENAI_API_KEY", "sk-a"), ("OPENAI_API_KEY", "sk-b")]);
+        let opts = env(&[
+            ("SWITCHBOARD_OPENAI_API_KEY", "sk-a"),
+            ("OPENAI_API_KEY", "sk-b"),
+        ]);
         assert_eq!(
-            secrecy::ExposeSecret::expose_secret(&opts.key(&["SWITCHBOARD_OPENAI_API_KEY", "OPENAI_API_KEY"]).unwrap()),
+            secrecy::ExposeSecret::expose_secret(
+                &opts
+                    .key(&["SWITCHBOARD_OPENAI_API_KEY", "OPENAI_API_KEY"])
+                    .unwrap()
+            ),
             "sk-a"
         );
     }
@@ -280,9 +299,7 @@ mod tests {
     #[test]
     fn every_profile_and_native_provider_builds_from_the_environment() {
         for name in known_providers() {
-            let opts = env(&[])
-                .api_key("k")
-                .base_url("http://127.0.0.1:9/v1");
+            let opts = env(&[]).api_key("k").base_url("http://127.0.0.1:9/v1");
             let client = create_client_with(&format!("{name}:m"), &opts).unwrap();
             assert_eq!(client.info().model(), "m", "{name}");
         }
@@ -299,6 +316,11 @@ mod tests {
     #[test]
     fn openai_compatible_needs_a_base_url() {
         let err = create_client_with("openai-compatible:m", &env(&[])).unwrap_err();
-        assert!(err.fix().unwrap().contains("SWITCHBOARD_OPENAI_COMPATIBLE_BASE_URL"), "{err}");
+        assert!(
+            err.fix()
+                .unwrap()
+                .contains("SWITCHBOARD_OPENAI_COMPATIBLE_BASE_URL"),
+            "{err}"
+        );
     }
 }

@@ -58,22 +58,48 @@ async fn chat_json_prints_text_usage_and_attempts() {
     let server = openai_mock(200, "openai/chat_text.json", false).await;
     let env = [
         ("SWITCHBOARD_OPENAI_API_KEY", "sk-test-secret".to_owned()),
-        ("SWITCHBOARD_OPENAI_BASE_URL", format!("{}/v1", server.uri())),
+        (
+            "SWITCHBOARD_OPENAI_BASE_URL",
+            format!("{}/v1", server.uri()),
+        ),
     ];
     let out = tokio::task::spawn_blocking(move || {
-        switchboard(&["chat", "--model", "openai:gpt-4o", "--message", "hi", "--json"], &env)
+        switchboard(
+            &[
+                "chat",
+                "--model",
+                "openai:gpt-4o",
+                "--message",
+                "hi",
+                "--json",
+            ],
+            &env,
+        )
     })
     .await
     .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v = json_of(&out);
     let expected: Value = serde_json::from_slice(&fixture("openai/chat_text.json")).unwrap();
     assert_eq!(v["text"], expected["choices"][0]["message"]["content"]);
     assert_eq!(v["provider"], "openai");
     assert_eq!(v["finish_reason"], "stop");
-    assert_eq!(v["usage"]["input_tokens"], expected["usage"]["prompt_tokens"]);
-    assert_eq!(v["usage"]["output_tokens"], expected["usage"]["completion_tokens"]);
-    assert_eq!(v["usage"]["total_tokens"], expected["usage"]["total_tokens"]);
+    assert_eq!(
+        v["usage"]["input_tokens"],
+        expected["usage"]["prompt_tokens"]
+    );
+    assert_eq!(
+        v["usage"]["output_tokens"],
+        expected["usage"]["completion_tokens"]
+    );
+    assert_eq!(
+        v["usage"]["total_tokens"],
+        expected["usage"]["total_tokens"]
+    );
     assert_eq!(v["attempts"][0]["outcome"], "success");
     assert!(!String::from_utf8_lossy(&out.stdout).contains("sk-test-secret"));
 }
@@ -83,20 +109,41 @@ async fn chat_stream_prints_text_as_it_arrives() {
     let server = openai_mock(200, "openai/stream_text.sse", true).await;
     let env = [
         ("SWITCHBOARD_OPENAI_API_KEY", "sk-test".to_owned()),
-        ("SWITCHBOARD_OPENAI_BASE_URL", format!("{}/v1", server.uri())),
+        (
+            "SWITCHBOARD_OPENAI_BASE_URL",
+            format!("{}/v1", server.uri()),
+        ),
     ];
     let env2 = env.clone();
     let out = tokio::task::spawn_blocking(move || {
-        switchboard(&["chat", "-m", "openai:gpt-4o", "-M", "hi", "--stream"], &env)
+        switchboard(
+            &["chat", "-m", "openai:gpt-4o", "-M", "hi", "--stream"],
+            &env,
+        )
     })
     .await
     .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     assert!(!text.is_empty());
     // The same stream with --json gives the same text in the object.
     let out = tokio::task::spawn_blocking(move || {
-        switchboard(&["chat", "-m", "openai:gpt-4o", "-M", "hi", "--stream", "--json"], &env2)
+        switchboard(
+            &[
+                "chat",
+                "-m",
+                "openai:gpt-4o",
+                "-M",
+                "hi",
+                "--stream",
+                "--json",
+            ],
+            &env2,
+        )
     })
     .await
     .unwrap();
@@ -119,22 +166,35 @@ async fn fallback_answers_after_the_primary_503() {
         .await;
     let env = [
         ("SWITCHBOARD_OPENAI_API_KEY", "sk-test".to_owned()),
-        ("SWITCHBOARD_OPENAI_BASE_URL", format!("{}/v1", primary.uri())),
+        (
+            "SWITCHBOARD_OPENAI_BASE_URL",
+            format!("{}/v1", primary.uri()),
+        ),
         ("SWITCHBOARD_ANTHROPIC_API_KEY", "sk-ant-test".to_owned()),
         ("SWITCHBOARD_ANTHROPIC_BASE_URL", backup.uri()),
     ];
     let out = tokio::task::spawn_blocking(move || {
         switchboard(
             &[
-                "chat", "--model", "openai:gpt-4o", "--fallback", "anthropic:claude-sonnet-4-5",
-                "--message", "hi", "--json",
+                "chat",
+                "--model",
+                "openai:gpt-4o",
+                "--fallback",
+                "anthropic:claude-sonnet-4-5",
+                "--message",
+                "hi",
+                "--json",
             ],
             &env,
         )
     })
     .await
     .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v = json_of(&out);
     assert_eq!(v["provider"], "anthropic");
     let attempts = v["attempts"].as_array().unwrap();
@@ -149,10 +209,23 @@ async fn provider_error_is_a_json_error_object_and_nonzero_exit() {
     let server = openai_mock(401, "openai/error_401.json", false).await;
     let env = [
         ("SWITCHBOARD_OPENAI_API_KEY", "sk-wrong".to_owned()),
-        ("SWITCHBOARD_OPENAI_BASE_URL", format!("{}/v1", server.uri())),
+        (
+            "SWITCHBOARD_OPENAI_BASE_URL",
+            format!("{}/v1", server.uri()),
+        ),
     ];
     let out = tokio::task::spawn_blocking(move || {
-        switchboard(&["chat", "--model", "openai:gpt-4o", "--message", "hi", "--json"], &env)
+        switchboard(
+            &[
+                "chat",
+                "--model",
+                "openai:gpt-4o",
+                "--message",
+                "hi",
+                "--json",
+            ],
+            &env,
+        )
     })
     .await
     .unwrap();
@@ -167,13 +240,23 @@ async fn provider_error_is_a_json_error_object_and_nonzero_exit() {
 #[test]
 fn missing_key_exits_2_and_names_the_variables() {
     let out = switchboard(
-        &["chat", "--model", "anthropic:claude-sonnet-4-5", "--message", "hi", "--json"],
+        &[
+            "chat",
+            "--model",
+            "anthropic:claude-sonnet-4-5",
+            "--message",
+            "hi",
+            "--json",
+        ],
         &[],
     );
     assert_eq!(out.status.code(), Some(2));
     let v = json_of(&out);
     assert_eq!(v["error"]["kind"], "config");
-    assert!(v["error"]["fix"].as_str().unwrap().contains("ANTHROPIC_API_KEY"));
+    assert!(v["error"]["fix"]
+        .as_str()
+        .unwrap()
+        .contains("ANTHROPIC_API_KEY"));
 }
 
 #[test]

@@ -344,9 +344,9 @@ impl OpenAiClientBuilder {
 
     /// Builds the client.
     ///
-    /// The base URL is the one set here, else the first of the profile's base-URL variables
-    /// that is set, else the profile's default. The key likewise comes from here or the
-    /// profile's key variables.
+    /// The base URL is the one set here, else the profile's default; the key is the one set
+    /// here. The builder never reads the environment: [`create_client`](crate::create_client)
+    /// does, from the profile's variables.
     ///
     /// # Errors
     /// [`ErrorKind::Config`] when no model is set, when there is no base URL (the
@@ -365,7 +365,6 @@ impl OpenAiClientBuilder {
         let base_url = self
             .base_url
             .filter(|u| !u.trim().is_empty())
-            .or_else(|| first_env(profile.base_url_env))
             .or_else(|| profile.base_url.map(str::to_owned))
             .ok_or_else(|| {
                 Error::config(
@@ -390,8 +389,7 @@ impl OpenAiClientBuilder {
         }
         let key = self
             .api_key
-            .filter(|k| !k.expose_secret().trim().is_empty())
-            .or_else(|| first_env(profile.key_env).map(SecretString::from));
+            .filter(|k| !k.expose_secret().trim().is_empty());
         let auth = match key {
             Some(key) => Auth::Bearer(key),
             None if profile.key_required => {
@@ -418,15 +416,6 @@ impl OpenAiClientBuilder {
             }),
         })
     }
-}
-
-/// Returns the value of the first variable in `names` that is set and not blank.
-fn first_env(names: &[&str]) -> Option<String> {
-    names
-        .iter()
-        .filter_map(|name| std::env::var(name).ok())
-        .map(|v| v.trim().to_owned())
-        .find(|v| !v.is_empty())
 }
 
 /// Compile-time checks that the promised auto traits hold.

@@ -60,11 +60,10 @@ fn build_request(args: &ChatArgs) -> Result<ChatRequest, Error> {
         None => {
             let mut stdin = std::io::stdin();
             if stdin.is_terminal() {
-                return Err(Error::new(
-                    switchboard::ErrorKind::InvalidRequest,
-                    "no message given",
-                )
-                .with_fix("pass --message TEXT or pipe the message on standard input"));
+                return Err(
+                    Error::new(switchboard::ErrorKind::InvalidRequest, "no message given")
+                        .with_fix("pass --message TEXT or pipe the message on standard input"),
+                );
             }
             let mut text = String::new();
             stdin.read_to_string(&mut text).map_err(|e| {
@@ -77,10 +76,11 @@ fn build_request(args: &ChatArgs) -> Result<ChatRequest, Error> {
         }
     };
     if text.trim().is_empty() {
-        return Err(
-            Error::new(switchboard::ErrorKind::InvalidRequest, "the message is empty")
-                .with_fix("pass --message TEXT or pipe a non-empty message on standard input"),
-        );
+        return Err(Error::new(
+            switchboard::ErrorKind::InvalidRequest,
+            "the message is empty",
+        )
+        .with_fix("pass --message TEXT or pipe a non-empty message on standard input"));
     }
     let mut messages = Vec::new();
     if let Some(system) = &args.system {
