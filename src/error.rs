@@ -414,14 +414,16 @@ impl Error {
         let mut err = Error::new(
             ErrorKind::StreamInterrupted,
             format!(
-                "stream broke after {} characters of output: {}",
-                partial.text().len(),
+                "the stream broke after part of the answer arrived ({} characters of text): {}",
+                partial.text().chars().count(),
                 cause.message()
             ),
         )
         .with_fix("the partial answer is in `Error::partial`; retry the whole request to get a complete one");
         err.0.provider = provider;
         err.0.status = status;
+        err.0.code = cause.code().map(str::to_owned);
+        err.0.retry_after = cause.retry_after();
         err.0.partial = Some(partial);
         err.0.source = Some(Box::new(cause));
         err

@@ -78,9 +78,23 @@ pub(crate) fn error_json(e: &Error) -> Value {
             "retry_after_s": e.retry_after().map(|d| d.as_secs_f64()),
             "fix": e.fix(),
             "partial_text": e.partial().map(ChatResponse::text),
+            "cause": cause_json(e),
             "attempts": attempts,
         }
     })
+}
+
+/// Describes the underlying error (e.g. the provider's error behind an interrupted stream).
+fn cause_json(e: &Error) -> Value {
+    match std::error::Error::source(e).and_then(|s| s.downcast_ref::<Error>()) {
+        Some(cause) => json!({
+            "kind": cause.kind().as_str(),
+            "message": cause.message(),
+            "status": cause.status(),
+            "code": cause.code(),
+        }),
+        None => Value::Null,
+    }
 }
 
 /// Exit code for a failed call: 2 for problems the user must fix locally, 1 otherwise.
