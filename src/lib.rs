@@ -33,6 +33,7 @@
 
 pub mod blocking;
 mod client;
+pub mod config;
 mod error;
 pub mod middleware;
 pub mod providers;

@@ -32,6 +32,7 @@ type EnvFn = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 #[derive(Clone)]
 pub struct ClientOptions {
     api_key: Option<secrecy::SecretString>,
+    key_env: Option<String>,
     base_url: Option<String>,
     http: HttpSettings,
     keep_raw: bool,
@@ -42,6 +43,7 @@ impl fmt::Debug for ClientOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientOptions")
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("api_key_env", &self.key_env)
             .field("base_url", &self.base_url)
             .field("http", &self.http)
             .field("keep_raw", &self.keep_raw)
@@ -53,6 +55,7 @@ impl Default for ClientOptions {
     fn default() -> ClientOptions {
         ClientOptions {
             api_key: None,
+            key_env: None,
             base_url: None,
             http: HttpSettings::default(),
             keep_raw: false,
@@ -71,6 +74,14 @@ impl ClientOptions {
     #[must_use]
     pub fn api_key(mut self, key: impl Into<String>) -> ClientOptions {
         self.api_key = Some(secrecy::SecretString::from(key.into()));
+        self
+    }
+
+    /// Reads the key from this environment variable only, instead of the provider's usual
+    /// ones (an explicit [`api_key`](Self::api_key) still wins).
+    #[must_use]
+    pub fn api_key_env(mut self, name: impl Into<String>) -> ClientOptions {
+        self.key_env = Some(name.into());
         self
     }
 
@@ -115,9 +126,21 @@ impl ClientOptions {
     }
 
     fn key(&self, names: &[&str]) -> Option<secrecy::SecretString> {
-        self.api_key
-            .clone()
-            .or_else(|| self.lookup(names).map(secrecy::SecretString::from))
+        self.api_key.clone().or_else(|| {
+            match &self.key_env {
+                Some(name) => self.lookup(&[name.as_str()]),
+                None => self.lookup(names),
+            }
+            .map(secrecy::SecretString::from)
+        })
+    }
+
+    /// The variables the key is read from, in order.
+    fn key_names<'a>(&'a self, names: &[&'a str]) -> Vec<&'a str> {
+        match &self.key_env {
+            Some(name) => vec![name.as_str()],
+            None => names.to_vec(),
+        }
     }
 
     fn url(&self, names: &[&str]) -> Option<String> {
@@ -162,7 +185,7 @@ pub fn create_client_with(spec: &str, options: &ClientOptions) -> Result<DynClie
     let missing_key = |vars: &[&str]| {
         Error::config(
             format!("no API key for `{provider}`"),
-            format!("set {}", join_or(vars)),
+            format!("set {}", join_or(&options.key_names(vars))),
         )
     };
     match provider {
@@ -233,6 +256,65 @@ pub fn create_client_with(spec: &str, options: &ClientOptions) -> Result<DynClie
             Ok(Arc::new(b.build()?))
         }
     }
+}
+
+/// Where a provider's key would come from, as [`key_status`] reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyStatus {
+    /// The variables read, first set wins.
+    pub variables: Vec<String>,
+    /// The variable that holds the key (or `explicit` for a key set in code), if any.
+    pub found_in: Option<String>,
+    /// Whether the provider needs a key at all (local servers do not).
+    pub required: bool,
+}
+
+/// Reports whether a key for `provider` is available under `options`, without reading it out.
+///
+/// # Errors
+/// [`ErrorKind::Config`](crate::ErrorKind::Config) for an unknown provider.
+pub fn key_status(provider: &str, options: &ClientOptions) -> Result<KeyStatus> {
+    let (names, required): (Vec<&str>, bool) = match provider {
+        "anthropic" => (
+            vec!["SWITCHBOARD_ANTHROPIC_API_KEY", "ANTHROPIC_API_KEY"],
+            true,
+        ),
+        "gemini" | "google" => (
+            vec![
+                "SWITCHBOARD_GEMINI_API_KEY",
+                "GEMINI_API_KEY",
+                "GOOGLE_API_KEY",
+            ],
+            true,
+        ),
+        name => {
+            let profile = openai::profile(name).ok_or_else(|| {
+                Error::config(
+                    format!("unknown provider `{name}`"),
+                    format!("use one of: {}", known_providers().join(", ")),
+                )
+            })?;
+            (profile.key_env.to_vec(), profile.key_required)
+        }
+    };
+    let variables: Vec<String> = options
+        .key_names(&names)
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let found_in = if options.api_key.is_some() {
+        Some("explicit".to_owned())
+    } else {
+        variables
+            .iter()
+            .find(|name| options.lookup(&[name.as_str()]).is_some())
+            .cloned()
+    };
+    Ok(KeyStatus {
+        variables,
+        found_in,
+        required,
+    })
 }
 
 fn join_or(names: &[&str]) -> String {

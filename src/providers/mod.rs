@@ -9,6 +9,8 @@ pub mod http;
 pub mod openai;
 pub mod sse;
 
-pub use create::{create_client, create_client_with, known_providers, ClientOptions};
+pub use create::{
+    create_client, create_client_with, key_status, known_providers, ClientOptions, KeyStatus,
+};
 pub use function::{FunctionClient, FunctionClientBuilder};
 pub use http::HttpSettings;

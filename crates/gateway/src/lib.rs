@@ -1,7 +1,416 @@
 //! An OpenAI-compatible HTTP gateway that serves Switchboard client stacks.
 //!
-//! The server itself lands with the gateway work; this crate currently only names the
-//! version so the CLI can report it.
+//! Any OpenAI client — the official SDKs, `curl`, LangChain — points its base URL at the
+//! gateway and asks for a model *alias*; the gateway sends the request through that
+//! route's stack (fallback across targets, and the per-route behaviours of
+//! [`switchboard::config`]) and answers in OpenAI's JSON, saying who answered in the
+//! `x-switchboard-provider` and `x-switchboard-attempts` headers and in the `model` field.
+//!
+//! Endpoints: `POST /v1/chat/completions` (JSON or SSE), `POST /v1/embeddings`,
+//! `GET /v1/models`, `GET /health`, `GET /metrics` (Prometheus text).
+//!
+//! # Safety
+//! The gateway binds `127.0.0.1` by default and refuses to serve on any other address
+//! unless gateway keys are configured; with keys, every endpoint but `/health` needs
+//! `Authorization: Bearer <key>` (compared in constant time). Bodies are capped; keys are
+//! never logged. [`Gateway::serve`] drains in-flight requests and streams on shutdown.
+//!
+//! # Examples
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use switchboard::config::Settings;
+//! use switchboard_gateway::Gateway;
+//!
+//! let settings = Settings::from_file("gateway.toml")?;
+//! let gateway = Gateway::new(settings)?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! gateway.serve(listener, std::future::pending()).await?;
+//! # Ok(()) }
+//! ```
+
+mod convert;
+mod error;
+mod metrics;
+mod report;
+mod routes;
+mod sse;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use secrecy::SecretString;
+use switchboard::config::build::{self, BuildOptions, BuiltRoute};
+use switchboard::config::{RouteSettings, Settings};
+use switchboard::{ClientOptions, DynClient, Error, ErrorKind, Result};
+
+use crate::metrics::Metrics;
+use crate::report::Observed;
 
 /// The gateway crate's version, as built.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Settings of a gateway built from prebuilt clients ([`Gateway::from_routes`]).
+#[derive(Clone)]
+pub struct GatewayOptions {
+    api_keys: Vec<SecretString>,
+    max_body_bytes: usize,
+    shutdown_grace: Duration,
+}
+
+impl fmt::Debug for GatewayOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GatewayOptions")
+            .field(
+                "api_keys",
+                &format_args!("[{} redacted]", self.api_keys.len()),
+            )
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("shutdown_grace", &self.shutdown_grace)
+            .finish()
+    }
+}
+
+impl Default for GatewayOptions {
+    fn default() -> GatewayOptions {
+        let server = switchboard::config::ServerSettings::default();
+        GatewayOptions {
+            api_keys: Vec::new(),
+            max_body_bytes: server.max_body_bytes,
+            shutdown_grace: Duration::from_millis(server.shutdown_grace_ms),
+        }
+    }
+}
+
+impl GatewayOptions {
+    /// Adds a bearer key clients must present (any configured key is accepted).
+    #[must_use]
+    pub fn api_key(mut self, key: impl Into<String>) -> GatewayOptions {
+        self.api_keys.push(SecretString::from(key.into()));
+        self
+    }
+
+    /// Sets the largest request body accepted, in bytes.
+    #[must_use]
+    pub fn max_body_bytes(mut self, bytes: usize) -> GatewayOptions {
+        self.max_body_bytes = bytes;
+        self
+    }
+
+    /// Sets how long shutdown waits for in-flight requests and streams.
+    #[must_use]
+    pub fn shutdown_grace(mut self, grace: Duration) -> GatewayOptions {
+        self.shutdown_grace = grace;
+        self
+    }
+}
+
+/// Builds routes for `provider:model` names asked for directly, once each.
+struct Direct {
+    settings: Settings,
+    options: BuildOptions,
+    cache: Mutex<HashMap<String, Arc<BuiltRoute>>>,
+}
+
+/// What every handler shares.
+pub(crate) struct AppState {
+    routes: HashMap<String, Arc<BuiltRoute>>,
+    aliases: Vec<String>,
+    direct: Option<Direct>,
+    keys: Vec<SecretString>,
+    max_body: usize,
+    pub(crate) metrics: Arc<Metrics>,
+}
+
+impl AppState {
+    /// Finds the route for a requested model: an alias, or `provider:model` when allowed.
+    pub(crate) fn resolve(
+        &self,
+        model: &str,
+    ) -> std::result::Result<Arc<BuiltRoute>, error::ApiError> {
+        if let Some(route) = self.routes.get(model) {
+            return Ok(Arc::clone(route));
+        }
+        let known = || {
+            if self.aliases.is_empty() {
+                "no aliases are configured".to_owned()
+            } else {
+                format!("the aliases are: {}", self.aliases.join(", "))
+            }
+        };
+        match &self.direct {
+            Some(direct) if model.contains(':') => {
+                let mut cache = direct
+                    .cache
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if let Some(route) = cache.get(model) {
+                    return Ok(Arc::clone(route));
+                }
+                let route =
+                    build::build_direct(&direct.settings, model, &direct.options).map_err(|e| {
+                        error::ApiError::model_not_found(format!(
+                            "the gateway cannot serve `{model}`: {}{}",
+                            e.message(),
+                            e.fix().map(|f| format!("; fix: {f}")).unwrap_or_default()
+                        ))
+                    })?;
+                let route = Arc::new(route);
+                cache.insert(model.to_owned(), Arc::clone(&route));
+                Ok(route)
+            }
+            _ => {
+                let direct = if self.direct.is_some() {
+                    "ask for an alias, or for `provider:model`"
+                } else {
+                    "ask for an alias (direct `provider:model` requests are turned off)"
+                };
+                Err(error::ApiError::model_not_found(format!(
+                    "the model `{model}` does not exist on this gateway; {direct}; {}",
+                    known()
+                )))
+            }
+        }
+    }
+
+    /// Says whether `token` is one of the configured keys; true when none are configured.
+    pub(crate) fn authorized(&self, token: Option<&str>) -> bool {
+        if self.keys.is_empty() {
+            return true;
+        }
+        let Some(token) = token else { return false };
+        // Every key is compared in full, so timing says nothing about which one matched.
+        self.keys.iter().fold(false, |ok, key| {
+            ok | constant_time_eq(
+                secrecy::ExposeSecret::expose_secret(key).as_bytes(),
+                token.as_bytes(),
+            )
+        })
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = a.len() ^ b.len();
+    for i in 0..a.len().max(b.len()) {
+        let x = a.get(i).copied().unwrap_or(0);
+        let y = b.get(i).copied().unwrap_or(0);
+        diff |= usize::from(x ^ y);
+    }
+    diff == 0
+}
+
+/// The gateway: routes, keys and counters, ready to serve.
+///
+/// # Clone
+/// Clones share the routes, their client stacks (and so breakers and budgets) and the
+/// metrics.
+#[derive(Clone)]
+pub struct Gateway {
+    state: Arc<AppState>,
+    shutdown_grace: Duration,
+}
+
+impl fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Gateway")
+            .field("aliases", &self.state.aliases)
+            .field("direct_models", &self.state.direct.is_some())
+            .field(
+                "api_keys",
+                &format_args!("[{} redacted]", self.state.keys.len()),
+            )
+            .finish()
+    }
+}
+
+impl Gateway {
+    /// Builds a gateway from settings, reading keys from the process environment.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`] when the settings are invalid, a gateway key variable is not
+    /// set, or a route's target cannot be built (e.g. its provider key is missing).
+    pub fn new(settings: Settings) -> Result<Gateway> {
+        Gateway::with_env(settings, |name| std::env::var(name).ok())
+    }
+
+    /// Builds a gateway from settings, reading environment variables through `env`.
+    ///
+    /// # Errors
+    /// As [`Gateway::new`].
+    pub fn with_env(
+        settings: Settings,
+        env: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
+    ) -> Result<Gateway> {
+        settings.validate()?;
+        let env = Arc::new(env);
+        let mut keys = Vec::new();
+        for (i, var) in settings.server.api_keys_env.iter().enumerate() {
+            match env(var).filter(|v| !v.trim().is_empty()) {
+                Some(key) => keys.push(SecretString::from(key.trim().to_owned())),
+                None => {
+                    return Err(Error::new(
+                        ErrorKind::Config,
+                        format!(
+                            "config: `server.api_keys_env[{i}]` names `{var}`, which is not set"
+                        ),
+                    )
+                    .with_fix(format!(
+                        "export {var}=<a long random key>, or remove it from the list"
+                    )))
+                }
+            }
+        }
+        let metrics = Arc::new(Metrics::default());
+        let observer = Arc::clone(&metrics);
+        let env_for_clients = Arc::clone(&env);
+        let options = BuildOptions {
+            client: ClientOptions::new().env(move |name| env_for_clients(name)),
+            around_provider: Some(Arc::new(move |client| {
+                Observed::wrap(client, Arc::clone(&observer))
+            })),
+        };
+        let built = build::build_routes(&settings, &options)?;
+        let routes: HashMap<String, Arc<BuiltRoute>> = built
+            .into_iter()
+            .map(|(alias, route)| (alias, Arc::new(route)))
+            .collect();
+        let aliases = settings.routes.keys().cloned().collect();
+        let direct = settings.server.allow_direct_models.then(|| Direct {
+            settings: settings.clone(),
+            options,
+            cache: Mutex::new(HashMap::new()),
+        });
+        Ok(Gateway {
+            state: Arc::new(AppState {
+                routes,
+                aliases,
+                direct,
+                keys,
+                max_body: settings.server.max_body_bytes,
+                metrics,
+            }),
+            shutdown_grace: Duration::from_millis(settings.server.shutdown_grace_ms),
+        })
+    }
+
+    /// Builds a gateway whose aliases map to prebuilt target clients (tried in order), for
+    /// tests and for embedding in a program that builds its own clients. Direct
+    /// `provider:model` requests are off.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`] when an alias has no targets or contains `:`.
+    pub fn from_routes<A: Into<String>>(
+        routes: impl IntoIterator<Item = (A, Vec<DynClient>)>,
+        options: GatewayOptions,
+    ) -> Result<Gateway> {
+        let metrics = Arc::new(Metrics::default());
+        let mut map = HashMap::new();
+        let mut aliases = Vec::new();
+        for (alias, targets) in routes {
+            let alias = alias.into();
+            if alias.contains(':') {
+                return Err(
+                    Error::new(ErrorKind::Config, format!("alias `{alias}` contains `:`"))
+                        .with_fix("a colon means provider:model; name aliases with plain words"),
+                );
+            }
+            let observed = targets
+                .into_iter()
+                .map(|t| Observed::wrap(t, Arc::clone(&metrics)))
+                .collect();
+            let route = build::assemble(&alias, &RouteSettings::default(), observed)?;
+            aliases.push(alias.clone());
+            map.insert(alias, Arc::new(route));
+        }
+        aliases.sort();
+        Ok(Gateway {
+            state: Arc::new(AppState {
+                routes: map,
+                aliases,
+                direct: None,
+                keys: options.api_keys,
+                max_body: options.max_body_bytes,
+                metrics,
+            }),
+            shutdown_grace: options.shutdown_grace,
+        })
+    }
+
+    /// Returns the aliases served, sorted.
+    pub fn aliases(&self) -> &[String] {
+        &self.state.aliases
+    }
+
+    /// Returns each alias's targets as `provider:model`, in order.
+    pub fn targets(&self, alias: &str) -> Option<Vec<String>> {
+        self.state
+            .routes
+            .get(alias)
+            .map(|r| r.targets.iter().map(|t| t.info().to_string()).collect())
+    }
+
+    /// Says whether clients must present a bearer key.
+    pub fn requires_key(&self) -> bool {
+        !self.state.keys.is_empty()
+    }
+
+    /// Returns the HTTP routes, to serve or to nest in another axum app.
+    pub fn router(&self) -> axum::Router {
+        routes::router(Arc::clone(&self.state))
+    }
+
+    /// Serves on `listener` until `shutdown` resolves, then stops accepting connections and
+    /// waits for in-flight requests and streams, up to the shutdown grace period.
+    ///
+    /// # Errors
+    /// Refuses (with [`std::io::ErrorKind::PermissionDenied`]) a non-loopback listener when
+    /// no gateway keys are configured; otherwise the server's I/O errors.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let addr = listener.local_addr()?;
+        if !addr.ip().is_loopback() && self.state.keys.is_empty() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!("refusing to serve on {addr} without gateway keys: set `server.api_keys_env`, or bind 127.0.0.1"),
+            ));
+        }
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
+        let signal = async move {
+            shutdown.await;
+            let _ = started_tx.send(());
+        };
+        let server = axum::serve(listener, self.router()).with_graceful_shutdown(signal);
+        let grace = self.shutdown_grace;
+        let deadline = async move {
+            if started_rx.await.is_err() {
+                std::future::pending::<()>().await;
+            }
+            tokio::time::sleep(grace).await;
+        };
+        tokio::select! {
+            result = server => result,
+            () = deadline => {
+                tracing::warn!(grace_ms = grace.as_millis() as u64, "shutdown grace period over; closing the remaining connections");
+                Ok(())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::constant_time_eq;
+
+    #[test]
+    fn constant_time_compare_matches_only_equal_keys() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secret2"));
+        assert!(!constant_time_eq(b"", b"x"));
+    }
+}

@@ -23,6 +23,23 @@ where
     Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
+/// Reads a string or a list of strings as a list.
+fn one_or_many<'de, D>(d: D) -> Result<Vec<String>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(text) => vec![text],
+        OneOrMany::Many(texts) => texts,
+    })
+}
+
 // ---- request ---------------------------------------------------------------------------
 
 /// A `POST /chat/completions` body.
@@ -589,7 +606,8 @@ pub struct ErrorObject {
 pub struct EmbeddingRequest {
     /// The model id.
     pub model: String,
-    /// The texts.
+    /// The texts (a single string is read as a list of one).
+    #[serde(deserialize_with = "one_or_many")]
     pub input: Vec<String>,
     /// Requested vector size, for models that can shorten vectors.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,0 +1,3 @@
+//! Gateway overhead benchmark (placeholder until the bench lands).
+
+fn main() {}

@@ -1,0 +1,355 @@
+//! [`Error`] → HTTP status + OpenAI error JSON: the gateway's one error mapping.
+//!
+//! | what happened | status | `type` / `code` |
+//! | --- | --- | --- |
+//! | bad JSON, a bad field, an upstream 400 about the request | 400 | `invalid_request_error` |
+//! | missing or wrong gateway key | 401 | `authentication_error` / `invalid_api_key` |
+//! | unknown model or alias | 404 | `invalid_request_error` / `model_not_found` |
+//! | body over `max_body_bytes` | 413 | `invalid_request_error` / `request_too_large` |
+//! | every target rate limited (or out of quota) | 429 + `Retry-After` | `rate_limit_error` |
+//! | every target unavailable (5xx, overloaded, timeout, open breaker) | 503 + `Retry-After` | `server_error` / `all_targets_unavailable` |
+//! | the route's budget refused | 429 | `budget_exceeded`, `x-should-retry: false` |
+//! | upstream refused our credentials, or its reply was unreadable | 502 | `upstream_error` |
+//! | the whole-request deadline passed | 504 | `timeout` |
+//!
+//! `Retry-After` is the earliest wait any target asked for; when none said, 503 answers
+//! carry 1 second. Messages are the library's error text (provider, status, fix, each
+//! attempt); they never include keys or headers.
+
+use std::time::Duration;
+
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use switchboard::providers::openai::wire;
+use switchboard::{Error, ErrorKind};
+
+/// An error as the gateway answers it.
+#[derive(Debug, Clone)]
+pub(crate) struct ApiError {
+    pub(crate) status: StatusCode,
+    message: String,
+    kind: &'static str,
+    code: Option<String>,
+    param: Option<String>,
+    retry_after: Option<Duration>,
+    no_retry: bool,
+    pub(crate) error_kind: Option<ErrorKind>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+            kind,
+            code: None,
+            param: None,
+            retry_after: None,
+            no_retry: false,
+            error_kind: None,
+        }
+    }
+
+    fn code(mut self, code: impl Into<String>) -> ApiError {
+        self.code = Some(code.into());
+        self
+    }
+
+    /// A 400 about the request the client sent, naming the parameter at fault.
+    pub(crate) fn invalid(message: impl Into<String>, param: Option<&str>) -> ApiError {
+        let mut e = ApiError::new(StatusCode::BAD_REQUEST, "invalid_request_error", message);
+        e.param = param.map(str::to_owned);
+        e
+    }
+
+    /// A 401 for a missing or wrong gateway key.
+    pub(crate) fn unauthorized(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, "authentication_error", message)
+            .code("invalid_api_key")
+    }
+
+    /// A 404 for a model or alias the gateway does not serve.
+    pub(crate) fn model_not_found(message: impl Into<String>) -> ApiError {
+        let mut e = ApiError::new(StatusCode::NOT_FOUND, "invalid_request_error", message)
+            .code("model_not_found");
+        e.param = Some("model".to_owned());
+        e
+    }
+
+    /// A 404 for a path the gateway does not serve.
+    pub(crate) fn no_route(path: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            format!("no endpoint at `{path}`; the gateway serves /v1/chat/completions, /v1/embeddings, /v1/models, /health and /metrics"),
+        )
+        .code("unknown_url")
+    }
+
+    /// A 413 for a body over the limit.
+    pub(crate) fn too_large(limit: usize) -> ApiError {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request_error",
+            format!("the request body is larger than the gateway's limit of {limit} bytes; send less, or raise `server.max_body_bytes`"),
+        )
+        .code("request_too_large")
+    }
+
+    /// Maps a library error to its status and body (see the module table).
+    pub(crate) fn from_error(err: &Error) -> ApiError {
+        let mut api = match err.kind() {
+            ErrorKind::AllTargetsFailed => aggregate(err),
+            _ => single(err),
+        };
+        api.message = err.to_string();
+        api.error_kind = Some(err.kind());
+        if api.status == StatusCode::TOO_MANY_REQUESTS
+            || api.status == StatusCode::SERVICE_UNAVAILABLE
+        {
+            api.retry_after = err.retry_after();
+            if api.retry_after.is_none() && api.status == StatusCode::SERVICE_UNAVAILABLE {
+                api.retry_after = Some(Duration::from_secs(1));
+            }
+        }
+        api
+    }
+
+    /// The OpenAI error body.
+    pub(crate) fn body(&self) -> wire::ErrorResponse {
+        wire::ErrorResponse {
+            error: wire::ErrorObject {
+                message: self.message.clone(),
+                kind: Some(self.kind.to_owned()),
+                param: self.param.clone(),
+                code: self.code.clone(),
+            },
+        }
+    }
+
+    /// The error as one SSE event, for a stream that fails after it started.
+    pub(crate) fn sse_event(&self) -> String {
+        let json = serde_json::to_string(&self.body()).unwrap_or_else(|_| {
+            "{\"error\":{\"message\":\"stream failed\",\"type\":\"server_error\"}}".to_owned()
+        });
+        format!("data: {json}\n\n")
+    }
+
+    /// Says which kind of failure this was, for metrics.
+    pub(crate) fn kind_label(&self) -> &'static str {
+        match self.error_kind {
+            Some(kind) => kind.as_str(),
+            None => match self.status.as_u16() {
+                401 => "gateway_unauthorized",
+                404 => "gateway_not_found",
+                413 => "gateway_too_large",
+                _ => "gateway_invalid_request",
+            },
+        }
+    }
+}
+
+/// Maps one error (not a fallback summary).
+fn single(err: &Error) -> ApiError {
+    let upstream = |status: StatusCode, code: &str| {
+        ApiError::new(status, "upstream_error", String::new()).code(code.to_owned())
+    };
+    match err.kind() {
+        ErrorKind::InvalidRequest if err.status() == Some(413) => {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "invalid_request_error", "")
+                .code("request_too_large")
+        }
+        ErrorKind::InvalidRequest => ApiError::invalid("", None).with_code_of(err),
+        ErrorKind::ContextLength => {
+            ApiError::invalid("", Some("messages")).code("context_length_exceeded")
+        }
+        ErrorKind::ContentFiltered => ApiError::invalid("", None).code("content_filter"),
+        ErrorKind::RateLimited => {
+            ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", "")
+                .code("rate_limit_exceeded")
+        }
+        ErrorKind::QuotaExceeded => {
+            let mut e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "insufficient_quota", "")
+                .code("insufficient_quota");
+            e.no_retry = true;
+            e
+        }
+        ErrorKind::BudgetExceeded => {
+            let mut e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "budget_exceeded", "")
+                .code("budget_exceeded");
+            e.no_retry = true;
+            e
+        }
+        ErrorKind::Overloaded
+        | ErrorKind::Server
+        | ErrorKind::Transport
+        | ErrorKind::CircuitOpen => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "server_error", "")
+                .code("upstream_unavailable")
+        }
+        ErrorKind::Timeout if err.status().is_none() => {
+            ApiError::new(StatusCode::GATEWAY_TIMEOUT, "timeout", "").code("timeout")
+        }
+        ErrorKind::Timeout => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "server_error", "")
+            .code("upstream_timeout"),
+        ErrorKind::Authentication | ErrorKind::PermissionDenied => {
+            upstream(StatusCode::BAD_GATEWAY, "upstream_credentials_refused")
+        }
+        ErrorKind::NotFound => upstream(StatusCode::BAD_GATEWAY, "upstream_model_not_found"),
+        ErrorKind::Decode | ErrorKind::StreamInterrupted => {
+            upstream(StatusCode::BAD_GATEWAY, "upstream_bad_reply")
+        }
+        ErrorKind::RetriesExhausted => {
+            match std::error::Error::source(err).and_then(|s| s.downcast_ref::<Error>()) {
+                Some(last) => single(last),
+                None => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "server_error", "")
+                    .code("upstream_unavailable"),
+            }
+        }
+        ErrorKind::AllTargetsFailed => aggregate(err),
+        _ => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "")
+            .code(err.kind().as_str()),
+    }
+}
+
+/// Maps "every target failed" from the attempts' own errors.
+fn aggregate(err: &Error) -> ApiError {
+    let attempts = err.attempt_errors();
+    let mapped: Vec<ApiError> = attempts.iter().map(single).collect();
+    if mapped.is_empty() {
+        return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "server_error", "")
+            .code("all_targets_unavailable");
+    }
+    let all = |status: StatusCode| mapped.iter().all(|m| m.status == status);
+    if all(StatusCode::TOO_MANY_REQUESTS) {
+        // Every target refused for rate or money: one 429, retryable only if some target
+        // would accept again after a wait.
+        let retryable = mapped.iter().any(|m| !m.no_retry);
+        let mut e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", "").code(
+            if retryable {
+                "rate_limit_exceeded"
+            } else {
+                "insufficient_quota"
+            },
+        );
+        e.no_retry = !retryable;
+        return e;
+    }
+    let unavailable = |m: &ApiError| {
+        matches!(
+            m.status,
+            StatusCode::SERVICE_UNAVAILABLE
+                | StatusCode::TOO_MANY_REQUESTS
+                | StatusCode::GATEWAY_TIMEOUT
+        ) && !m.no_retry
+    };
+    if mapped.iter().all(unavailable) {
+        return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "server_error", "")
+            .code("all_targets_unavailable");
+    }
+    // A mix: the request's own fault wins (every target would refuse it), then the last error.
+    mapped
+        .iter()
+        .find(|m| m.status == StatusCode::BAD_REQUEST || m.status == StatusCode::PAYLOAD_TOO_LARGE)
+        .or_else(|| mapped.last())
+        .cloned()
+        .unwrap_or_else(|| ApiError::new(StatusCode::BAD_GATEWAY, "upstream_error", ""))
+}
+
+impl ApiError {
+    fn with_code_of(mut self, err: &Error) -> ApiError {
+        self.code = err.code().map(str::to_owned);
+        self
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::to_vec(&self.body()).unwrap_or_default();
+        let mut response = (self.status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            axum::http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if let Some(wait) = self.retry_after {
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            if let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string()) {
+                headers.insert(axum::http::header::RETRY_AFTER, v);
+            }
+        }
+        if self.no_retry {
+            headers.insert("x-should-retry", HeaderValue::from_static("false"));
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed(errors: Vec<Error>) -> Error {
+        // Build "all targets failed" the way FallbackClient does, through a real chain.
+        let clients: Vec<switchboard::DynClient> = errors
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let e = std::sync::Mutex::new(Some(e));
+                std::sync::Arc::new(switchboard::FunctionClient::new(
+                    format!("t{i}"),
+                    move |_r: &switchboard::ChatRequest| Err(e.lock().unwrap().take().unwrap()),
+                )) as switchboard::DynClient
+            })
+            .collect();
+        let chain = switchboard::FallbackClient::new(clients).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(switchboard::ChatClient::chat(
+            &chain,
+            &switchboard::ChatRequest::user("x"),
+        ))
+        .unwrap_err()
+    }
+
+    #[test]
+    fn every_target_rate_limited_is_a_429_with_the_earliest_wait() {
+        let err = failed(vec![
+            Error::from_status("a", 429, "slow").with_retry_after(Duration::from_secs(7)),
+            Error::from_status("b", 429, "slow").with_retry_after(Duration::from_secs(3)),
+        ]);
+        let api = ApiError::from_error(&err);
+        assert_eq!(api.status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(api.retry_after, Some(Duration::from_secs(3)));
+    }
+
+    #[test]
+    fn a_mix_of_outages_and_rate_limits_is_a_503() {
+        let err = failed(vec![
+            Error::from_status("a", 503, "down"),
+            Error::from_status("b", 429, "slow").with_retry_after(Duration::from_secs(2)),
+        ]);
+        let api = ApiError::from_error(&err);
+        assert_eq!(api.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(api.retry_after, Some(Duration::from_secs(2)));
+        assert_eq!(api.code.as_deref(), Some("all_targets_unavailable"));
+    }
+
+    #[test]
+    fn an_upstream_context_length_error_is_the_clients_400() {
+        let err = failed(vec![
+            Error::new(ErrorKind::ContextLength, "too long").with_status(400),
+            Error::from_status("b", 503, "down"),
+        ]);
+        let api = ApiError::from_error(&err);
+        assert_eq!(api.status, StatusCode::BAD_REQUEST);
+        assert_eq!(api.code.as_deref(), Some("context_length_exceeded"));
+    }
+
+    #[test]
+    fn refused_upstream_credentials_are_a_502_not_the_clients_401() {
+        let err = failed(vec![Error::from_status("a", 401, "bad key")]);
+        assert_eq!(ApiError::from_error(&err).status, StatusCode::BAD_GATEWAY);
+    }
+}

@@ -1,0 +1,175 @@
+//! Counters and latency histograms, rendered as Prometheus text at `GET /metrics`.
+//!
+//! Series (all prefixed `switchboard_gateway_`): `requests_total{route,status}`,
+//! `attempts_total{provider,model,outcome}`, `errors_total{kind}`,
+//! `tokens_total{route,direction}`, `in_flight`, and the histogram
+//! `request_duration_seconds{route}` (whole request; for streams, until the last byte).
+//! Written by hand: the exposition format is a few lines of text.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use switchboard::{ClientInfo, ErrorKind, Usage};
+
+/// Upper bounds of the latency buckets, in seconds.
+const BUCKETS: [f64; 14] = [
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 120.0,
+];
+
+#[derive(Debug, Default, Clone)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    requests: BTreeMap<(String, u16), u64>,
+    attempts: BTreeMap<(String, String, &'static str), u64>,
+    errors: BTreeMap<&'static str, u64>,
+    tokens: BTreeMap<(String, &'static str), u64>,
+    latency: BTreeMap<String, Histogram>,
+}
+
+/// The gateway's counters.
+#[derive(Debug, Default)]
+pub(crate) struct Metrics {
+    inner: Mutex<Inner>,
+    in_flight: AtomicI64,
+}
+
+impl Metrics {
+    fn with<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
+        let mut guard = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&mut guard)
+    }
+
+    /// Notes a request starting; the guard notes its end when dropped.
+    pub(crate) fn start(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(Arc::clone(self))
+    }
+
+    /// Records a finished request.
+    pub(crate) fn request(
+        &self,
+        route: &str,
+        status: u16,
+        elapsed: Duration,
+        usage: Option<&Usage>,
+    ) {
+        self.with(|m| {
+            *m.requests.entry((route.to_owned(), status)).or_default() += 1;
+            let h = m.latency.entry(route.to_owned()).or_default();
+            let secs = elapsed.as_secs_f64();
+            for (i, bound) in BUCKETS.iter().enumerate() {
+                if secs <= *bound {
+                    h.counts[i] += 1;
+                }
+            }
+            h.count += 1;
+            h.sum += secs;
+            if let Some(u) = usage {
+                *m.tokens.entry((route.to_owned(), "input")).or_default() += u.input_tokens;
+                *m.tokens.entry((route.to_owned(), "output")).or_default() += u.output_tokens;
+            }
+        });
+    }
+
+    /// Records one real attempt at a provider.
+    pub(crate) fn attempt(
+        &self,
+        info: &ClientInfo,
+        outcome: &'static str,
+        kind: Option<ErrorKind>,
+    ) {
+        self.with(|m| {
+            *m.attempts
+                .entry((info.provider().to_owned(), info.model().to_owned(), outcome))
+                .or_default() += 1;
+            if let Some(kind) = kind {
+                *m.errors.entry(kind.as_str()).or_default() += 1;
+            }
+        });
+    }
+
+    /// Records an error answered to a client that no attempt produced (bad JSON, auth, …).
+    pub(crate) fn gateway_error(&self, label: &'static str) {
+        self.with(|m| *m.errors.entry(label).or_default() += 1);
+    }
+
+    /// Renders the Prometheus text exposition; `extra` is appended as is.
+    pub(crate) fn render(&self, extra: &str) -> String {
+        let mut out = String::with_capacity(4096);
+        let p = "switchboard_gateway";
+        self.with(|m| {
+            let _ = writeln!(out, "# HELP {p}_requests_total Requests answered, by route and HTTP status.\n# TYPE {p}_requests_total counter");
+            for ((route, status), n) in &m.requests {
+                let _ = writeln!(out, "{p}_requests_total{{route=\"{}\",status=\"{status}\"}} {n}", esc(route));
+            }
+            let _ = writeln!(out, "# HELP {p}_attempts_total Real attempts at providers, by outcome.\n# TYPE {p}_attempts_total counter");
+            for ((provider, model, outcome), n) in &m.attempts {
+                let _ = writeln!(
+                    out,
+                    "{p}_attempts_total{{provider=\"{}\",model=\"{}\",outcome=\"{outcome}\"}} {n}",
+                    esc(provider),
+                    esc(model)
+                );
+            }
+            let _ = writeln!(out, "# HELP {p}_errors_total Errors, by kind (attempt errors and errors answered by the gateway itself).\n# TYPE {p}_errors_total counter");
+            for (kind, n) in &m.errors {
+                let _ = writeln!(out, "{p}_errors_total{{kind=\"{kind}\"}} {n}");
+            }
+            let _ = writeln!(out, "# HELP {p}_tokens_total Tokens used, by route and direction.\n# TYPE {p}_tokens_total counter");
+            for ((route, direction), n) in &m.tokens {
+                let _ = writeln!(out, "{p}_tokens_total{{route=\"{}\",direction=\"{direction}\"}} {n}", esc(route));
+            }
+            let _ = writeln!(out, "# HELP {p}_request_duration_seconds Request latency, to the last byte.\n# TYPE {p}_request_duration_seconds histogram");
+            for (route, h) in &m.latency {
+                let route = esc(route);
+                for (bound, count) in BUCKETS.iter().zip(h.counts.iter()) {
+                    let _ = writeln!(out, "{p}_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {count}");
+                }
+                let _ = writeln!(out, "{p}_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}", h.count);
+                let _ = writeln!(out, "{p}_request_duration_seconds_sum{{route=\"{route}\"}} {}", h.sum);
+                let _ = writeln!(out, "{p}_request_duration_seconds_count{{route=\"{route}\"}} {}", h.count);
+            }
+        });
+        let _ = writeln!(
+            out,
+            "# HELP {p}_in_flight Requests and streams in progress.\n# TYPE {p}_in_flight gauge"
+        );
+        let _ = writeln!(
+            out,
+            "{p}_in_flight {}",
+            self.in_flight.load(Ordering::Relaxed)
+        );
+        out.push_str(extra);
+        out
+    }
+}
+
+/// Marks one request in flight until dropped.
+#[derive(Debug)]
+pub(crate) struct InFlight(Arc<Metrics>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Escapes a label value.
+fn esc(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}

@@ -1,0 +1,393 @@
+//! The HTTP endpoints: `/v1/chat/completions`, `/v1/embeddings`, `/v1/models`, `/health`,
+//! `/metrics`.
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use base64::Engine as _;
+use serde::Serialize;
+use switchboard::config::build::BuiltRoute;
+use switchboard::providers::openai::wire;
+use switchboard::{ChatClient, EmbedRequest};
+
+use crate::error::ApiError;
+use crate::report::Report;
+use crate::sse;
+use crate::AppState;
+
+type Shared = State<Arc<AppState>>;
+
+/// Builds the router over the shared state.
+pub(crate) fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(chat_completions))
+        .route("/v1/embeddings", post(embeddings))
+        .route("/v1/models", get(models))
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .fallback(unknown_path)
+        .with_state(state)
+}
+
+/// A failed request, with what metrics need.
+struct Failure {
+    route: String,
+    error: ApiError,
+    attempts: Option<u32>,
+}
+
+impl Failure {
+    fn early(error: ApiError) -> Failure {
+        Failure {
+            route: String::new(),
+            error,
+            attempts: None,
+        }
+    }
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn completion_id() -> String {
+    format!("chatcmpl-{:024x}", fastrand::u128(..) >> 32)
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    if state.authorized(bearer(headers)) {
+        return Ok(());
+    }
+    let message = if headers.contains_key(header::AUTHORIZATION) {
+        "the gateway key is wrong; send one of the keys configured in `server.api_keys_env` as `Authorization: Bearer <key>`"
+    } else {
+        "this gateway needs a key; send `Authorization: Bearer <key>` with one of the keys configured in `server.api_keys_env`"
+    };
+    Err(ApiError::unauthorized(message))
+}
+
+async fn read_body(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<bytes::Bytes, ApiError> {
+    let limit = state.max_body;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ApiError::too_large(limit));
+    }
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let text = e.to_string();
+        if text.contains("length limit") {
+            ApiError::too_large(limit)
+        } else {
+            ApiError::invalid(format!("the request body could not be read: {text}"), None)
+        }
+    })
+}
+
+fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::invalid(
+            format!("the request body is not the JSON this endpoint takes: {e}"),
+            None,
+        )
+    })
+}
+
+fn finish(state: &AppState, started: Instant, result: Result<Response, Failure>) -> Response {
+    match result {
+        Ok(response) => response,
+        Err(failure) => {
+            let status = failure.error.status.as_u16();
+            if failure.error.error_kind.is_none() {
+                state.metrics.gateway_error(failure.error.kind_label());
+            }
+            state
+                .metrics
+                .request(&failure.route, status, started.elapsed(), None);
+            let mut response = failure.error.into_response();
+            if let Some(n) = failure.attempts {
+                response
+                    .headers_mut()
+                    .insert("x-switchboard-attempts", HeaderValue::from(n));
+            }
+            response
+        }
+    }
+}
+
+fn who_answered(response: &mut Response, provider: &str, model: &str, attempts: u32) {
+    let headers = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(provider) {
+        headers.insert("x-switchboard-provider", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(model) {
+        headers.insert("x-switchboard-model", v);
+    }
+    headers.insert("x-switchboard-attempts", HeaderValue::from(attempts));
+}
+
+async fn chat_completions(State(state): Shared, headers: HeaderMap, body: Body) -> Response {
+    let started = Instant::now();
+    let result = chat(&state, &headers, body, started).await;
+    finish(&state, started, result)
+}
+
+async fn chat(
+    state: &Arc<AppState>,
+    headers: &HeaderMap,
+    body: Body,
+    started: Instant,
+) -> Result<Response, Failure> {
+    authorize(state, headers).map_err(Failure::early)?;
+    let bytes = read_body(state, headers, body)
+        .await
+        .map_err(Failure::early)?;
+    let wire_req: wire::ChatCompletionRequest = parse(&bytes).map_err(Failure::early)?;
+    let route = state.resolve(&wire_req.model).map_err(|error| Failure {
+        route: String::new(),
+        error,
+        attempts: None,
+    })?;
+    let fail = |error: ApiError, attempts: Option<u32>| Failure {
+        route: route.alias.clone(),
+        error,
+        attempts,
+    };
+    let req = crate::convert::from_wire(&wire_req).map_err(|e| fail(e, None))?;
+    let report = Arc::new(Report::default());
+    let id = completion_id();
+    let created = now_secs();
+    if wire_req.stream == Some(true) {
+        let in_flight = state.metrics.start();
+        let stream = report
+            .scope(route.client.chat_stream(&req))
+            .await
+            .map_err(|e| fail(ApiError::from_error(&e), Some(report.attempts())))?;
+        let (provider, model) = match report.winner() {
+            Some(info) => (info.provider().to_owned(), info.model().to_owned()),
+            None => first_target(&route),
+        };
+        let metrics = Arc::clone(&state.metrics);
+        let alias = route.alias.clone();
+        let include_usage = wire_req
+            .stream_options
+            .as_ref()
+            .and_then(|o| o.include_usage)
+            .unwrap_or(false);
+        let ctx = sse::Context {
+            id,
+            created,
+            model: model.clone(),
+            include_usage,
+            on_end: Some(Box::new(move |end: sse::End<'_>| {
+                let _in_flight = in_flight;
+                match end {
+                    sse::End::Done(r) => {
+                        metrics.request(&alias, 200, started.elapsed(), Some(&r.usage))
+                    }
+                    sse::End::Failed(e) => {
+                        metrics.request(&alias, e.status.as_u16(), started.elapsed(), None)
+                    }
+                }
+            })),
+        };
+        let body = Body::from_stream(sse::frames(stream, ctx));
+        let mut response = (StatusCode::OK, body).into_response();
+        let h = response.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream"),
+        );
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+        who_answered(&mut response, &provider, &model, report.attempts().max(1));
+        return Ok(response);
+    }
+    let _in_flight = state.metrics.start();
+    let answer = report
+        .scope(route.client.chat(&req))
+        .await
+        .map_err(|e| fail(ApiError::from_error(&e), Some(report.attempts())))?;
+    let attempts = match report.attempts() {
+        0 => u32::try_from(answer.attempts().len()).unwrap_or(u32::MAX),
+        n => n,
+    };
+    let completion = crate::convert::to_wire(&answer, &id, created);
+    let body = serde_json::to_vec(&completion).unwrap_or_default();
+    state
+        .metrics
+        .request(&route.alias, 200, started.elapsed(), Some(&answer.usage));
+    let mut response = (StatusCode::OK, body).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    who_answered(
+        &mut response,
+        &answer.provider,
+        answer.model_served(),
+        attempts,
+    );
+    Ok(response)
+}
+
+fn json_response<T: Serialize>(value: &T) -> Response {
+    let body = serde_json::to_vec(value).unwrap_or_default();
+    let mut response = (StatusCode::OK, body).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn first_target(route: &BuiltRoute) -> (String, String) {
+    route
+        .targets
+        .first()
+        .map(|t| (t.info().provider().to_owned(), t.info().model().to_owned()))
+        .unwrap_or_default()
+}
+
+async fn embeddings(State(state): Shared, headers: HeaderMap, body: Body) -> Response {
+    let started = Instant::now();
+    let result = embed(&state, &headers, body, started).await;
+    finish(&state, started, result)
+}
+
+async fn embed(
+    state: &Arc<AppState>,
+    headers: &HeaderMap,
+    body: Body,
+    started: Instant,
+) -> Result<Response, Failure> {
+    authorize(state, headers).map_err(Failure::early)?;
+    let bytes = read_body(state, headers, body)
+        .await
+        .map_err(Failure::early)?;
+    let wire_req: wire::EmbeddingRequest = parse(&bytes).map_err(Failure::early)?;
+    let route = state.resolve(&wire_req.model).map_err(Failure::early)?;
+    if wire_req.input.is_empty() {
+        return Err(Failure::early(ApiError::invalid(
+            "`input` is empty; send at least one text",
+            Some("input"),
+        )));
+    }
+    let mut req = EmbedRequest::new(wire_req.input.iter().cloned());
+    req.dimensions = wire_req.dimensions;
+    let report = Arc::new(Report::default());
+    let _in_flight = state.metrics.start();
+    let answer = report
+        .scope(route.client.embed(&req))
+        .await
+        .map_err(|e| Failure {
+            route: route.alias.clone(),
+            error: ApiError::from_error(&e),
+            attempts: Some(report.attempts()),
+        })?;
+    let base64 = wire_req.encoding_format.as_deref() == Some("base64");
+    let data: Vec<serde_json::Value> = answer
+        .embeddings
+        .iter()
+        .enumerate()
+        .map(|(index, vector)| {
+            let embedding = if base64 {
+                let bytes: Vec<u8> = vector.iter().flat_map(|f| f.to_le_bytes()).collect();
+                serde_json::Value::String(base64::engine::general_purpose::STANDARD.encode(bytes))
+            } else {
+                serde_json::json!(vector)
+            };
+            serde_json::json!({"object": "embedding", "index": index, "embedding": embedding})
+        })
+        .collect();
+    let usage = crate::convert::usage_to_wire(&answer.usage);
+    let body = serde_json::json!({
+        "object": "list",
+        "data": data,
+        "model": answer.model,
+        "usage": {"prompt_tokens": usage.prompt_tokens, "total_tokens": usage.total_tokens},
+    });
+    state
+        .metrics
+        .request(&route.alias, 200, started.elapsed(), Some(&answer.usage));
+    let mut response = json_response(&body);
+    let attempts = report.attempts().max(1);
+    who_answered(&mut response, &answer.provider, &answer.model, attempts);
+    Ok(response)
+}
+
+#[derive(Serialize)]
+struct ModelList<'a> {
+    object: &'static str,
+    data: Vec<ModelEntry<'a>>,
+}
+
+#[derive(Serialize)]
+struct ModelEntry<'a> {
+    id: &'a str,
+    object: &'static str,
+    created: u64,
+    owned_by: &'static str,
+}
+
+async fn models(State(state): Shared, headers: HeaderMap) -> Response {
+    if let Err(e) = authorize(&state, &headers) {
+        state.metrics.gateway_error(e.kind_label());
+        return e.into_response();
+    }
+    let list = ModelList {
+        object: "list",
+        data: state
+            .aliases
+            .iter()
+            .map(|alias| ModelEntry {
+                id: alias,
+                object: "model",
+                created: 0,
+                owned_by: "switchboard",
+            })
+            .collect(),
+    };
+    json_response(&list)
+}
+
+async fn health() -> Response {
+    json_response(&serde_json::json!({"status": "ok"}))
+}
+
+async fn metrics(State(state): Shared, headers: HeaderMap) -> Response {
+    if let Err(e) = authorize(&state, &headers) {
+        return e.into_response();
+    }
+    let text = state.metrics.render("");
+    let mut response = text.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}
+
+async fn unknown_path(uri: Uri) -> Response {
+    ApiError::no_route(uri.path()).into_response()
+}

@@ -1,0 +1,153 @@
+//! The official `openai` Python package (and `curl` for the raw SSE framing) against a
+//! gateway whose upstreams are scripted providers.
+//!
+//! Skips, saying why, only when `python3 -c "import openai"` fails; CI installs the package.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+use switchboard_gateway::GatewayOptions;
+
+const KEY: &str = "sb-test-gateway-key";
+
+async fn gateway() -> Running {
+    start_routes(
+        vec![
+            (
+                "fast",
+                vec![answers("primary", "model-a", "Hello from the gateway")],
+            ),
+            (
+                "failover",
+                vec![
+                    fails("primary", "a", 503, None),
+                    answers("backup", "b", "answered by the backup"),
+                ],
+            ),
+            ("tools", vec![weather_tool("primary", "tool-model")]),
+            (
+                "limited",
+                vec![fails("a", "m", 429, Some(3)), fails("b", "m", 429, Some(8))],
+            ),
+            ("breaks", vec![breaks_mid_stream("primary", "m")]),
+        ],
+        GatewayOptions::default().api_key(KEY),
+    )
+    .await
+}
+
+fn python_has_openai() -> bool {
+    match Command::new("python3")
+        .args(["-c", "import openai"])
+        .output()
+    {
+        Ok(out) if out.status.success() => true,
+        Ok(out) => {
+            eprintln!(
+                "SKIP: `python3 -c \"import openai\"` failed: {}; install it with `pip install openai`",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+            false
+        }
+        Err(e) => {
+            eprintln!("SKIP: python3 could not be run: {e}");
+            false
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_python_sdk_works_against_the_gateway() {
+    if !python_has_openai() {
+        return;
+    }
+    let gw = gateway().await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/chat.py");
+    let base = gw.base.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("python3")
+            .args([script, &base, KEY])
+            .output()
+            .expect("run python3")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "chat.py failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    for scenario in [
+        "non_streaming",
+        "streaming",
+        "tools",
+        "failover",
+        "rate_limit_error",
+        "not_found_error",
+        "authentication_error",
+        "stream_error",
+        "models",
+    ] {
+        assert!(
+            stdout.contains(&format!("ok {scenario}\n")),
+            "{scenario} did not run:\n{stdout}"
+        );
+    }
+    gw.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn curl_sees_raw_sse_framing() {
+    if Command::new("curl").arg("--version").output().is_err() {
+        eprintln!("SKIP: curl is not installed");
+        return;
+    }
+    let gw = gateway().await;
+    let url = format!("{}/v1/chat/completions", gw.base);
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("curl")
+            .args([
+                "-sS",
+                "-N",
+                "-D",
+                "-",
+                "-H",
+                "content-type: application/json",
+                "-H",
+                &format!("authorization: Bearer {KEY}"),
+                "-d",
+                r#"{"model":"fast","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}"#,
+                &url,
+            ])
+            .output()
+            .expect("run curl")
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").expect("headers then body");
+    let head = head.to_ascii_lowercase();
+    assert!(head.contains("content-type: text/event-stream"), "{head}");
+    assert!(head.contains("x-switchboard-provider: primary"), "{head}");
+    // Every frame is one `data:` line followed by a blank line; the last is [DONE].
+    assert!(body.ends_with("data: [DONE]\n\n"), "{body}");
+    let frames: Vec<&str> = body.trim_end_matches("\n\n").split("\n\n").collect();
+    assert!(frames.len() >= 4, "{body}");
+    for frame in &frames {
+        assert!(
+            frame.starts_with("data: ") && !frame.contains('\n'),
+            "bad frame {frame:?}"
+        );
+    }
+    assert!(frames[0].contains("\"role\":\"assistant\""));
+    assert!(frames[frames.len() - 2].contains("\"usage\""));
+    gw.shutdown().await.unwrap();
+}

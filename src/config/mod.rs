@@ -1,0 +1,490 @@
+//! Gateway settings read from TOML: the server, the providers and the routes.
+//!
+//! A route is a model alias that clients ask for, mapped to an ordered list of
+//! `provider:model` targets with optional retry, breaker, timeout, deadline, budget and hedge
+//! settings. Keys never appear in the file: a provider names the environment variable that
+//! holds its key (`api_key_env`), and the server names the variables holding the gateway's
+//! own bearer keys (`api_keys_env`).
+//!
+//! ```toml
+//! [server]
+//! port = 8080
+//!
+//! [providers.openai]
+//! api_key_env = "OPENAI_API_KEY"
+//!
+//! [routes.fast]
+//! targets = ["openai:gpt-4o-mini", "anthropic:claude-3-5-haiku-latest"]
+//! timeout_ms = 30000
+//! retry = { max_retries = 2 }
+//! ```
+//!
+//! [`Settings::from_toml_str`] parses and validates; every problem names the field at fault
+//! and the fix. Unknown fields are rejected, so a misspelt setting never silently does
+//! nothing. [`build`] turns settings into client stacks.
+
+pub mod build;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::providers::known_providers;
+use crate::types::ModelRef;
+
+/// Everything a gateway needs: server, providers and routes.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Where and how the gateway listens.
+    #[serde(default)]
+    pub server: ServerSettings,
+    /// Per-provider base URL and key variable, by provider name.
+    #[serde(default)]
+    pub providers: BTreeMap<String, ProviderSettings>,
+    /// Model aliases that clients ask for, by alias.
+    #[serde(default)]
+    pub routes: BTreeMap<String, RouteSettings>,
+}
+
+/// The `[server]` table.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    /// The address to bind (default `127.0.0.1`). A non-loopback address needs `api_keys_env`.
+    pub host: String,
+    /// The port to bind (default 8080; 0 picks a free one).
+    pub port: u16,
+    /// Names of environment variables, each holding one bearer key clients must present.
+    /// Empty means no authentication, which is allowed only on a loopback address.
+    pub api_keys_env: Vec<String>,
+    /// The largest request body accepted, in bytes (default 4 MiB).
+    pub max_body_bytes: usize,
+    /// How long shutdown waits for in-flight requests and streams, in ms (default 10 000).
+    pub shutdown_grace_ms: u64,
+    /// Whether clients may ask for `provider:model` directly instead of an alias (default true).
+    pub allow_direct_models: bool,
+}
+
+impl Default for ServerSettings {
+    fn default() -> ServerSettings {
+        ServerSettings {
+            host: "127.0.0.1".to_owned(),
+            port: 8080,
+            api_keys_env: Vec::new(),
+            max_body_bytes: 4 * 1024 * 1024,
+            shutdown_grace_ms: 10_000,
+            allow_direct_models: true,
+        }
+    }
+}
+
+/// A `[providers.<name>]` table.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderSettings {
+    /// The base URL, following the provider's SDK convention (OpenAI-family URLs include
+    /// `/v1`); when absent, the environment or the provider's default is used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+    /// The environment variable holding the key; when absent, the provider's usual
+    /// variables are read (`SWITCHBOARD_<NAME>_API_KEY`, then e.g. `OPENAI_API_KEY`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_env: Option<String>,
+}
+
+/// A `[routes.<alias>]` table.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSettings {
+    /// The targets, tried in order: `provider:model` each.
+    pub targets: Vec<String>,
+    /// Limit on each attempt at a target, in ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// Limit on a stream's first token per attempt, in ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_token_timeout_ms: Option<u64>,
+    /// Limit on the whole request, every target and retry included, in ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline_ms: Option<u64>,
+    /// Retries per target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetrySettings>,
+    /// A circuit breaker per target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breaker: Option<BreakerSettings>,
+    /// Spending limits shared by every request of the route.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<BudgetSettings>,
+    /// Races the next target when the current one is slow, instead of waiting for it to fail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hedge: Option<HedgeSettings>,
+}
+
+/// `retry`: full-jitter exponential backoff per target.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetrySettings {
+    /// Retries after the first attempt (default 2).
+    pub max_retries: u32,
+    /// The first backoff ceiling, in ms (default 200).
+    pub base_delay_ms: u64,
+    /// The largest backoff, in ms (default 10 000).
+    pub max_delay_ms: u64,
+    /// The longest `Retry-After` honoured, in ms (default 30 000); longer waits move on.
+    pub max_retry_after_ms: u64,
+}
+
+impl Default for RetrySettings {
+    fn default() -> RetrySettings {
+        RetrySettings {
+            max_retries: 2,
+            base_delay_ms: 200,
+            max_delay_ms: 10_000,
+            max_retry_after_ms: 30_000,
+        }
+    }
+}
+
+/// `breaker`: stops calling a target that keeps failing, for a cooldown.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BreakerSettings {
+    /// Consecutive failures that open the breaker (default 5).
+    pub consecutive_failures: u32,
+    /// How long it stays open before a trial call, in ms (default 30 000).
+    pub cooldown_ms: u64,
+    /// The longest cooldown after repeated failed trials, in ms (default: no growth).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_cooldown_ms: Option<u64>,
+}
+
+impl Default for BreakerSettings {
+    fn default() -> BreakerSettings {
+        BreakerSettings {
+            consecutive_failures: 5,
+            cooldown_ms: 30_000,
+            max_cooldown_ms: None,
+        }
+    }
+}
+
+/// `budget`: limits shared by every request of a route, for the gateway's lifetime.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetSettings {
+    /// The most US dollars the route may spend.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_cost_usd: Option<f64>,
+    /// The most tokens (input plus output) the route may use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u64>,
+    /// The most attempts the route may make.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_trials: Option<u64>,
+}
+
+/// `hedge`: after `delay_ms` without an answer, the next target is raced against the first.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HedgeSettings {
+    /// A fixed delay before racing the next target, in ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_ms: Option<u64>,
+    /// Instead of a fixed delay, the observed latency percentile (e.g. 0.95).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percentile: Option<f64>,
+}
+
+impl Settings {
+    /// Reads and validates a TOML file.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) when the file cannot be read, is not
+    /// valid TOML, has an unknown field, or fails [`Settings::validate`].
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Settings> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::config(
+                format!("config: cannot read `{}`: {e}", path.display()),
+                "check the path given to --config",
+            )
+        })?;
+        Settings::from_toml_str(&text)
+    }
+
+    /// Parses and validates TOML text.
+    ///
+    /// # Errors
+    /// As [`Settings::from_file`].
+    pub fn from_toml_str(text: &str) -> Result<Settings> {
+        let settings: Settings = toml::from_str(text).map_err(|e| {
+            let detail = e.message().to_owned();
+            let place = e
+                .span()
+                .map(|span| {
+                    let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+                    format!(" (line {line})")
+                })
+                .unwrap_or_default();
+            let fix = if detail.contains("unknown field") {
+                "remove the field or correct its spelling; docs/gateway.md lists every field"
+            } else {
+                "fix the value as the message says; docs/gateway.md shows a full example"
+            };
+            Error::config(format!("config{place}: {detail}"), fix)
+        })?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks every field; the error names the field at fault and how to fix it.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) for a bad host, a non-loopback host
+    /// without `api_keys_env`, a bad variable name or base URL, a provider no client knows,
+    /// a route without targets or with a target that is not `provider:model`, and
+    /// out-of-range numbers.
+    pub fn validate(&self) -> Result<()> {
+        let server = &self.server;
+        if !is_loopback_host(&server.host) {
+            if server.host.parse::<IpAddr>().is_err() {
+                return Err(bad(
+                    "server.host",
+                    &server.host,
+                    "write an IP address such as `127.0.0.1` or `0.0.0.0`",
+                ));
+            }
+            if server.api_keys_env.is_empty() {
+                return Err(Error::config(
+                    format!(
+                        "config: `server.host` = `{}` is not a loopback address, and `server.api_keys_env` is empty",
+                        server.host
+                    ),
+                    "list the environment variables holding the gateway's keys in `server.api_keys_env`, or bind 127.0.0.1",
+                ));
+            }
+        }
+        for (i, name) in server.api_keys_env.iter().enumerate() {
+            check_env_name(&format!("server.api_keys_env[{i}]"), name)?;
+        }
+        if server.max_body_bytes < 1024 {
+            return Err(bad(
+                "server.max_body_bytes",
+                &server.max_body_bytes.to_string(),
+                "allow at least 1024 bytes, e.g. 4194304 (4 MiB)",
+            ));
+        }
+        let known = known_providers();
+        for (name, provider) in &self.providers {
+            if !known.contains(&name.as_str()) {
+                return Err(Error::config(
+                    format!("config: `providers.{name}` is not a provider Switchboard knows"),
+                    format!("name the table after one of: {}", known.join(", ")),
+                ));
+            }
+            if let Some(url) = &provider.base_url {
+                let ok = reqwest::Url::parse(url)
+                    .map(|u| matches!(u.scheme(), "http" | "https"))
+                    .unwrap_or(false);
+                if !ok {
+                    return Err(bad(
+                        &format!("providers.{name}.base_url"),
+                        url,
+                        "write a full http(s) URL, e.g. `https://api.openai.com/v1`",
+                    ));
+                }
+            }
+            if let Some(var) = &provider.api_key_env {
+                check_env_name(&format!("providers.{name}.api_key_env"), var)?;
+            }
+        }
+        for (alias, route) in &self.routes {
+            validate_route(alias, route, &known)?;
+        }
+        Ok(())
+    }
+
+    /// Returns the route for `alias`, if one is configured.
+    pub fn route(&self, alias: &str) -> Option<&RouteSettings> {
+        self.routes.get(alias)
+    }
+}
+
+fn validate_route(alias: &str, route: &RouteSettings, known: &[&str]) -> Result<()> {
+    let at = |field: &str| format!("routes.{alias}.{field}");
+    if alias.is_empty() || alias.contains(':') || alias.chars().any(char::is_whitespace) {
+        return Err(Error::config(
+            format!("config: route alias `{alias}` may not be empty or contain `:` or spaces"),
+            "name routes with plain words such as `fast` or `gpt-4o-mini` (a colon means provider:model)",
+        ));
+    }
+    if route.targets.is_empty() {
+        return Err(Error::config(
+            format!("config: `{}` is empty", at("targets")),
+            "list at least one target, e.g. `targets = [\"openai:gpt-4o-mini\"]`",
+        ));
+    }
+    for (i, target) in route.targets.iter().enumerate() {
+        let field = format!("{}[{i}]", at("targets"));
+        let parsed = target
+            .contains(':')
+            .then(|| ModelRef::parse(target).ok())
+            .flatten();
+        let Some(model) = parsed else {
+            return Err(bad(&field, target, "write it as `openai:gpt-4o-mini`"));
+        };
+        if !known.contains(&model.provider()) {
+            return Err(Error::config(
+                format!(
+                    "config: `{field}` = `{target}` names provider `{}`, which Switchboard does not know",
+                    model.provider()
+                ),
+                format!("use one of: {}", known.join(", ")),
+            ));
+        }
+    }
+    let positive = |field: &str, value: Option<u64>| match value {
+        Some(0) => Err(bad(
+            &at(field),
+            "0",
+            "give a positive number of milliseconds, or remove it",
+        )),
+        _ => Ok(()),
+    };
+    positive("timeout_ms", route.timeout_ms)?;
+    positive("first_token_timeout_ms", route.first_token_timeout_ms)?;
+    positive("deadline_ms", route.deadline_ms)?;
+    if let Some(retry) = &route.retry {
+        if retry.max_retries > 10 {
+            return Err(bad(
+                &at("retry.max_retries"),
+                &retry.max_retries.to_string(),
+                "use at most 10 retries; add fallback targets instead",
+            ));
+        }
+        if retry.base_delay_ms > retry.max_delay_ms {
+            return Err(bad(
+                &at("retry.base_delay_ms"),
+                &retry.base_delay_ms.to_string(),
+                "keep base_delay_ms at or below max_delay_ms",
+            ));
+        }
+    }
+    if let Some(breaker) = &route.breaker {
+        if breaker.consecutive_failures == 0 {
+            return Err(bad(
+                &at("breaker.consecutive_failures"),
+                "0",
+                "use 1 or more",
+            ));
+        }
+        if breaker.cooldown_ms == 0 {
+            return Err(bad(
+                &at("breaker.cooldown_ms"),
+                "0",
+                "give a positive cooldown, e.g. 30000",
+            ));
+        }
+    }
+    if let Some(budget) = &route.budget {
+        if let Some(usd) = budget.max_cost_usd {
+            if !(usd.is_finite() && usd > 0.0) {
+                return Err(bad(
+                    &at("budget.max_cost_usd"),
+                    &usd.to_string(),
+                    "give a positive amount, e.g. 5.0",
+                ));
+            }
+        }
+        if budget.max_tokens == Some(0) || budget.max_trials == Some(0) {
+            return Err(Error::config(
+                format!("config: `{}` has a zero limit", at("budget")),
+                "give positive limits, or remove the ones you do not want",
+            ));
+        }
+        if budget.max_cost_usd.is_none()
+            && budget.max_tokens.is_none()
+            && budget.max_trials.is_none()
+        {
+            return Err(Error::config(
+                format!("config: `{}` sets no limit", at("budget")),
+                "set max_cost_usd, max_tokens or max_trials, or remove the table",
+            ));
+        }
+    }
+    if let Some(hedge) = &route.hedge {
+        if route.targets.len() < 2 {
+            return Err(Error::config(
+                format!(
+                    "config: `{}` needs at least two targets to race",
+                    at("hedge")
+                ),
+                "add a second target or remove the hedge table",
+            ));
+        }
+        match (hedge.delay_ms, hedge.percentile) {
+            (Some(_), Some(_)) | (None, None) => {
+                return Err(Error::config(
+                    format!(
+                        "config: `{}` must set exactly one of delay_ms and percentile",
+                        at("hedge")
+                    ),
+                    "write `hedge = { delay_ms = 500 }` or `hedge = { percentile = 0.95 }`",
+                ))
+            }
+            (_, Some(p)) if !(p > 0.0 && p < 1.0) => {
+                return Err(bad(
+                    &at("hedge.percentile"),
+                    &p.to_string(),
+                    "give a fraction between 0 and 1, e.g. 0.95",
+                ))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn bad(field: &str, value: &str, fix: &str) -> Error {
+    let what = if field.contains(".targets[") {
+        "is not provider:model"
+    } else {
+        "is not valid"
+    };
+    Error::config(format!("config: `{field}` = `{value}` {what}"), fix).with_code(field.to_owned())
+}
+
+fn check_env_name(field: &str, name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(bad(
+            field,
+            name,
+            "give the NAME of an environment variable (letters, digits, `_`), never the key itself",
+        ))
+    }
+}
+
+/// Says whether `host` is a loopback address (`127.0.0.0/8`, `::1` or `localhost`).
+pub fn is_loopback_host(host: &str) -> bool {
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    let trimmed = host.trim_start_matches('[').trim_end_matches(']');
+    trimmed
+        .parse::<IpAddr>()
+        .map(|ip| ip.is_loopback())
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests;

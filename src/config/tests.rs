@@ -1,0 +1,127 @@
+use super::*;
+use crate::ErrorKind;
+
+const FULL: &str = r#"
+[server]
+host = "127.0.0.1"
+port = 0
+api_keys_env = ["GATEWAY_KEY"]
+
+[providers.openai]
+base_url = "http://127.0.0.1:9/v1"
+api_key_env = "MY_OPENAI_KEY"
+
+[routes.fast]
+targets = ["openai:gpt-4o-mini", "anthropic:claude-3-5-haiku-latest"]
+timeout_ms = 1000
+deadline_ms = 5000
+retry = { max_retries = 1 }
+breaker = { consecutive_failures = 3, cooldown_ms = 1000 }
+budget = { max_cost_usd = 1.5 }
+hedge = { delay_ms = 300 }
+"#;
+
+fn err(text: &str) -> Error {
+    Settings::from_toml_str(text).unwrap_err()
+}
+
+#[test]
+fn a_full_file_parses_with_defaults_filled_in() {
+    let s = Settings::from_toml_str(FULL).unwrap();
+    assert_eq!(s.server.max_body_bytes, 4 * 1024 * 1024);
+    assert!(s.server.allow_direct_models);
+    let route = s.route("fast").unwrap();
+    assert_eq!(route.targets.len(), 2);
+    assert_eq!(route.retry.as_ref().unwrap().max_retries, 1);
+    assert_eq!(route.retry.as_ref().unwrap().base_delay_ms, 200);
+}
+
+#[test]
+fn an_empty_file_is_a_loopback_server_with_no_routes() {
+    let s = Settings::from_toml_str("").unwrap();
+    assert_eq!((s.server.host.as_str(), s.server.port), ("127.0.0.1", 8080));
+}
+
+#[test]
+fn a_target_without_provider_names_the_field_and_the_fix() {
+    let e = err("[routes.fast]\ntargets = [\"openai:gpt-4o\", \"foo\"]\n");
+    assert_eq!(e.kind(), ErrorKind::Config);
+    assert_eq!(
+        e.message(),
+        "config: `routes.fast.targets[1]` = `foo` is not provider:model"
+    );
+    assert_eq!(e.fix(), Some("write it as `openai:gpt-4o-mini`"));
+}
+
+#[test]
+fn unknown_fields_are_rejected_by_name() {
+    let e = err("[routes.fast]\ntargets = [\"openai:gpt-4o\"]\nretries = 3\n");
+    assert!(e.message().contains("unknown field `retries`"), "{e}");
+    assert!(e.message().contains("line 3"), "{e}");
+    let e = err("[server]\nprot = 1\n");
+    assert!(e.message().contains("`prot`"), "{e}");
+}
+
+#[test]
+fn a_public_bind_without_gateway_keys_is_refused() {
+    let e = err("[server]\nhost = \"0.0.0.0\"\n");
+    assert!(e.message().contains("server.api_keys_env"), "{e}");
+    Settings::from_toml_str("[server]\nhost = \"0.0.0.0\"\napi_keys_env = [\"K\"]\n").unwrap();
+}
+
+#[test]
+fn a_key_in_place_of_a_variable_name_is_refused() {
+    let e = err("[providers.openai]\napi_key_env = \"sk-abc123\"\n");
+    assert!(e.message().contains("providers.openai.api_key_env"), "{e}");
+}
+
+#[test]
+fn unknown_providers_and_bad_urls_are_named() {
+    let e = err("[providers.nope]\n");
+    assert!(e.message().contains("providers.nope"), "{e}");
+    let e = err("[providers.openai]\nbase_url = \"api.openai.com\"\n");
+    assert!(e.message().contains("providers.openai.base_url"), "{e}");
+    let e = err("[routes.a]\ntargets = [\"nope:m\"]\n");
+    assert!(e.message().contains("routes.a.targets[0]"), "{e}");
+}
+
+#[test]
+fn hedge_needs_two_targets_and_one_rule() {
+    let e = err("[routes.a]\ntargets = [\"openai:m\"]\nhedge = { delay_ms = 5 }\n");
+    assert!(e.message().contains("routes.a.hedge"), "{e}");
+    let e = err("[routes.a]\ntargets = [\"openai:m\", \"groq:m\"]\nhedge = {}\n");
+    assert!(e.message().contains("exactly one"), "{e}");
+}
+
+#[test]
+fn aliases_may_not_look_like_provider_model() {
+    let e = err("[routes.\"openai:x\"]\ntargets = [\"openai:m\"]\n");
+    assert!(e.message().contains("openai:x"), "{e}");
+}
+
+#[test]
+fn routes_build_with_the_provider_table_applied() {
+    let s = Settings::from_toml_str(FULL).unwrap();
+    let options = build::BuildOptions {
+        client: crate::ClientOptions::new().env(|name| {
+            (name == "MY_OPENAI_KEY" || name == "ANTHROPIC_API_KEY").then(|| "k".to_owned())
+        }),
+        around_provider: None,
+    };
+    let routes = build::build_routes(&s, &options).unwrap();
+    let fast = &routes["fast"];
+    assert_eq!(fast.targets.len(), 2);
+    assert_eq!(fast.targets[0].info().to_string(), "openai:gpt-4o-mini");
+}
+
+#[test]
+fn a_missing_key_names_the_configured_variable() {
+    let s = Settings::from_toml_str(FULL).unwrap();
+    let options = build::BuildOptions {
+        client: crate::ClientOptions::new().env(|_| None),
+        around_provider: None,
+    };
+    let e = build::build_routes(&s, &options).unwrap_err();
+    assert!(e.message().contains("routes.fast.targets[0]"), "{e}");
+    assert_eq!(e.fix(), Some("set MY_OPENAI_KEY"));
+}
