@@ -377,7 +377,7 @@ impl Error {
     /// Marks an error as the provider's answer even though it came without an HTTP error
     /// status (an in-stream error event, a blocked prompt in a 200 reply), so fallback
     /// treats it like any other provider failure.
-    #[allow(dead_code)]
+    #[allow(dead_code, clippy::wrong_self_convention)]
     pub(crate) fn from_provider(mut self) -> Error {
         self.0.from_provider = true;
         self

@@ -136,7 +136,10 @@ impl<C: ChatClient> ChatClient for DeadlineClient<C> {
                 deadline,
                 sleep: Box::pin(tokio::time::sleep_until(deadline)),
                 expired: Some(self.expired()),
-                acc: StreamAccumulator::new(self.inner.info().provider(), self.inner.info().model()),
+                acc: StreamAccumulator::new(
+                    self.inner.info().provider(),
+                    self.inner.info().model(),
+                ),
             }))
         })
     }
@@ -178,9 +181,8 @@ impl Stream for ScopedStream {
         }
         let deadline = this.deadline;
         let inner = &mut this.inner;
-        let polled = DEADLINE.sync_scope(deadline, || {
-            std::pin::Pin::new(&mut *inner).poll_next(cx)
-        });
+        let polled =
+            DEADLINE.sync_scope(deadline, || std::pin::Pin::new(&mut *inner).poll_next(cx));
         if let Poll::Ready(item) = polled {
             match &item {
                 None => this.expired = None,
@@ -253,10 +255,8 @@ mod tests {
         let client = FunctionClient::builder("s")
             .stream_async(|_req| {
                 Box::pin(async move {
-                    let s = fstream::iter(vec![Ok(StreamEvent::TextDelta {
-                        text: "a".into(),
-                    })])
-                    .chain(fstream::pending());
+                    let s = fstream::iter(vec![Ok(StreamEvent::TextDelta { text: "a".into() })])
+                        .chain(fstream::pending());
                     Ok(s.boxed())
                 })
             })

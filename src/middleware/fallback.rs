@@ -388,3 +388,6 @@ impl FallbackClientBuilder {
         Ok(chain)
     }
 }
+
+#[cfg(test)]
+mod tests;

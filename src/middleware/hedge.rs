@@ -16,8 +16,8 @@
 //! # Attempts
 //!
 //! [`ChatResponse::attempts`] lists every target that was started, in the order it was
-//! started, with the winner last: failures as [`Outcome::Failed`](crate::Outcome::Failed)
-//! with their error, skipped targets as [`Outcome::Skipped`](crate::Outcome::Skipped), and
+//! started, with the winner last: failures as [`Outcome::Failed`]
+//! with their error, skipped targets as [`Outcome::Skipped`], and
 //! **cancelled losers as `Failed` with no `error_kind` and the message
 //! `cancelled: another target answered first`**, their latency being the time they ran.
 //! Their usage is unknown (they never finished), so it is not in the winner's usage.
@@ -264,9 +264,9 @@ impl ChatClient for HedgedClient {
             let timer = tokio::time::sleep(Duration::ZERO);
             tokio::pin!(timer);
             let start_next = |running: &mut FuturesUnordered<_>,
-                                  started: &mut Vec<Started>,
-                                  ended: &mut Vec<(usize, Attempt)>,
-                                  errors: &mut Vec<Error>| {
+                              started: &mut Vec<Started>,
+                              ended: &mut Vec<(usize, Attempt)>,
+                              errors: &mut Vec<Error>| {
                 while let Some(client) = self.clients.get(next.load(Relaxed)) {
                     let index = next.load(Relaxed);
                     next.store(index + 1, Relaxed);

@@ -27,13 +27,13 @@
 //! caller (the commit point, `commit.rs`); after it, a failure ends the stream with
 //! [`ErrorKind::StreamInterrupted`](crate::ErrorKind::StreamInterrupted).
 
-mod circuit_breaker;
+pub mod circuit_breaker;
 mod commit;
-mod deadline;
-mod fallback;
-mod hedge;
-mod retry;
-mod timeout;
+pub mod deadline;
+pub mod fallback;
+pub mod hedge;
+pub mod retry;
+pub mod timeout;
 
 pub use circuit_breaker::{BreakerConfig, BreakerState, CircuitBreakerClient, TripOn};
 pub use deadline::{current_deadline, time_left, DeadlineClient};

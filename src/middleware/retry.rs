@@ -16,7 +16,10 @@
 //! served by a fallback target now.
 //!
 //! Only retryable kinds are retried by default ([`Error::is_retryable`]: rate limited,
-//! overloaded, server, timeout, transport); [`RetryOn`] changes that. A non-retryable error
+//! overloaded, server, timeout, transport) — but not a timeout that fired on our side (no
+//! HTTP status, e.g. from a [`TimeoutClient`](crate::TimeoutClient)): a silent provider
+//! would cost a whole attempt limit per retry, so the call moves on to a fallback target
+//! after one. HTTP 408 is retried. [`RetryOn`] changes all of this. A non-retryable error
 //! is returned as it is, even after earlier retryable failures. When the policy gives up on a retryable error, the error is
 //! [`ErrorKind::RetriesExhausted`] listing every attempt's error
 //! ([`Error::attempt_errors`]), with the last one as `source()` and its provider, status and
@@ -44,14 +47,15 @@ use super::commit;
 use super::deadline::current_deadline;
 use crate::client::{BoxFuture, ChatClient, ClientInfo, Readiness};
 use crate::error::{Error, ErrorKind, Result};
-use crate::types::{
-    Attempt, ChatRequest, ChatResponse, ChatStream, EmbedRequest, EmbedResponse,
-};
+use crate::types::{Attempt, ChatRequest, ChatResponse, ChatStream, EmbedRequest, EmbedResponse};
 
 /// Decides which errors a [`RetryClient`] retries.
 #[derive(Clone, Default)]
 pub enum RetryOn {
-    /// Retries when [`Error::is_retryable`] says so (the default).
+    /// Retries when [`Error::is_retryable`] says so, except a timeout that fired here
+    /// rather than at the provider (kind `timeout` with no HTTP status): that attempt
+    /// already cost a whole time limit, and another target is the better next step. The
+    /// default.
     #[default]
     Retryable,
     /// Retries only these kinds.
@@ -74,7 +78,10 @@ impl RetryOn {
     /// Says whether `error` is worth another try.
     pub fn should_retry(&self, error: &Error) -> bool {
         match self {
-            RetryOn::Retryable => error.is_retryable(),
+            RetryOn::Retryable => {
+                error.is_retryable()
+                    && !(error.kind() == ErrorKind::Timeout && error.status().is_none())
+            }
             RetryOn::Kinds(kinds) => kinds.contains(&error.kind()),
             RetryOn::Predicate(p) => p(error),
         }
@@ -418,7 +425,8 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn retry_honours_retry_after() {
-        let limited = Error::from_status("p", 429, "slow down").with_retry_after(Duration::from_secs(7));
+        let limited =
+            Error::from_status("p", 429, "slow down").with_retry_after(Duration::from_secs(7));
         let (client, times) = script(vec![limited]);
         let client = client.with_retry(RetryPolicy::default());
         let start = Instant::now();
@@ -475,6 +483,26 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_local_timeout_is_not_retried_but_a_408_is() {
+        let local = Error::new(ErrorKind::Timeout, "no answer within the attempt limit");
+        let (client, times) = script(vec![local]);
+        let err = client
+            .with_retry(RetryPolicy::default())
+            .chat(&ChatRequest::user("x"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Timeout);
+        assert_eq!(times.lock().unwrap().len(), 1);
+        let (client, times) = script(vec![Error::from_status("p", 408, "request timeout")]);
+        client
+            .with_retry(RetryPolicy::default())
+            .chat(&ChatRequest::user("x"))
+            .await
+            .unwrap();
+        assert_eq!(times.lock().unwrap().len(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn retry_on_kinds_limits_what_is_retried() {
         let (client, times) = script(vec![e503()]);
         let policy = RetryPolicy::default().with_retry_on(RetryOn::kinds([ErrorKind::RateLimited]));
@@ -489,7 +517,8 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn no_wait_crosses_the_deadline() {
-        let limited = || Error::from_status("p", 429, "slow").with_retry_after(Duration::from_secs(4));
+        let limited =
+            || Error::from_status("p", 429, "slow").with_retry_after(Duration::from_secs(4));
         let (client, times) = script(vec![limited(), limited(), limited()]);
         let client = client
             .with_retry(RetryPolicy::default())
@@ -543,7 +572,9 @@ mod tests {
             .stream(move |_req: &ChatRequest| {
                 c.fetch_add(1, Ordering::SeqCst);
                 Ok(vec![
-                    Ok(StreamEvent::TextDelta { text: "half".into() }),
+                    Ok(StreamEvent::TextDelta {
+                        text: "half".into(),
+                    }),
                     Err(Error::from_status("p", 529, "overloaded")),
                 ])
             })

@@ -13,8 +13,8 @@
 //! # Streams
 //!
 //! For `chat_stream`, [`Timeouts::attempt`] limits the time until the stream is open,
-//! [`Timeouts::first_token`] the time from the call's start to its first content event, and
-//! [`Timeouts::idle`] the gap between any two events. A limit that fires before the first
+//! [`Timeouts::with_first_token`] the time from the call's start to its first content event, and
+//! [`Timeouts::with_idle`] the gap between any two events. A limit that fires before the first
 //! content event ends the stream with a plain `Timeout` error (so a wrapper outside can fall
 //! over); after it, with [`ErrorKind::StreamInterrupted`] carrying the partial answer.
 
@@ -204,7 +204,11 @@ impl<C: ChatClient> ChatClient for TimeoutClient<C> {
                 acc: StreamAccumulator::new(info.provider(), info.model()),
                 info: info.clone(),
                 first_token: first_token.map(|(limit, which)| {
-                    (Box::pin(tokio::time::sleep_until(started + limit)), which, limit)
+                    (
+                        Box::pin(tokio::time::sleep_until(started + limit)),
+                        which,
+                        limit,
+                    )
                 }),
                 idle: self
                     .timeouts
@@ -303,10 +307,7 @@ mod tests {
         })
     }
 
-    fn scripted_stream(
-        gaps: Vec<(u64, &'static str)>,
-        then_hang: bool,
-    ) -> FunctionClient {
+    fn scripted_stream(gaps: Vec<(u64, &'static str)>, then_hang: bool) -> FunctionClient {
         FunctionClient::builder("s")
             .stream_async(move |_req| {
                 let gaps = gaps.clone();

@@ -156,7 +156,9 @@ async fn a_cancelled_probe_lets_the_next_caller_probe() {
         }
         Err(Error::from_status("p", 503, "down"))
     });
-    let client = inner.clone().with_circuit_breaker(config().with_consecutive_failures(1));
+    let client = inner
+        .clone()
+        .with_circuit_breaker(config().with_consecutive_failures(1));
     fail_times(&client, 1).await;
     tokio::time::advance(Duration::from_secs(10)).await;
     let cancelled = tokio::time::timeout(
@@ -167,7 +169,11 @@ async fn a_cancelled_probe_lets_the_next_caller_probe() {
     assert!(cancelled.is_err());
     assert_eq!(client.state(), BreakerState::HalfOpen);
     let err = client.chat(&ChatRequest::user("x")).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Server, "the next caller was the probe");
+    assert_eq!(
+        err.kind(),
+        ErrorKind::Server,
+        "the next caller was the probe"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -182,11 +188,8 @@ async fn a_failure_ratio_over_the_window_opens_it() {
             Ok(ChatResponse::from_text("ok"))
         }
     });
-    let client = inner.with_circuit_breaker(config().with_failure_ratio(
-        0.5,
-        Duration::from_secs(60),
-        6,
-    ));
+    let client =
+        inner.with_circuit_breaker(config().with_failure_ratio(0.5, Duration::from_secs(60), 6));
     // Six calls, three failed: the ratio is met, but only a failure opens the circuit.
     for _ in 0..6 {
         let _ = client.chat(&ChatRequest::user("x")).await;
@@ -230,7 +233,10 @@ async fn request_errors_do_not_count() {
 async fn clones_and_shared_stores_see_the_same_circuit() {
     let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
     let (a, _) = switchable();
-    let first = a.clone().with_circuit_breaker(config()).with_store(store.clone());
+    let first = a
+        .clone()
+        .with_circuit_breaker(config())
+        .with_store(store.clone());
     let second = a.with_circuit_breaker(config()).with_store(store);
     let clone = first.clone();
     fail_times(&first, 3).await;
@@ -243,7 +249,9 @@ async fn a_stream_that_breaks_counts_as_a_failure() {
     let inner = FunctionClient::builder("s")
         .stream(|_req: &ChatRequest| {
             Ok(vec![
-                Ok(StreamEvent::TextDelta { text: "half".into() }),
+                Ok(StreamEvent::TextDelta {
+                    text: "half".into(),
+                }),
                 Err(Error::from_status("p", 529, "overloaded")),
             ])
         })
@@ -258,6 +266,9 @@ async fn a_stream_that_breaks_counts_as_a_failure() {
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::StreamInterrupted);
     assert!(matches!(client.state(), BreakerState::Open { .. }));
-    let err = client.chat_stream(&ChatRequest::user("x")).await.unwrap_err();
+    let err = client
+        .chat_stream(&ChatRequest::user("x"))
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::CircuitOpen);
 }
