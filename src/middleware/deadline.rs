@@ -44,7 +44,7 @@ pub fn time_left() -> Option<Duration> {
 }
 
 /// Runs `fut` with `deadline` as the current deadline (or the existing one, if earlier).
-pub(crate) async fn with_deadline<F: std::future::Future>(deadline: Instant, fut: F) -> F::Output {
+pub(crate) async fn with_deadline<F: Future>(deadline: Instant, fut: F) -> F::Output {
     let effective = current_deadline().map_or(deadline, |d| d.min(deadline));
     DEADLINE.scope(effective, fut).await
 }
@@ -108,13 +108,20 @@ impl<C: ChatClient> DeadlineClient<C> {
         .with_fix("raise the deadline, or lower per-attempt timeouts and retries so that a fallback fits in it")
     }
 
-    async fn run<T, F>(&self, fut: F) -> Result<T>
+    /// Returns this call's deadline: `total` from now, or an outer deadline if earlier.
+    ///
+    /// Read it inside the returned future, not when building it: an outer deadline is only
+    /// in scope while that future is polled.
+    fn deadline(&self) -> Instant {
+        let own = Instant::now() + self.total;
+        current_deadline().map_or(own, |outer| outer.min(own))
+    }
+
+    async fn run<T, F>(&self, deadline: Instant, fut: F) -> Result<T>
     where
-        F: std::future::Future<Output = Result<T>>,
+        F: Future<Output = Result<T>>,
     {
-        let deadline = Instant::now() + self.total;
-        let effective = current_deadline().map_or(deadline, |d| d.min(deadline));
-        match tokio::time::timeout_at(effective, with_deadline(effective, fut)).await {
+        match tokio::time::timeout_at(deadline, with_deadline(deadline, fut)).await {
             Ok(result) => result,
             Err(_) => Err(self.expired()),
         }
@@ -123,14 +130,13 @@ impl<C: ChatClient> DeadlineClient<C> {
 
 impl<C: ChatClient> ChatClient for DeadlineClient<C> {
     fn chat<'a>(&'a self, req: &'a ChatRequest) -> BoxFuture<'a, Result<ChatResponse>> {
-        Box::pin(self.run(self.inner.chat(req)))
+        Box::pin(async move { self.run(self.deadline(), self.inner.chat(req)).await })
     }
 
     fn chat_stream<'a>(&'a self, req: &'a ChatRequest) -> BoxFuture<'a, Result<ChatStream>> {
         Box::pin(async move {
-            let deadline = Instant::now() + self.total;
-            let deadline = current_deadline().map_or(deadline, |d| d.min(deadline));
-            let stream = self.run(self.inner.chat_stream(req)).await?;
+            let deadline = self.deadline();
+            let stream = self.run(deadline, self.inner.chat_stream(req)).await?;
             Ok(ChatStream::new(ScopedStream {
                 inner: stream,
                 deadline,
@@ -145,7 +151,7 @@ impl<C: ChatClient> ChatClient for DeadlineClient<C> {
     }
 
     fn embed<'a>(&'a self, req: &'a EmbedRequest) -> BoxFuture<'a, Result<EmbedResponse>> {
-        Box::pin(self.run(self.inner.embed(req)))
+        Box::pin(async move { self.run(self.deadline(), self.inner.embed(req)).await })
     }
 
     fn info(&self) -> &ClientInfo {
@@ -221,6 +227,12 @@ mod tests {
         let r = client.chat(&ChatRequest::user("x")).await.unwrap();
         assert_eq!(r.text(), "30");
         assert_eq!(current_deadline(), None);
+    }
+
+    #[allow(dead_code)]
+    fn _assert_impls() {
+        fn send_sync_clone<T: Send + Sync + Clone>() {}
+        send_sync_clone::<DeadlineClient<FunctionClient>>();
     }
 
     #[tokio::test(start_paused = true)]

@@ -359,6 +359,12 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Mutex;
 
+    #[allow(dead_code)]
+    fn _assert_impls() {
+        fn send_sync_clone<T: Send + Sync + Clone>() {}
+        send_sync_clone::<RetryClient<FunctionClient>>();
+    }
+
     /// A client that fails with the scripted errors, in order, then answers; it records the
     /// (paused) instant of every call.
     fn script(errors: Vec<Error>) -> (FunctionClient, Arc<Mutex<Vec<Instant>>>) {

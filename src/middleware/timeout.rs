@@ -301,6 +301,12 @@ mod tests {
     use crate::providers::FunctionClient;
     use futures_util::stream::{self, BoxStream, StreamExt};
 
+    #[allow(dead_code)]
+    fn _assert_impls() {
+        fn send_sync_clone<T: Send + Sync + Clone>() {}
+        send_sync_clone::<TimeoutClient<FunctionClient>>();
+    }
+
     fn silent() -> FunctionClient {
         FunctionClient::new_async("silent", |_req: ChatRequest| async move {
             std::future::pending::<Result<ChatResponse>>().await
