@@ -36,11 +36,15 @@ mod client;
 mod error;
 pub mod middleware;
 pub mod providers;
+pub mod state;
 pub mod types;
 
-pub use client::{BoxFuture, ChatClient, ChatClientExt, ClientInfo, DynClient};
+pub use client::{BoxFuture, ChatClient, ChatClientExt, ClientInfo, DynClient, Readiness};
 pub use error::{Error, ErrorKind, Result};
-pub use middleware::{FallbackClient, FallbackOn};
+pub use middleware::{
+    AllOpen, BreakerConfig, BreakerState, CircuitBreakerClient, DeadlineClient, FallbackClient,
+    FallbackOn, HedgePolicy, HedgedClient, RetryClient, RetryPolicy, TimeoutClient, Timeouts,
+};
 pub use providers::anthropic::AnthropicClient;
 pub use providers::gemini::GeminiClient;
 pub use providers::openai::OpenAiClient;
