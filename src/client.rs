@@ -7,7 +7,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::middleware::{FallbackClient, FallbackOn};
+use crate::middleware::{
+    Budget, BudgetClient, CacheBackend, CachedClient, ConcurrencyLimitClient, FallbackClient,
+    FallbackOn, InstrumentedClient,
+};
 use crate::types::{ChatRequest, ChatResponse, ChatStream, EmbedRequest, EmbedResponse};
 
 /// A boxed future that is `Send`, as [`ChatClient`]'s methods return.
@@ -160,6 +163,28 @@ pub trait ChatClientExt: ChatClient + Sized + 'static {
             others.into_iter().collect(),
             FallbackOn::default(),
         )
+    }
+
+    /// Holds every call to `budget`, refusing one before it is sent if its worst case could
+    /// cross a limit ([`BudgetClient`]).
+    fn with_budget(self, budget: Budget) -> BudgetClient<Self> {
+        BudgetClient::new(self, budget)
+    }
+
+    /// Counts tokens, cost and errors and emits OpenTelemetry GenAI spans
+    /// ([`InstrumentedClient`]).
+    fn instrumented(self) -> InstrumentedClient<Self> {
+        InstrumentedClient::new(self)
+    }
+
+    /// Lets at most `limit` calls run at once ([`ConcurrencyLimitClient`]).
+    fn with_concurrency_limit(self, limit: usize) -> ConcurrencyLimitClient<Self> {
+        ConcurrencyLimitClient::new(self, limit)
+    }
+
+    /// Answers repeated requests from `backend` ([`CachedClient`]).
+    fn with_cache(self, backend: impl CacheBackend + 'static) -> CachedClient<Self> {
+        CachedClient::new(self, backend)
     }
 }
 

@@ -33,14 +33,19 @@
 
 pub mod blocking;
 mod client;
+pub mod cost;
 mod error;
 pub mod middleware;
 pub mod providers;
 pub mod types;
 
 pub use client::{BoxFuture, ChatClient, ChatClientExt, ClientInfo, DynClient};
+pub use cost::{cost_of, ChatResponseCostExt, Cost, ModelPrice, PriceTable};
 pub use error::{Error, ErrorKind, Result};
-pub use middleware::{FallbackClient, FallbackOn};
+pub use middleware::{
+    Budget, BudgetClient, BudgetLimit, CacheBackend, CachedClient, ConcurrencyLimitClient,
+    FallbackClient, FallbackOn, FileCache, InstrumentedClient, MemoryCache, Totals,
+};
 pub use providers::FunctionClient;
 pub use types::{
     Attempt, ChatRequest, ChatResponse, ChatStream, EmbedRequest, EmbedResponse, FinishKind,
