@@ -457,9 +457,9 @@ impl BudgetBuilder {
 ///
 /// let model = FunctionClient::builder("gpt-4o-mini")
 ///     .provider("openai")
-///     .respond(|_req: &ChatRequest| Ok(ChatResponse::from_text("ok").with_usage(Usage::new(10, 100))))
+///     .respond(|_req: &ChatRequest| Ok(ChatResponse::from_text("ok").with_usage(Usage::new(10, 1_000))))
 ///     .build();
-/// // Room for one call's worst case (about 1,000 output tokens at $0.60/M), not two.
+/// // A call uses about $0.0006 (1,000 output tokens at $0.60/M): a $0.001 cap fits one.
 /// let budget = Budget::builder().max_cost_usd(0.001).build()?;
 /// let client = model.with_budget(budget.clone());
 /// let req = ChatRequest::user("hi").with_max_tokens(1_000);
