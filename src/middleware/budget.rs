@@ -445,7 +445,7 @@ impl BudgetBuilder {
     }
 }
 
-/// Enforces a [`Budget`] on every call through it; see the [module docs](self).
+/// Enforces a [`Budget`] on every call through it.
 ///
 /// # Clone
 /// Clones share the budget (and the inner client, if its clones share state).

@@ -311,7 +311,7 @@ impl CacheBackend for FileCache {
     }
 }
 
-/// Serves repeated requests from a [`CacheBackend`]; see the [module docs](self).
+/// Serves repeated requests from a [`CacheBackend`].
 ///
 /// # Clone
 /// Clones share the backend.

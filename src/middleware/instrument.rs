@@ -66,7 +66,7 @@ struct Hooks {
     on_attempt: Hook<Attempt>,
 }
 
-/// Records totals, spans and events for every call through it; see the [module docs](self).
+/// Records totals, spans and events for every call through it.
 ///
 /// # Clone
 /// Clones share the totals and the hooks.
