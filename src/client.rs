@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::middleware::{
-    BreakerConfig, CircuitBreakerClient, DeadlineClient, FallbackClient, FallbackOn, RetryClient,
-    RetryPolicy, TimeoutClient, Timeouts,
+    BreakerConfig, Budget, BudgetClient, CacheBackend, CachedClient, CircuitBreakerClient,
+    ConcurrencyLimitClient, DeadlineClient, FallbackClient, FallbackOn, InstrumentedClient,
+    RetryClient, RetryPolicy, TimeoutClient, Timeouts,
 };
 use crate::types::{ChatRequest, ChatResponse, ChatStream, EmbedRequest, EmbedResponse};
 
@@ -245,6 +246,28 @@ pub trait ChatClientExt: ChatClient + Sized + 'static {
     /// fallback inside (see [`DeadlineClient`]).
     fn with_deadline(self, total: Duration) -> DeadlineClient<Self> {
         DeadlineClient::new(self, total)
+    }
+
+    /// Holds every call to `budget`, refusing one before it is sent if its worst case could
+    /// cross a limit ([`BudgetClient`]).
+    fn with_budget(self, budget: Budget) -> BudgetClient<Self> {
+        BudgetClient::new(self, budget)
+    }
+
+    /// Counts tokens, cost and errors and emits OpenTelemetry GenAI spans
+    /// ([`InstrumentedClient`]).
+    fn instrumented(self) -> InstrumentedClient<Self> {
+        InstrumentedClient::new(self)
+    }
+
+    /// Lets at most `limit` calls run at once ([`ConcurrencyLimitClient`]).
+    fn with_concurrency_limit(self, limit: usize) -> ConcurrencyLimitClient<Self> {
+        ConcurrencyLimitClient::new(self, limit)
+    }
+
+    /// Answers repeated requests from `backend` ([`CachedClient`]).
+    fn with_cache(self, backend: impl CacheBackend + 'static) -> CachedClient<Self> {
+        CachedClient::new(self, backend)
     }
 }
 

@@ -49,7 +49,8 @@ pub enum ErrorKind {
     Overloaded,
     /// The provider failed (HTTP 5xx).
     Server,
-    /// A connect, request, first-token or idle timeout fired (or HTTP 408).
+    /// A connect, request, first-token or idle timeout fired (or HTTP 408), or a call waited
+    /// past a [`ConcurrencyLimitClient`](crate::ConcurrencyLimitClient)'s max wait.
     Timeout,
     /// The connection failed or broke before a response arrived.
     Transport,

@@ -33,6 +33,7 @@
 
 pub mod blocking;
 mod client;
+pub mod cost;
 mod error;
 pub mod middleware;
 pub mod providers;
@@ -40,10 +41,13 @@ pub mod state;
 pub mod types;
 
 pub use client::{BoxFuture, ChatClient, ChatClientExt, ClientInfo, DynClient, Readiness};
+pub use cost::{cost_of, ChatResponseCostExt, Cost, ModelPrice, PriceTable};
 pub use error::{Error, ErrorKind, Result};
 pub use middleware::{
-    AllOpen, BreakerConfig, BreakerState, CircuitBreakerClient, DeadlineClient, FallbackClient,
-    FallbackOn, HedgePolicy, HedgedClient, RetryClient, RetryPolicy, TimeoutClient, Timeouts,
+    AllOpen, BreakerConfig, BreakerState, Budget, BudgetClient, BudgetLimit, CacheBackend,
+    CachedClient, CircuitBreakerClient, ConcurrencyLimitClient, DeadlineClient, FallbackClient,
+    FallbackOn, FileCache, HedgePolicy, HedgedClient, InstrumentedClient, MemoryCache, RetryClient,
+    RetryPolicy, TimeoutClient, Timeouts, Totals,
 };
 pub use providers::anthropic::AnthropicClient;
 pub use providers::gemini::GeminiClient;

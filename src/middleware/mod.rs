@@ -27,17 +27,27 @@
 //! caller (the commit point, `commit.rs`); after it, a failure ends the stream with
 //! [`ErrorKind::StreamInterrupted`](crate::ErrorKind::StreamInterrupted).
 
+pub mod budget;
+pub mod cache;
 pub mod circuit_breaker;
 mod commit;
+pub mod concurrency;
 pub mod deadline;
 pub mod fallback;
 pub mod hedge;
+pub mod instrument;
 pub mod retry;
 pub mod timeout;
 
+pub use budget::{Budget, BudgetBuilder, BudgetClient, BudgetLimit, DEFAULT_MAX_OUTPUT_TOKENS};
+pub use cache::{
+    key_fingerprint, CacheBackend, CacheEntry, CachedClient, FileCache, MemoryCache, CACHE_PROVIDER,
+};
 pub use circuit_breaker::{BreakerConfig, BreakerState, CircuitBreakerClient, TripOn};
+pub use concurrency::ConcurrencyLimitClient;
 pub use deadline::{current_deadline, time_left, DeadlineClient};
 pub use fallback::{AllOpen, FallbackClient, FallbackClientBuilder, FallbackOn};
 pub use hedge::{HedgePolicy, HedgedClient};
+pub use instrument::{InstrumentedClient, Totals};
 pub use retry::{RetryClient, RetryOn, RetryPolicy};
 pub use timeout::{TimeoutClient, Timeouts};
