@@ -18,8 +18,9 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::client::DynClient;
+use crate::client::{ChatClient, DynClient};
 use crate::error::{Error, Result};
+use crate::middleware::{RetryClient, RetryPolicy};
 use crate::providers::anthropic::AnthropicClient;
 use crate::providers::gemini::GeminiClient;
 use crate::providers::http::HttpSettings;
@@ -35,6 +36,7 @@ pub struct ClientOptions {
     base_url: Option<String>,
     http: HttpSettings,
     keep_raw: bool,
+    retry: Option<RetryPolicy>,
     env: EnvFn,
 }
 
@@ -45,6 +47,7 @@ impl fmt::Debug for ClientOptions {
             .field("base_url", &self.base_url)
             .field("http", &self.http)
             .field("keep_raw", &self.keep_raw)
+            .field("retry", &self.retry)
             .finish_non_exhaustive()
     }
 }
@@ -56,6 +59,7 @@ impl Default for ClientOptions {
             base_url: None,
             http: HttpSettings::default(),
             keep_raw: false,
+            retry: Some(RetryPolicy::default()),
             env: Arc::new(|name| std::env::var(name).ok()),
         }
     }
@@ -93,6 +97,22 @@ impl ClientOptions {
     pub fn keep_raw(mut self, keep: bool) -> ClientOptions {
         self.keep_raw = keep;
         self
+    }
+
+    /// Sets the retry policy of the default stack; `None` returns the bare provider client
+    /// (for callers that assemble their own stack). Default: [`RetryPolicy::default`].
+    #[must_use]
+    pub fn retry(mut self, policy: Option<RetryPolicy>) -> ClientOptions {
+        self.retry = policy;
+        self
+    }
+
+    /// Wraps a provider client in the default stack.
+    fn stack<C: ChatClient + 'static>(&self, client: C) -> DynClient {
+        match &self.retry {
+            Some(policy) => Arc::new(RetryClient::new(client, policy.clone())),
+            None => Arc::new(client),
+        }
     }
 
     /// Reads settings from `env` instead of the process environment (for tests and for
@@ -138,6 +158,9 @@ pub fn known_providers() -> Vec<&'static str> {
 
 /// Builds a client for `provider:model` with keys and base URLs from the environment.
 ///
+/// The client comes as the default stack: the provider's client inside a [`RetryClient`]
+/// with the default [`RetryPolicy`] (see [`ClientOptions::retry`] to change or drop it).
+///
 /// # Errors
 /// [`ErrorKind::Config`](crate::ErrorKind::Config) for an unknown provider, a bare model
 /// name whose provider cannot be inferred, or a missing key (the message names the
@@ -179,7 +202,7 @@ pub fn create_client_with(spec: &str, options: &ClientOptions) -> Result<DynClie
             {
                 b = b.base_url(url);
             }
-            Ok(Arc::new(b.build()?))
+            Ok(options.stack(b.build()?))
         }
         "gemini" | "google" => {
             let keys = [
@@ -196,7 +219,7 @@ pub fn create_client_with(spec: &str, options: &ClientOptions) -> Result<DynClie
             if let Some(url) = options.url(&["SWITCHBOARD_GEMINI_BASE_URL", "GEMINI_BASE_URL"]) {
                 b = b.base_url(url);
             }
-            Ok(Arc::new(b.build()?))
+            Ok(options.stack(b.build()?))
         }
         name => {
             let profile = openai::profile(name).ok_or_else(|| {
@@ -230,7 +253,7 @@ pub fn create_client_with(spec: &str, options: &ClientOptions) -> Result<DynClie
                 }
                 None => {}
             }
-            Ok(Arc::new(b.build()?))
+            Ok(options.stack(b.build()?))
         }
     }
 }
