@@ -243,6 +243,7 @@ async fn client_for(protocol: Protocol, server: &MockServer) -> DynClient {
         Protocol::Gemini => ("gemini:gemini-2.5-flash", server.uri()),
     };
     let options = ClientOptions::new()
+        .retry(None)
         .env(|_| None)
         .api_key("test-key-not-real")
         .base_url(base);
@@ -411,6 +412,7 @@ mod transport {
 
     async fn client(server: &MockServer, http: HttpSettings) -> DynClient {
         let options = ClientOptions::new()
+            .retry(None)
             .env(|_| None)
             .api_key("k")
             .base_url(format!("{}/v1", server.uri()))
@@ -454,6 +456,7 @@ mod transport {
             .unwrap()
             .port();
         let options = ClientOptions::new()
+            .retry(None)
             .env(|_| None)
             .api_key("k")
             .base_url(format!("http://127.0.0.1:{port}/v1"));
@@ -537,6 +540,7 @@ mod transport {
     async fn a_stream_that_stalls_after_content_is_interrupted_by_the_idle_limit() {
         let base = stalling_server().await;
         let options = ClientOptions::new()
+            .retry(None)
             .env(|_| None)
             .api_key("k")
             .base_url(base)
