@@ -2,6 +2,7 @@
 //! offline use.
 
 pub mod anthropic;
+pub mod azure;
 mod create;
 mod function;
 pub mod gemini;
