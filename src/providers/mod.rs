@@ -8,6 +8,7 @@ mod function;
 pub mod gemini;
 pub mod http;
 pub mod openai;
+pub mod openai_responses;
 pub mod sse;
 
 pub use create::{create_client, create_client_with, known_providers, ClientOptions};
