@@ -90,7 +90,11 @@ async fn text_reply_gives_text_usage_finish_and_ids() {
         Some("resp_68a1c2e4b7f08190a3d5e9c1f2b4a6d80c7e5f3a1b9d2e4f")
     );
     assert_eq!(
-        (r.usage.input_tokens, r.usage.output_tokens, r.usage.total_tokens),
+        (
+            r.usage.input_tokens,
+            r.usage.output_tokens,
+            r.usage.total_tokens
+        ),
         (1290, 18, 1308)
     );
     assert_eq!(r.usage.cache_read_tokens, Some(1152));
@@ -164,7 +168,11 @@ async fn http_errors_use_the_openai_error_mapping() {
             "openai/error_429_insufficient_quota.json",
             ErrorKind::QuotaExceeded,
         ),
-        (429, "openai/error_429_rate_limit.json", ErrorKind::RateLimited),
+        (
+            429,
+            "openai/error_429_rate_limit.json",
+            ErrorKind::RateLimited,
+        ),
         (
             400,
             "openai/error_400_context_length.json",
@@ -191,7 +199,9 @@ async fn http_errors_use_the_openai_error_mapping() {
 #[tokio::test]
 async fn streamed_text_folds_into_the_same_response_as_the_non_streaming_call() {
     let events = stream("stream_text.sse").await;
-    assert!(matches!(&events[0], Ok(StreamEvent::Started { response_id: Some(id), .. }) if id.starts_with("resp_")));
+    assert!(
+        matches!(&events[0], Ok(StreamEvent::Started { response_id: Some(id), .. }) if id.starts_with("resp_"))
+    );
     let deltas: Vec<String> = events
         .iter()
         .filter_map(|e| match e {
@@ -215,7 +225,10 @@ async fn streamed_function_call_is_announced_then_its_arguments_arrive() {
         Ok(StreamEvent::ToolCallStart { index: 0, id, name, .. })
             if id == "call_Xq7Lm2pR9sT4vW1yZ3bN5cD8" && name == "get_weather")));
     let r = done(&events);
-    assert_eq!(r.tool_calls()[0].arguments, json!({"location": "Paris, France"}));
+    assert_eq!(
+        r.tool_calls()[0].arguments,
+        json!({"location": "Paris, France"})
+    );
     assert_eq!(r.finish_reason.kind, FinishKind::ToolCalls);
     assert_eq!(r.usage.total_tokens, 314);
 }
@@ -249,7 +262,12 @@ async fn streamed_reasoning_summaries_are_thinking_and_the_item_is_kept_for_the_
     messages.push(first.to_message());
     messages.push(Message::user("And 9.11 or 9.2?"));
     let next = ChatRequest::new(messages).with_reasoning_effort(ReasoningEffort::Medium);
-    let _ = client.chat_stream(&next).await.unwrap().collect_response().await;
+    let _ = client
+        .chat_stream(&next)
+        .await
+        .unwrap()
+        .collect_response()
+        .await;
     let body = sent(&server).await;
     let input = body["input"].as_array().unwrap();
     assert_eq!(input.len(), 4, "{input:?}");
@@ -333,7 +351,10 @@ async fn a_cut_stream_is_an_interruption_not_a_short_answer() {
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::StreamInterrupted);
-    assert_eq!(err.partial().unwrap().text(), "The capital of France is Paris.");
+    assert_eq!(
+        err.partial().unwrap().text(),
+        "The capital of France is Paris."
+    );
 }
 
 // ---- request bodies --------------------------------------------------------------------
@@ -437,7 +458,8 @@ async fn json_mode_extra_fields_and_streaming_flags() {
     let server = serve(200, "openai-responses/stream_text.sse").await;
     let mut req = ChatRequest::user("hi").with_response_format(ResponseFormat::Json);
     req.extra.insert("store".into(), json!(true));
-    req.extra.insert("previous_response_id".into(), json!("resp_1"));
+    req.extra
+        .insert("previous_response_id".into(), json!("resp_1"));
     req.extra.insert("temperature".into(), Value::Null);
     client(&server)
         .chat_stream(&req.with_temperature(0.3))
@@ -475,6 +497,9 @@ fn the_key_never_shows_in_debug() {
         .build()
         .unwrap();
     assert!(!format!("{client:?}").contains(KEY));
-    let err = OpenAiResponsesClient::builder().model("m").build().unwrap_err();
+    let err = OpenAiResponsesClient::builder()
+        .model("m")
+        .build()
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Config);
 }

@@ -182,7 +182,11 @@ const AZURE_VERSIONS: &[&str] = &[
 ];
 const BEDROCK_KEYS: &[&str] = &["SWITCHBOARD_BEDROCK_API_KEY", "AWS_BEARER_TOKEN_BEDROCK"];
 const BEDROCK_URLS: &[&str] = &["SWITCHBOARD_BEDROCK_BASE_URL"];
-const BEDROCK_REGIONS: &[&str] = &["SWITCHBOARD_BEDROCK_REGION", "AWS_REGION", "AWS_DEFAULT_REGION"];
+const BEDROCK_REGIONS: &[&str] = &[
+    "SWITCHBOARD_BEDROCK_REGION",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+];
 
 impl ClientOptions {
     /// Azure credentials: explicit auth, then an explicit key, then a token variable, then a
@@ -233,7 +237,10 @@ impl ClientOptions {
         {
             return Err(Error::config(
                 format!("`{region}` is not an AWS region name"),
-                format!("set {} to a region such as us-east-1", join_or(BEDROCK_REGIONS)),
+                format!(
+                    "set {} to a region such as us-east-1",
+                    join_or(BEDROCK_REGIONS)
+                ),
             ));
         }
         Ok(region)
@@ -311,7 +318,9 @@ pub fn create_client_with(spec: &str, options: &ClientOptions) -> Result<DynClie
             Ok(Arc::new(b.build()?))
         }
         "openai-responses" => {
-            let key = options.key(OPENAI_KEYS).ok_or_else(|| missing_key(OPENAI_KEYS))?;
+            let key = options
+                .key(OPENAI_KEYS)
+                .ok_or_else(|| missing_key(OPENAI_KEYS))?;
             let mut b = OpenAiResponsesClient::builder()
                 .model(model.model())
                 .api_key(secrecy::ExposeSecret::expose_secret(&key))
@@ -549,7 +558,10 @@ mod tests {
     #[test]
     fn azure_switchboard_variables_win_and_a_token_beats_a_key() {
         let opts = env(&[
-            ("SWITCHBOARD_AZURE_OPENAI_ENDPOINT", "https://a.openai.azure.com"),
+            (
+                "SWITCHBOARD_AZURE_OPENAI_ENDPOINT",
+                "https://a.openai.azure.com",
+            ),
             ("AZURE_OPENAI_ENDPOINT", "https://b.openai.azure.com"),
             ("AZURE_OPENAI_AD_TOKEN", "t"),
             ("AZURE_OPENAI_API_KEY", "k"),
@@ -560,9 +572,12 @@ mod tests {
 
     #[test]
     fn azure_without_endpoint_or_credentials_names_the_variables() {
-        let err = create_client_with("azure:d", &env(&[("AZURE_OPENAI_API_KEY", "k")]))
-            .unwrap_err();
-        assert!(err.fix().unwrap().contains("AZURE_OPENAI_ENDPOINT"), "{err}");
+        let err =
+            create_client_with("azure:d", &env(&[("AZURE_OPENAI_API_KEY", "k")])).unwrap_err();
+        assert!(
+            err.fix().unwrap().contains("AZURE_OPENAI_ENDPOINT"),
+            "{err}"
+        );
         let err = create_client_with(
             "azure-responses:d",
             &env(&[("AZURE_OPENAI_ENDPOINT", "https://a.openai.azure.com")]),
@@ -576,7 +591,10 @@ mod tests {
     fn bedrock_derives_its_url_from_the_region() {
         let client = create_client_with(
             "bedrock:openai.gpt-oss-120b-1:0",
-            &env(&[("AWS_BEARER_TOKEN_BEDROCK", "b"), ("AWS_REGION", "eu-west-1")]),
+            &env(&[
+                ("AWS_BEARER_TOKEN_BEDROCK", "b"),
+                ("AWS_REGION", "eu-west-1"),
+            ]),
         )
         .unwrap();
         assert_eq!(client.info().model(), "openai.gpt-oss-120b-1:0");
@@ -598,7 +616,10 @@ mod tests {
     fn bedrock_refuses_a_region_that_would_reshape_the_url() {
         let err = create_client_with(
             "bedrock:m",
-            &env(&[("AWS_BEARER_TOKEN_BEDROCK", "b"), ("AWS_REGION", "evil.com/x")]),
+            &env(&[
+                ("AWS_BEARER_TOKEN_BEDROCK", "b"),
+                ("AWS_REGION", "evil.com/x"),
+            ]),
         )
         .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Config);

@@ -125,7 +125,11 @@ impl OpenAiClient {
     }
 
     /// POSTs `body` to `path` with the current credentials (refreshed once on a 401).
-    async fn post(&self, path: &str, body: Vec<u8>) -> Result<crate::providers::http::HttpResponse> {
+    async fn post(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+    ) -> Result<crate::providers::http::HttpResponse> {
         let inner = &self.inner;
         let url = self.url(path);
         inner

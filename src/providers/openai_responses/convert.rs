@@ -166,7 +166,9 @@ fn push_user(message: &Message, out: &mut Vec<wire::InputItem>) -> Result<()> {
     let mut content = Vec::new();
     for part in &message.parts {
         match part {
-            Part::Text { text } => content.push(wire::InputContent::InputText { text: text.clone() }),
+            Part::Text { text } => {
+                content.push(wire::InputContent::InputText { text: text.clone() })
+            }
             Part::Image(media) => content.push(wire::InputContent::InputImage {
                 image_url: media.to_uri(),
                 detail: "auto",
@@ -414,7 +416,10 @@ pub(crate) fn usage(u: &wire::Usage) -> Usage {
         input_tokens: u.input_tokens,
         output_tokens: u.output_tokens,
         total_tokens: u.total_tokens.max(u.input_tokens + u.output_tokens),
-        cache_read_tokens: u.input_tokens_details.as_ref().and_then(|d| d.cached_tokens),
+        cache_read_tokens: u
+            .input_tokens_details
+            .as_ref()
+            .and_then(|d| d.cached_tokens),
         cache_write_tokens: None,
         reasoning_tokens: u
             .output_tokens_details
@@ -500,8 +505,14 @@ mod tests {
     fn incomplete_reasons_map_to_kinds() {
         let f = |s, r| finish_reason(Some(s), r, false, false).kind;
         assert_eq!(f("completed", None), FinishKind::Stop);
-        assert_eq!(f("incomplete", Some("max_output_tokens")), FinishKind::Length);
-        assert_eq!(f("incomplete", Some("content_filter")), FinishKind::ContentFilter);
+        assert_eq!(
+            f("incomplete", Some("max_output_tokens")),
+            FinishKind::Length
+        );
+        assert_eq!(
+            f("incomplete", Some("content_filter")),
+            FinishKind::ContentFilter
+        );
         assert_eq!(f("incomplete", Some("other")), FinishKind::Other);
         assert_eq!(
             finish_reason(Some("completed"), None, false, true).kind,

@@ -142,23 +142,22 @@ impl EventMapper {
                     .incomplete_details
                     .as_ref()
                     .and_then(|d| d.reason.as_deref());
-                let status = response.status.as_deref().or(Some(
-                    if kind == "response.incomplete" {
-                        "incomplete"
-                    } else {
-                        "completed"
-                    },
-                ));
+                let status =
+                    response
+                        .status
+                        .as_deref()
+                        .or(Some(if kind == "response.incomplete" {
+                            "incomplete"
+                        } else {
+                            "completed"
+                        }));
                 out.push_back(Ok(StreamEvent::Finish {
                     reason: finish_reason(status, reason, self.refused, !self.calls.is_empty()),
                 }));
                 return Flow::Stop;
             }
             "response.failed" => {
-                let error = parsed
-                    .response
-                    .and_then(|r| r.error)
-                    .unwrap_or(Value::Null);
+                let error = parsed.response.and_then(|r| r.error).unwrap_or(Value::Null);
                 out.push_back(Err(reported_error(&self.provider, &error)));
                 return Flow::Stop;
             }
@@ -316,7 +315,9 @@ mod tests {
         let events = run(&[
             r#"{"type":"response.output_item.done","output_index":1,"item":{"type":"function_call","call_id":"c1","name":"f","arguments":"{\"a\":1}"}}"#,
         ]);
-        assert!(matches!(&events[0], Ok(StreamEvent::ToolCallStart { index: 1, id, .. }) if id == "c1"));
+        assert!(
+            matches!(&events[0], Ok(StreamEvent::ToolCallStart { index: 1, id, .. }) if id == "c1")
+        );
         assert!(
             matches!(&events[1], Ok(StreamEvent::ToolCallDelta { index: 1, arguments }) if arguments == "{\"a\":1}")
         );
