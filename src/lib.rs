@@ -52,6 +52,7 @@ pub use middleware::{
 pub use providers::anthropic::AnthropicClient;
 pub use providers::gemini::GeminiClient;
 pub use providers::openai::OpenAiClient;
+pub use providers::openai_responses::OpenAiResponsesClient;
 pub use providers::{create_client, create_client_with, ClientOptions, FunctionClient};
 pub use types::{
     Attempt, ChatRequest, ChatResponse, ChatStream, EmbedRequest, EmbedResponse, FinishKind,
