@@ -5,9 +5,14 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::middleware::{FallbackClient, FallbackOn};
+use crate::middleware::{
+    BreakerConfig, Budget, BudgetClient, CacheBackend, CachedClient, CircuitBreakerClient,
+    ConcurrencyLimitClient, DeadlineClient, FallbackClient, FallbackOn, InstrumentedClient,
+    RetryClient, RetryPolicy, TimeoutClient, Timeouts,
+};
 use crate::types::{ChatRequest, ChatResponse, ChatStream, EmbedRequest, EmbedResponse};
 
 /// A boxed future that is `Send`, as [`ChatClient`]'s methods return.
@@ -46,6 +51,48 @@ impl ClientInfo {
 impl fmt::Display for ClientInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}", self.provider, self.model)
+    }
+}
+
+/// Says whether a client can take a call now, as far as it knows without calling it.
+///
+/// A [`CircuitBreakerClient`] whose circuit is open answers [`Readiness::NotBefore`] with
+/// the moment it will let a probe through; a [`FallbackClient`] reads this to skip that
+/// target without calling it. Everything else is [`Readiness::Ready`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Readiness {
+    /// A call now would be attempted.
+    Ready,
+    /// A call before this instant would be refused without reaching the provider.
+    NotBefore(tokio::time::Instant),
+}
+
+impl Readiness {
+    /// Says whether a call made now would be attempted.
+    pub fn is_ready(self) -> bool {
+        self.wait() == Duration::ZERO
+    }
+
+    /// Returns how long from now until a call would be attempted (zero when ready).
+    pub fn wait(self) -> Duration {
+        match self {
+            Readiness::Ready => Duration::ZERO,
+            Readiness::NotBefore(at) => at.saturating_duration_since(tokio::time::Instant::now()),
+        }
+    }
+
+    /// Combines the readiness of alternatives: ready if any is, else the earliest instant.
+    pub fn earliest(all: impl IntoIterator<Item = Readiness>) -> Readiness {
+        let mut earliest: Option<tokio::time::Instant> = None;
+        for readiness in all {
+            match readiness {
+                Readiness::Ready => return Readiness::Ready,
+                Readiness::NotBefore(at) => {
+                    earliest = Some(earliest.map_or(at, |e| e.min(at)));
+                }
+            }
+        }
+        earliest.map_or(Readiness::Ready, Readiness::NotBefore)
     }
 }
 
@@ -95,9 +142,23 @@ pub trait ChatClient: Send + Sync + fmt::Debug {
 
     /// Names the provider and model this client talks to.
     fn info(&self) -> &ClientInfo;
+
+    /// Says whether a call made now would reach the provider, without calling it.
+    ///
+    /// The default is [`Readiness::Ready`]. A wrapper with one inner client forwards its
+    /// inner client's answer; a [`CircuitBreakerClient`] overrides it while its circuit is
+    /// open; a wrapper over several clients answers [`Readiness::earliest`] of theirs. It is
+    /// a cheap, synchronous look at local state and never performs I/O.
+    fn readiness(&self) -> Readiness {
+        Readiness::Ready
+    }
 }
 
 impl<T: ChatClient + ?Sized> ChatClient for Arc<T> {
+    fn readiness(&self) -> Readiness {
+        (**self).readiness()
+    }
+
     fn chat<'a>(&'a self, req: &'a ChatRequest) -> BoxFuture<'a, Result<ChatResponse>> {
         (**self).chat(req)
     }
@@ -116,6 +177,10 @@ impl<T: ChatClient + ?Sized> ChatClient for Arc<T> {
 }
 
 impl<T: ChatClient + ?Sized> ChatClient for Box<T> {
+    fn readiness(&self) -> Readiness {
+        (**self).readiness()
+    }
+
     fn chat<'a>(&'a self, req: &'a ChatRequest) -> BoxFuture<'a, Result<ChatResponse>> {
         (**self).chat(req)
     }
@@ -160,6 +225,49 @@ pub trait ChatClientExt: ChatClient + Sized + 'static {
             others.into_iter().collect(),
             FallbackOn::default(),
         )
+    }
+
+    /// Retries this client's retryable failures with backoff (see [`RetryPolicy`]).
+    fn with_retry(self, policy: RetryPolicy) -> RetryClient<Self> {
+        RetryClient::new(self, policy)
+    }
+
+    /// Stops calling this client for a while once it keeps failing (see [`BreakerConfig`]).
+    fn with_circuit_breaker(self, config: BreakerConfig) -> CircuitBreakerClient<Self> {
+        CircuitBreakerClient::new(self, config)
+    }
+
+    /// Limits each call to this client (attempt, first-token and idle limits; see [`Timeouts`]).
+    fn with_timeout(self, timeouts: impl Into<Timeouts>) -> TimeoutClient<Self> {
+        TimeoutClient::new(self, timeouts)
+    }
+
+    /// Gives every call one deadline, `total` from its start, shared by every retry and
+    /// fallback inside (see [`DeadlineClient`]).
+    fn with_deadline(self, total: Duration) -> DeadlineClient<Self> {
+        DeadlineClient::new(self, total)
+    }
+
+    /// Holds every call to `budget`, refusing one before it is sent if its worst case could
+    /// cross a limit ([`BudgetClient`]).
+    fn with_budget(self, budget: Budget) -> BudgetClient<Self> {
+        BudgetClient::new(self, budget)
+    }
+
+    /// Counts tokens, cost and errors and emits OpenTelemetry GenAI spans
+    /// ([`InstrumentedClient`]).
+    fn instrumented(self) -> InstrumentedClient<Self> {
+        InstrumentedClient::new(self)
+    }
+
+    /// Lets at most `limit` calls run at once ([`ConcurrencyLimitClient`]).
+    fn with_concurrency_limit(self, limit: usize) -> ConcurrencyLimitClient<Self> {
+        ConcurrencyLimitClient::new(self, limit)
+    }
+
+    /// Answers repeated requests from `backend` ([`CachedClient`]).
+    fn with_cache(self, backend: impl CacheBackend + 'static) -> CachedClient<Self> {
+        CachedClient::new(self, backend)
     }
 }
 

@@ -49,7 +49,8 @@ pub enum ErrorKind {
     Overloaded,
     /// The provider failed (HTTP 5xx).
     Server,
-    /// A connect, request, first-token or idle timeout fired (or HTTP 408).
+    /// A connect, request, first-token or idle timeout fired (or HTTP 408), or a call waited
+    /// past a [`ConcurrencyLimitClient`](crate::ConcurrencyLimitClient)'s max wait.
     Timeout,
     /// The connection failed or broke before a response arrived.
     Transport,
@@ -405,6 +406,27 @@ impl Error {
         .with_fix("check each attempt's error below; add a fallback target or wait for the providers to recover");
         err.0.retry_after = attempts.iter().filter_map(Error::retry_after).min();
         err.0.attempts = attempts;
+        err
+    }
+
+    /// Builds the error a retry wrapper returns when it stops trying: every attempt's error
+    /// in order, the last one as `source()`, and the last one's provider, model, status and
+    /// `retry_after` on the error itself. `reason` says why it stopped.
+    pub(crate) fn retries_exhausted(errors: Vec<Error>, reason: &str) -> Error {
+        let n = errors.len();
+        let noun = if n == 1 { "attempt" } else { "attempts" };
+        let mut err = Error::new(
+            ErrorKind::RetriesExhausted,
+            format!("gave up after {n} {noun}: {reason}"),
+        )
+        .with_fix("check each attempt's error below; raise the retry policy's limits, add a fallback target or wait for the provider to recover");
+        if let Some(last) = errors.last() {
+            err.0.provider.clone_from(&last.0.provider);
+            err.0.model.clone_from(&last.0.model);
+            err.0.status = last.0.status;
+            err.0.retry_after = last.0.retry_after;
+        }
+        err.0.attempts = errors;
         err
     }
 

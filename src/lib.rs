@@ -34,17 +34,26 @@
 pub mod blocking;
 mod client;
 pub mod config;
+pub mod cost;
 mod error;
 pub mod middleware;
 pub mod providers;
+pub mod state;
 pub mod types;
 
-pub use client::{BoxFuture, ChatClient, ChatClientExt, ClientInfo, DynClient};
+pub use client::{BoxFuture, ChatClient, ChatClientExt, ClientInfo, DynClient, Readiness};
+pub use cost::{cost_of, ChatResponseCostExt, Cost, ModelPrice, PriceTable};
 pub use error::{Error, ErrorKind, Result};
-pub use middleware::{FallbackClient, FallbackOn};
+pub use middleware::{
+    AllOpen, BreakerConfig, BreakerState, Budget, BudgetClient, BudgetLimit, CacheBackend,
+    CachedClient, CircuitBreakerClient, ConcurrencyLimitClient, DeadlineClient, FallbackClient,
+    FallbackOn, FileCache, HedgePolicy, HedgedClient, InstrumentedClient, MemoryCache, RetryClient,
+    RetryPolicy, TimeoutClient, Timeouts, Totals,
+};
 pub use providers::anthropic::AnthropicClient;
 pub use providers::gemini::GeminiClient;
 pub use providers::openai::OpenAiClient;
+pub use providers::openai_responses::OpenAiResponsesClient;
 pub use providers::{create_client, create_client_with, ClientOptions, FunctionClient};
 pub use types::{
     Attempt, ChatRequest, ChatResponse, ChatStream, EmbedRequest, EmbedResponse, FinishKind,

@@ -21,6 +21,12 @@ const DEFAULTS: &[(&str, Option<&str>, bool)] = &[
     ("ollama", Some("http://localhost:11434/v1"), false),
     ("vllm", Some("http://localhost:8000/v1"), false),
     ("openai-compatible", None, false),
+    ("azure", None, false),
+    (
+        "bedrock",
+        Some("https://bedrock-runtime.us-east-1.amazonaws.com/openai/v1"),
+        true,
+    ),
 ];
 
 /// (name, token-limit field, stream usage option, native json_schema, reasoning_effort, seed field)
@@ -35,6 +41,7 @@ const QUIRKS: &[(&str, &str, bool, bool, bool, &str)] = &[
     ("ollama", "max_tokens", true, true, true, "seed"),
     ("vllm", "max_tokens", true, true, false, "seed"),
     ("openai-compatible", "max_tokens", true, true, false, "seed"),
+    ("bedrock", "max_tokens", true, true, false, "seed"),
 ];
 
 #[test]
@@ -45,9 +52,10 @@ fn every_profile_has_its_documented_default_base_url() {
         assert_eq!(p.base_url, *base_url, "{name}");
         assert_eq!(p.key_required, *key_required, "{name}");
         let upper = name.to_ascii_uppercase().replace('-', "_");
-        assert_eq!(
-            p.key_env[0],
-            format!("SWITCHBOARD_{upper}_API_KEY"),
+        // Azure keeps the SDK's `AZURE_OPENAI_` stem: SWITCHBOARD_AZURE_OPENAI_API_KEY.
+        assert!(
+            p.key_env[0].starts_with(&format!("SWITCHBOARD_{upper}_"))
+                && p.key_env[0].ends_with("_API_KEY"),
             "{name}"
         );
     }

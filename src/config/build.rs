@@ -1,31 +1,43 @@
 //! [`Settings`] → one client stack per route: the only place stacks are assembled.
 //!
-//! Each target of a route becomes a provider client (built by
-//! [`create_client_with`] with the `[providers.<name>]` base URL and key variable) wrapped in
-//! the route's per-target behaviours; the targets are then joined by a [`FallbackClient`],
-//! in order:
+//! Each target of a route becomes a bare provider client (built by [`create_client_with`]
+//! with the `[providers.<name>]` base URL and key variable, and without the default retry)
+//! wrapped in the route's per-target behaviours; the targets are then joined by a
+//! [`FallbackClient`] (or a [`HedgedClient`] when the route has `hedge`), and a
+//! [`DeadlineClient`] bounds the whole call when the route has `deadline_ms`:
 //!
 //! ```text
 //! route client
-//!   └─ FallbackClient                       tries each target in order
-//!       ├─ target 1: [around_provider hook] → provider
-//!       └─ target 2: [around_provider hook] → provider
+//!   └─ DeadlineClient                     deadline_ms (whole call)
+//!       └─ FallbackClient | HedgedClient  targets in order | raced after hedge delay
+//!           ├─ target 1: CircuitBreakerClient → RetryClient → BudgetClient
+//!           │              → TimeoutClient → [around_provider hook] → provider
+//!           └─ target 2: …
 //! ```
+//!
+//! Each layer is present only when its setting is: a route without `retry` does not retry
+//! (the next target is tried at once, and clients' own SDKs retry too). The budget is one
+//! [`Budget`] shared by every target of the route. When every target's breaker is open the
+//! chain fails at once ([`AllOpen::FailFast`]) with the earliest recovery as `retry_after`,
+//! so a gateway answers 503 + `Retry-After` instead of holding the connection.
 //!
 //! The `around_provider` hook of [`BuildOptions`] lets an embedder (the gateway) observe
 //! every real attempt without assembling stacks itself.
-//!
-//! Settings whose wrappers are not part of this build yet are parsed and validated, and
-//! [`pending_settings`] names them so callers can say so.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use super::{RouteSettings, Settings};
 use crate::client::{ChatClient, ClientInfo, DynClient};
 use crate::error::{Error, Result};
-use crate::middleware::FallbackClient;
+use crate::middleware::{
+    AllOpen, BreakerConfig, BreakerState, Budget, BudgetClient, CircuitBreakerClient,
+    DeadlineClient, FallbackClient, HedgePolicy, HedgedClient, RetryClient, RetryPolicy,
+    TimeoutClient, Timeouts,
+};
 use crate::providers::{create_client_with, ClientOptions};
 use crate::types::ModelRef;
 
@@ -69,12 +81,18 @@ pub struct BuiltTarget {
     pub spec: String,
     /// The target's own stack (per-target wrappers around the provider).
     pub client: DynClient,
+    breaker: Option<CircuitBreakerClient<DynClient>>,
 }
 
 impl BuiltTarget {
     /// Names the provider and model of the target.
     pub fn info(&self) -> &ClientInfo {
         self.client.info()
+    }
+
+    /// Returns the target's circuit breaker state, when the route has a breaker.
+    pub fn breaker_state(&self) -> Option<BreakerState> {
+        self.breaker.as_ref().map(CircuitBreakerClient::state)
     }
 }
 
@@ -109,7 +127,7 @@ pub fn build_provider(
     options: &BuildOptions,
 ) -> Result<DynClient> {
     let model = ModelRef::parse(spec)?;
-    let client_options = provider_options(settings, model.provider(), &options.client);
+    let client_options = provider_options(settings, model.provider(), &options.client).retry(None);
     let client = create_client_with(spec, &client_options)?;
     Ok(match &options.around_provider {
         Some(wrap) => wrap(client),
@@ -160,31 +178,63 @@ pub fn build_direct(settings: &Settings, spec: &str, options: &BuildOptions) -> 
 }
 
 /// Assembles a route from provider clients built elsewhere (tests, embedders): the route's
-/// per-target wrappers around each, then the fallback chain.
+/// per-target wrappers around each, then the fallback chain or hedge, then the deadline.
 ///
 /// # Errors
-/// [`ErrorKind::Config`](crate::ErrorKind::Config) when `providers` is empty.
+/// [`ErrorKind::Config`](crate::ErrorKind::Config) when `providers` is empty or a budget
+/// cannot be built.
 pub fn assemble(
     alias: &str,
     route: &RouteSettings,
     providers: Vec<DynClient>,
 ) -> Result<BuiltRoute> {
-    let _ = route;
+    if providers.is_empty() {
+        return Err(Error::config(
+            format!("config: route `{alias}` has no targets"),
+            "list at least one `provider:model` target",
+        ));
+    }
+    let budget = match &route.budget {
+        Some(b) => {
+            let mut builder = Budget::builder();
+            if let Some(usd) = b.max_cost_usd {
+                builder = builder.max_cost_usd(usd);
+            }
+            if let Some(tokens) = b.max_tokens {
+                builder = builder.max_tokens(tokens);
+            }
+            if let Some(trials) = b.max_trials {
+                builder = builder.max_trials(trials);
+            }
+            Some(builder.build()?)
+        }
+        None => None,
+    };
     let targets: Vec<BuiltTarget> = providers
         .into_iter()
-        .map(|client| BuiltTarget {
-            spec: client.info().to_string(),
-            client,
-        })
+        .map(|provider| target_stack(route, budget.as_ref(), provider))
         .collect();
-    let chain =
-        FallbackClient::new(targets.iter().map(|t| t.client.clone()).collect()).map_err(|_| {
-            Error::config(
-                format!("config: route `{alias}` has no targets"),
-                "list at least one `provider:model` target",
-            )
-        })?;
-    let client: DynClient = Arc::new(chain);
+    let clients: Vec<DynClient> = targets.iter().map(|t| t.client.clone()).collect();
+    let chain: DynClient = match &route.hedge {
+        Some(hedge) => {
+            let policy = match (hedge.delay_ms, hedge.percentile) {
+                (_, Some(p)) => HedgePolicy::learned(p),
+                (Some(ms), None) => HedgePolicy::fixed(Duration::from_millis(ms)),
+                (None, None) => HedgePolicy::fixed(Duration::from_millis(500)),
+            };
+            Arc::new(HedgedClient::new(clients, policy)?)
+        }
+        None => Arc::new(
+            FallbackClient::builder()
+                .clients(clients)
+                .when_all_open(AllOpen::FailFast)
+                .build()?,
+        ),
+    };
+    let client: DynClient = match route.deadline_ms {
+        Some(ms) => Arc::new(DeadlineClient::new(chain, Duration::from_millis(ms))),
+        None => chain,
+    };
     Ok(BuiltRoute {
         alias: alias.to_owned(),
         client,
@@ -192,32 +242,60 @@ pub fn assemble(
     })
 }
 
-/// Names the settings of `route` that this build parses and validates but does not apply
-/// yet (their wrappers are not part of the library yet).
+/// Wraps one provider client in the route's per-target behaviours, innermost first.
+fn target_stack(
+    route: &RouteSettings,
+    budget: Option<&Budget>,
+    provider: DynClient,
+) -> BuiltTarget {
+    let spec = provider.info().to_string();
+    let mut client = provider;
+    if let Some(ms) = route
+        .timeout_ms
+        .or(route.first_token_timeout_ms.map(|_| 600_000))
+    {
+        let mut timeouts = Timeouts::attempt(Duration::from_millis(ms));
+        if let Some(first) = route.first_token_timeout_ms {
+            timeouts = timeouts.with_first_token(Duration::from_millis(first));
+        }
+        client = Arc::new(TimeoutClient::new(client, timeouts));
+    }
+    if let Some(budget) = budget {
+        client = Arc::new(BudgetClient::new(client, budget.clone()));
+    }
+    if let Some(retry) = &route.retry {
+        let policy = RetryPolicy::default()
+            .with_max_retries(retry.max_retries)
+            .with_base_delay(Duration::from_millis(retry.base_delay_ms))
+            .with_max_delay(Duration::from_millis(retry.max_delay_ms))
+            .with_max_retry_after(Duration::from_millis(retry.max_retry_after_ms));
+        client = Arc::new(RetryClient::new(client, policy));
+    }
+    let mut breaker = None;
+    if let Some(b) = &route.breaker {
+        let mut config = BreakerConfig::default()
+            .with_consecutive_failures(b.consecutive_failures)
+            .with_cooldown(Duration::from_millis(b.cooldown_ms));
+        config = config.with_max_cooldown(Duration::from_millis(
+            b.max_cooldown_ms.unwrap_or(b.cooldown_ms),
+        ));
+        let wrapped = CircuitBreakerClient::new(client, config);
+        breaker = Some(wrapped.clone());
+        client = Arc::new(wrapped);
+    }
+    BuiltTarget {
+        spec,
+        client,
+        breaker,
+    }
+}
+
+/// Names the settings of `route` that this build parses and validates but does not apply.
+/// Every route setting is applied by this version, so the list is empty; it stays so that
+/// callers (the CLI's `config` command) can report settings a build does not support.
 pub fn pending_settings(route: &RouteSettings) -> Vec<&'static str> {
-    let mut pending = Vec::new();
-    if route.timeout_ms.is_some() {
-        pending.push("timeout_ms");
-    }
-    if route.first_token_timeout_ms.is_some() {
-        pending.push("first_token_timeout_ms");
-    }
-    if route.deadline_ms.is_some() {
-        pending.push("deadline_ms");
-    }
-    if route.retry.is_some() {
-        pending.push("retry");
-    }
-    if route.breaker.is_some() {
-        pending.push("breaker");
-    }
-    if route.budget.is_some() {
-        pending.push("budget");
-    }
-    if route.hedge.is_some() {
-        pending.push("hedge");
-    }
-    pending
+    let _ = route;
+    Vec::new()
 }
 
 #[allow(dead_code)]

@@ -23,6 +23,15 @@
 //! | `budget_exceeded` | no |
 //! | `config` | no |
 //!
+//! # Open circuit breakers
+//!
+//! Before calling a target the chain asks its [`ChatClient::readiness`]. A target whose
+//! [`CircuitBreakerClient`](crate::CircuitBreakerClient) is open is skipped without being
+//! called and recorded as an [`Outcome::Skipped`](crate::Outcome::Skipped) attempt with
+//! [`ErrorKind::CircuitOpen`]. When every target is open, [`AllOpen`] decides: wait for the
+//! one that recovers first and try it (the default), or fail at once with the earliest
+//! `retry_after`.
+//!
 //! # Streams
 //!
 //! A stream may switch target only before its first content event (text, reasoning or a
@@ -33,15 +42,13 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use futures_util::stream::{self, StreamExt};
-
-use crate::client::{BoxFuture, ChatClient, ClientInfo, DynClient};
+use super::commit;
+use super::deadline::current_deadline;
+use crate::client::{BoxFuture, ChatClient, ClientInfo, DynClient, Readiness};
 use crate::error::{Error, ErrorKind, Result};
-use crate::types::{
-    Attempt, ChatRequest, ChatResponse, ChatStream, EmbedRequest, EmbedResponse, StreamEvent,
-};
+use crate::types::{Attempt, ChatRequest, ChatResponse, ChatStream, EmbedRequest, EmbedResponse};
 
 /// Decides which errors make a [`FallbackClient`] try its next target.
 #[derive(Clone, Default)]
@@ -86,6 +93,18 @@ impl fmt::Debug for FallbackOn {
     }
 }
 
+/// What a [`FallbackClient`] does when every target's circuit breaker is open.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AllOpen {
+    /// Waits for the target that recovers first and tries it (the default). The wait never
+    /// crosses the call's deadline: if it would, the chain fails at once instead.
+    #[default]
+    WaitForFirst,
+    /// Fails at once with [`ErrorKind::AllTargetsFailed`], whose `retry_after` is the
+    /// earliest time a target recovers.
+    FailFast,
+}
+
 /// Tries an ordered list of clients until one answers.
 ///
 /// # Clone
@@ -113,6 +132,7 @@ impl fmt::Debug for FallbackOn {
 pub struct FallbackClient {
     clients: Vec<DynClient>,
     fallback_on: FallbackOn,
+    when_all_open: AllOpen,
     info: ClientInfo,
 }
 
@@ -130,6 +150,7 @@ impl FallbackClient {
         FallbackClientBuilder {
             clients: Vec::new(),
             fallback_on: FallbackOn::default(),
+            when_all_open: AllOpen::default(),
         }
     }
 
@@ -144,6 +165,7 @@ impl FallbackClient {
         FallbackClient {
             clients,
             fallback_on,
+            when_all_open: AllOpen::default(),
             info,
         }
     }
@@ -168,109 +190,147 @@ impl ChatClient for FallbackClient {
     fn chat<'a>(&'a self, req: &'a ChatRequest) -> BoxFuture<'a, Result<ChatResponse>> {
         Box::pin(async move {
             req.validate()?;
-            let mut errors = Vec::new();
-            let mut attempts = Vec::new();
-            for client in &self.clients {
-                let started = Instant::now();
-                match client.chat(req).await {
-                    Ok(mut response) => {
-                        attempts.append(&mut response.attempts);
-                        response.attempts = attempts;
-                        return Ok(response);
-                    }
-                    Err(err) => {
-                        attempts.push(self.failed(client, &err, started));
-                        if !self.fallback_on.should_fall_back(&err) {
-                            return Err(err);
-                        }
-                        tracing::warn!(
-                            target_provider = client.info().provider(),
-                            target_model = client.info().model(),
-                            error = %err,
-                            "fallback: target failed, trying the next"
-                        );
-                        errors.push(err);
-                    }
-                }
-            }
-            Err(Error::all_targets_failed(errors))
+            self.drive(
+                |client| client.chat(req),
+                |mut response, mut attempts| {
+                    attempts.append(&mut response.attempts);
+                    response.attempts = attempts;
+                    response
+                },
+            )
+            .await
         })
     }
 
     fn chat_stream<'a>(&'a self, req: &'a ChatRequest) -> BoxFuture<'a, Result<ChatStream>> {
         Box::pin(async move {
             req.validate()?;
-            let mut errors = Vec::new();
-            let mut attempts: Vec<Attempt> = Vec::new();
-            'targets: for client in &self.clients {
-                let started = Instant::now();
-                let mut stream = match client.chat_stream(req).await {
-                    Ok(stream) => stream.into_inner(),
-                    Err(err) => {
-                        attempts.push(self.failed(client, &err, started));
-                        if !self.fallback_on.should_fall_back(&err) {
-                            return Err(err);
-                        }
-                        errors.push(err);
-                        continue;
-                    }
-                };
-                // Hold metadata until the first content event: before it, a failure may
-                // still fall over without the caller seeing anything.
-                let mut held = Vec::new();
-                loop {
-                    let failure = match stream.next().await {
-                        Some(Ok(event)) => {
-                            let commit =
-                                event.is_content() || matches!(event, StreamEvent::Done { .. });
-                            held.push(Ok(event));
-                            if commit {
-                                let before = std::mem::take(&mut attempts);
-                                let out = stream::iter(held).chain(stream);
-                                return Ok(ChatStream::new(out).map_response(move |r| {
-                                    let mut all = before.clone();
-                                    all.append(&mut r.attempts);
-                                    r.attempts = all;
-                                }));
-                            }
-                            continue;
-                        }
-                        Some(Err(err)) => err,
-                        None => Error::new(
-                            ErrorKind::Transport,
-                            "the stream ended before any answer arrived",
-                        )
-                        .with_provider(client.info().provider()),
-                    };
-                    attempts.push(self.failed(client, &failure, started));
-                    if !self.fallback_on.should_fall_back(&failure) {
-                        return Err(failure);
-                    }
-                    errors.push(failure);
-                    continue 'targets;
-                }
-            }
-            Err(Error::all_targets_failed(errors))
+            self.drive(
+                |client| {
+                    Box::pin(async move {
+                        let stream = client.chat_stream(req).await?;
+                        commit::until_first_content(stream, client.info().provider()).await
+                    })
+                },
+                commit::prepend_attempts,
+            )
+            .await
         })
     }
 
     fn embed<'a>(&'a self, req: &'a EmbedRequest) -> BoxFuture<'a, Result<EmbedResponse>> {
-        Box::pin(async move {
-            let mut errors = Vec::new();
-            for client in &self.clients {
-                match client.embed(req).await {
-                    Ok(response) => return Ok(response),
-                    Err(err) if self.fallback_on.should_fall_back(&err) => errors.push(err),
-                    Err(err) => return Err(err),
-                }
-            }
-            Err(Error::all_targets_failed(errors))
-        })
+        Box::pin(self.drive(|client| client.embed(req), |response, _| response))
     }
 
     fn info(&self) -> &ClientInfo {
         &self.info
     }
+
+    fn readiness(&self) -> Readiness {
+        Readiness::earliest(self.clients.iter().map(|c| c.readiness()))
+    }
+}
+
+impl FallbackClient {
+    /// Runs `call` on each target in order until one succeeds; `attach` puts the earlier
+    /// attempts' records on the answer.
+    async fn drive<'a, T>(
+        &'a self,
+        call: impl Fn(&'a DynClient) -> BoxFuture<'a, Result<T>>,
+        attach: impl FnOnce(T, Vec<Attempt>) -> T,
+    ) -> Result<T> {
+        let mut errors = Vec::new();
+        let mut attempts: Vec<Attempt> = Vec::new();
+        // The target that recovers first, among those skipped: (index, wait).
+        let mut earliest: Option<(usize, Duration)> = None;
+        let mut called_any = false;
+        for (index, client) in self.clients.iter().enumerate() {
+            let wait = client.readiness().wait();
+            if !wait.is_zero() {
+                let err = skipped_error(client, wait);
+                attempts.push(Attempt::skipped(
+                    client.info().provider(),
+                    client.info().model(),
+                    &err,
+                ));
+                errors.push(err);
+                if earliest.is_none_or(|(_, w)| wait < w) {
+                    earliest = Some((index, wait));
+                }
+                continue;
+            }
+            called_any = true;
+            match self.attempt(client, &call, &mut attempts).await {
+                Ok(value) => return Ok(attach(value, attempts)),
+                Err(err) if self.fallback_on.should_fall_back(&err) => errors.push(err),
+                Err(err) => return Err(err),
+            }
+        }
+        if let (false, AllOpen::WaitForFirst, Some((index, wait))) =
+            (called_any, self.when_all_open, earliest)
+        {
+            let fits = current_deadline().is_none_or(|d| tokio::time::Instant::now() + wait < d);
+            if let (true, Some(client)) = (fits, self.clients.get(index)) {
+                tracing::warn!(
+                    target_provider = client.info().provider(),
+                    target_model = client.info().model(),
+                    wait_ms = wait.as_millis() as u64,
+                    "fallback: every target's breaker is open; waiting for the first to recover"
+                );
+                tokio::time::sleep(wait).await;
+                match self.attempt(client, &call, &mut attempts).await {
+                    Ok(value) => return Ok(attach(value, attempts)),
+                    Err(err) if self.fallback_on.should_fall_back(&err) => errors.push(err),
+                    Err(err) => return Err(err),
+                }
+            }
+        }
+        Err(Error::all_targets_failed(errors))
+    }
+
+    /// Calls one target and records the attempt if it fails.
+    async fn attempt<'a, T>(
+        &'a self,
+        client: &'a DynClient,
+        call: &impl Fn(&'a DynClient) -> BoxFuture<'a, Result<T>>,
+        attempts: &mut Vec<Attempt>,
+    ) -> Result<T> {
+        let started = Instant::now();
+        let err = match call(client).await {
+            Ok(value) => return Ok(value),
+            Err(err) => err,
+        };
+        let info = client.info();
+        attempts.push(if err.kind() == ErrorKind::CircuitOpen {
+            Attempt::skipped(info.provider(), info.model(), &err)
+        } else {
+            self.failed(client, &err, started)
+        });
+        if self.fallback_on.should_fall_back(&err) {
+            tracing::warn!(
+                target_provider = info.provider(),
+                target_model = info.model(),
+                error = %err,
+                "fallback: target failed, trying the next"
+            );
+        }
+        Err(err)
+    }
+}
+
+/// The error recorded for a target skipped because it is not ready (its breaker is open).
+fn skipped_error(client: &DynClient, wait: Duration) -> Error {
+    let info = client.info();
+    Error::new(
+        ErrorKind::CircuitOpen,
+        format!(
+            "skipped without calling it: its circuit breaker is open for another {:.1}s",
+            wait.as_secs_f64()
+        ),
+    )
+    .with_provider(info.provider())
+    .with_model(info.model())
+    .with_retry_after(wait)
 }
 
 /// Builds a [`FallbackClient`].
@@ -279,6 +339,7 @@ impl ChatClient for FallbackClient {
 pub struct FallbackClientBuilder {
     clients: Vec<DynClient>,
     fallback_on: FallbackOn,
+    when_all_open: AllOpen,
 }
 
 impl FallbackClientBuilder {
@@ -303,6 +364,13 @@ impl FallbackClientBuilder {
         self
     }
 
+    /// Sets what happens when every target's breaker is open (default
+    /// [`AllOpen::WaitForFirst`]).
+    pub fn when_all_open(mut self, when_all_open: AllOpen) -> FallbackClientBuilder {
+        self.when_all_open = when_all_open;
+        self
+    }
+
     /// Builds the chain.
     ///
     /// # Errors
@@ -315,10 +383,11 @@ impl FallbackClientBuilder {
                 "pass the clients to try, in order, e.g. `FallbackClient::new(vec![primary, backup])`",
             )
         })?;
-        Ok(FallbackClient::from_first(
-            first,
-            clients.collect(),
-            self.fallback_on,
-        ))
+        let mut chain = FallbackClient::from_first(first, clients.collect(), self.fallback_on);
+        chain.when_all_open = self.when_all_open;
+        Ok(chain)
     }
 }
+
+#[cfg(test)]
+mod tests;

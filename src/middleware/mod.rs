@@ -5,14 +5,49 @@
 //!
 //! ```text
 //! caller
-//!   └─ FallbackClient          tries each provider stack in order on recoverable errors
-//!       ├─ primary:  RetryClient → provider
-//!       └─ backup:   RetryClient → provider
+//!   └─ InstrumentedClient        one span per call, one event per attempt
+//!       └─ CachedClient          a hit returns without touching any provider
+//!           └─ DeadlineClient    one deadline for the whole call, read by everything below
+//!               └─ FallbackClient    tries each target in order; skips open breakers
+//!                   ├─ primary: CircuitBreakerClient → RetryClient → BudgetClient
+//!                   │             → ConcurrencyLimitClient → TimeoutClient → provider
+//!                   └─ backup:  CircuitBreakerClient → RetryClient → BudgetClient
+//!                                 → ConcurrencyLimitClient → TimeoutClient → provider
 //! ```
 //!
-//! Retry sits inside fallback: a little persistence per provider, then move on. A stream may
-//! switch provider only before its first content event reaches the caller.
+//! Why this order: the deadline is outside fallback and retry, so every attempt gets the
+//! smaller of its own limit and the time left, and a silent upstream costs one attempt
+//! timeout, not retries × timeout. Retry sits inside fallback (a little persistence per
+//! provider, then move on); the breaker sits outside retry (an open breaker skips the
+//! provider and its retries at once, and one exhausted retry loop is one failure); the
+//! timeout is innermost, around each real attempt. [`HedgedClient`] can stand where
+//! [`FallbackClient`] stands, racing targets instead of trying them one after another.
+//!
+//! A stream may switch attempt or target only before its first content event reaches the
+//! caller (the commit point, `commit.rs`); after it, a failure ends the stream with
+//! [`ErrorKind::StreamInterrupted`](crate::ErrorKind::StreamInterrupted).
 
-mod fallback;
+pub mod budget;
+pub mod cache;
+pub mod circuit_breaker;
+mod commit;
+pub mod concurrency;
+pub mod deadline;
+pub mod fallback;
+pub mod hedge;
+pub mod instrument;
+pub mod retry;
+pub mod timeout;
 
-pub use fallback::{FallbackClient, FallbackClientBuilder, FallbackOn};
+pub use budget::{Budget, BudgetBuilder, BudgetClient, BudgetLimit, DEFAULT_MAX_OUTPUT_TOKENS};
+pub use cache::{
+    key_fingerprint, CacheBackend, CacheEntry, CachedClient, FileCache, MemoryCache, CACHE_PROVIDER,
+};
+pub use circuit_breaker::{BreakerConfig, BreakerState, CircuitBreakerClient, TripOn};
+pub use concurrency::ConcurrencyLimitClient;
+pub use deadline::{current_deadline, time_left, DeadlineClient};
+pub use fallback::{AllOpen, FallbackClient, FallbackClientBuilder, FallbackOn};
+pub use hedge::{HedgePolicy, HedgedClient};
+pub use instrument::{InstrumentedClient, Totals};
+pub use retry::{RetryClient, RetryOn, RetryPolicy};
+pub use timeout::{TimeoutClient, Timeouts};

@@ -2,11 +2,13 @@
 //! offline use.
 
 pub mod anthropic;
+pub mod azure;
 mod create;
 mod function;
 pub mod gemini;
 pub mod http;
 pub mod openai;
+pub mod openai_responses;
 pub mod sse;
 
 pub use create::{

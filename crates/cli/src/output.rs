@@ -68,13 +68,20 @@ pub(crate) fn error_json(e: &Error) -> Value {
             })
         })
         .collect();
+    // A retry loop that gave up reports what kept failing; the give-up is a flag.
+    let retries_exhausted = e.kind() == ErrorKind::RetriesExhausted;
+    let shown = match std::error::Error::source(e).and_then(|s| s.downcast_ref::<Error>()) {
+        Some(last) if retries_exhausted => last,
+        _ => e,
+    };
     json!({
         "error": {
-            "kind": e.kind().as_str(),
-            "message": e.message(),
-            "provider": e.provider(),
-            "status": e.status(),
-            "code": e.code(),
+            "kind": shown.kind().as_str(),
+            "retries_exhausted": retries_exhausted,
+            "message": shown.message(),
+            "provider": shown.provider(),
+            "status": shown.status(),
+            "code": shown.code(),
             "retry_after_s": e.retry_after().map(|d| d.as_secs_f64()),
             "fix": e.fix(),
             "partial_text": e.partial().map(ChatResponse::text),

@@ -175,6 +175,23 @@ impl AppState {
         }
     }
 
+    /// Lists each target's breaker state, for routes that have breakers.
+    pub(crate) fn breaker_states(
+        &self,
+    ) -> Vec<(String, String, switchboard::middleware::BreakerState)> {
+        let mut out = Vec::new();
+        for alias in &self.aliases {
+            if let Some(route) = self.routes.get(alias) {
+                for target in &route.targets {
+                    if let Some(state) = target.breaker_state() {
+                        out.push((alias.clone(), target.spec.clone(), state));
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// Says whether `token` is one of the configured keys; true when none are configured.
     pub(crate) fn authorized(&self, token: Option<&str>) -> bool {
         if self.keys.is_empty() {
@@ -305,10 +322,28 @@ impl Gateway {
         routes: impl IntoIterator<Item = (A, Vec<DynClient>)>,
         options: GatewayOptions,
     ) -> Result<Gateway> {
+        Gateway::from_routes_with(
+            routes
+                .into_iter()
+                .map(|(alias, targets)| (alias, RouteSettings::default(), targets)),
+            options,
+        )
+    }
+
+    /// Like [`Gateway::from_routes`], with each route's retry, breaker, timeout, budget and
+    /// hedge settings applied around the prebuilt targets (the `targets` field of the
+    /// settings is ignored).
+    ///
+    /// # Errors
+    /// As [`Gateway::from_routes`].
+    pub fn from_routes_with<A: Into<String>>(
+        routes: impl IntoIterator<Item = (A, RouteSettings, Vec<DynClient>)>,
+        options: GatewayOptions,
+    ) -> Result<Gateway> {
         let metrics = Arc::new(Metrics::default());
         let mut map = HashMap::new();
         let mut aliases = Vec::new();
-        for (alias, targets) in routes {
+        for (alias, settings, targets) in routes {
             let alias = alias.into();
             if alias.contains(':') {
                 return Err(
@@ -320,7 +355,7 @@ impl Gateway {
                 .into_iter()
                 .map(|t| Observed::wrap(t, Arc::clone(&metrics)))
                 .collect();
-            let route = build::assemble(&alias, &RouteSettings::default(), observed)?;
+            let route = build::assemble(&alias, &settings, observed)?;
             aliases.push(alias.clone());
             map.insert(alias, Arc::new(route));
         }
@@ -336,6 +371,12 @@ impl Gateway {
             }),
             shutdown_grace: options.shutdown_grace,
         })
+    }
+
+    /// Returns the state of every target's circuit breaker, by alias, for targets whose
+    /// route has a breaker: `(alias, "provider:model", state)`.
+    pub fn breaker_states(&self) -> Vec<(String, String, switchboard::middleware::BreakerState)> {
+        self.state.breaker_states()
     }
 
     /// Returns the aliases served, sorted.

@@ -12,7 +12,22 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use switchboard::cost::PriceTable;
 use switchboard::{ClientInfo, ErrorKind, Usage};
+
+/// What metrics read from a successful answer.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Answer<'a> {
+    pub(crate) usage: &'a Usage,
+    pub(crate) provider: &'a str,
+    pub(crate) model: &'a str,
+}
+
+impl Answer<'_> {
+    fn model_served(&self) -> &str {
+        self.model
+    }
+}
 
 /// Upper bounds of the latency buckets, in seconds.
 const BUCKETS: [f64; 14] = [
@@ -32,6 +47,7 @@ struct Inner {
     attempts: BTreeMap<(String, String, &'static str), u64>,
     errors: BTreeMap<&'static str, u64>,
     tokens: BTreeMap<(String, &'static str), u64>,
+    cost_nanos: BTreeMap<String, u64>,
     latency: BTreeMap<String, Histogram>,
 }
 
@@ -63,7 +79,7 @@ impl Metrics {
         route: &str,
         status: u16,
         elapsed: Duration,
-        usage: Option<&Usage>,
+        answer: Option<Answer<'_>>,
     ) {
         self.with(|m| {
             *m.requests.entry((route.to_owned(), status)).or_default() += 1;
@@ -76,9 +92,15 @@ impl Metrics {
             }
             h.count += 1;
             h.sum += secs;
-            if let Some(u) = usage {
+            if let Some(answer) = answer {
+                let u = &answer.usage;
                 *m.tokens.entry((route.to_owned(), "input")).or_default() += u.input_tokens;
                 *m.tokens.entry((route.to_owned(), "output")).or_default() += u.output_tokens;
+                if let Some(cost) =
+                    PriceTable::embedded().cost_of(u, answer.provider, answer.model_served())
+                {
+                    *m.cost_nanos.entry(route.to_owned()).or_default() += cost.nanos();
+                }
             }
         });
     }
@@ -103,6 +125,29 @@ impl Metrics {
     /// Records an error answered to a client that no attempt produced (bad JSON, auth, …).
     pub(crate) fn gateway_error(&self, label: &'static str) {
         self.with(|m| *m.errors.entry(label).or_default() += 1);
+    }
+
+    /// Renders breaker states as a gauge: 0 closed, 1 half-open, 2 open.
+    pub(crate) fn render_breakers(
+        states: &[(String, String, switchboard::middleware::BreakerState)],
+    ) -> String {
+        use switchboard::middleware::BreakerState;
+        let p = "switchboard_gateway";
+        let mut out = format!("# HELP {p}_breaker_state Circuit breaker per target: 0 closed, 1 half-open, 2 open.\n# TYPE {p}_breaker_state gauge\n");
+        for (route, target, state) in states {
+            let value = match state {
+                BreakerState::Closed => 0,
+                BreakerState::HalfOpen => 1,
+                BreakerState::Open { .. } => 2,
+            };
+            let _ = writeln!(
+                out,
+                "{p}_breaker_state{{route=\"{}\",target=\"{}\"}} {value}",
+                esc(route),
+                esc(target)
+            );
+        }
+        out
     }
 
     /// Renders the Prometheus text exposition; `extra` is appended as is.
@@ -130,6 +175,10 @@ impl Metrics {
             let _ = writeln!(out, "# HELP {p}_tokens_total Tokens used, by route and direction.\n# TYPE {p}_tokens_total counter");
             for ((route, direction), n) in &m.tokens {
                 let _ = writeln!(out, "{p}_tokens_total{{route=\"{}\",direction=\"{direction}\"}} {n}", esc(route));
+            }
+            let _ = writeln!(out, "# HELP {p}_cost_usd_total Estimated spend from the built-in price table, by route.\n# TYPE {p}_cost_usd_total counter");
+            for (route, nanos) in &m.cost_nanos {
+                let _ = writeln!(out, "{p}_cost_usd_total{{route=\"{}\"}} {}", esc(route), *nanos as f64 / 1e9);
             }
             let _ = writeln!(out, "# HELP {p}_request_duration_seconds Request latency, to the last byte.\n# TYPE {p}_request_duration_seconds histogram");
             for (route, h) in &m.latency {

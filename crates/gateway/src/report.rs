@@ -12,7 +12,7 @@ use std::sync::{Arc, OnceLock};
 use futures_util::StreamExt;
 use switchboard::{
     BoxFuture, ChatClient, ChatRequest, ChatResponse, ChatStream, ClientInfo, DynClient,
-    EmbedRequest, EmbedResponse, Result, StreamEvent,
+    EmbedRequest, EmbedResponse, Readiness, Result, StreamEvent,
 };
 
 use crate::metrics::Metrics;
@@ -141,5 +141,9 @@ impl ChatClient for Observed {
 
     fn info(&self) -> &ClientInfo {
         self.inner.info()
+    }
+
+    fn readiness(&self) -> Readiness {
+        self.inner.readiness()
     }
 }

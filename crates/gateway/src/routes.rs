@@ -17,6 +17,7 @@ use switchboard::providers::openai::wire;
 use switchboard::{ChatClient, EmbedRequest};
 
 use crate::error::ApiError;
+use crate::metrics::Answer;
 use crate::report::Report;
 use crate::sse;
 use crate::AppState;
@@ -203,7 +204,7 @@ async fn chat(
                 let _in_flight = in_flight;
                 match end {
                     sse::End::Done(r) => {
-                        metrics.request(&alias, 200, started.elapsed(), Some(&r.usage))
+                        metrics.request(&alias, 200, started.elapsed(), Some(answer_of(r)))
                     }
                     sse::End::Failed(e) => {
                         metrics.request(&alias, e.status.as_u16(), started.elapsed(), None)
@@ -234,9 +235,12 @@ async fn chat(
     };
     let completion = crate::convert::to_wire(&answer, &id, created);
     let body = serde_json::to_vec(&completion).unwrap_or_default();
-    state
-        .metrics
-        .request(&route.alias, 200, started.elapsed(), Some(&answer.usage));
+    state.metrics.request(
+        &route.alias,
+        200,
+        started.elapsed(),
+        Some(answer_of(&answer)),
+    );
     let mut response = (StatusCode::OK, body).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -249,6 +253,14 @@ async fn chat(
         attempts,
     );
     Ok(response)
+}
+
+fn answer_of(r: &switchboard::ChatResponse) -> Answer<'_> {
+    Answer {
+        usage: &r.usage,
+        provider: &r.provider,
+        model: r.model_served(),
+    }
 }
 
 fn json_response<T: Serialize>(value: &T) -> Response {
@@ -327,9 +339,16 @@ async fn embed(
         "model": answer.model,
         "usage": {"prompt_tokens": usage.prompt_tokens, "total_tokens": usage.total_tokens},
     });
-    state
-        .metrics
-        .request(&route.alias, 200, started.elapsed(), Some(&answer.usage));
+    state.metrics.request(
+        &route.alias,
+        200,
+        started.elapsed(),
+        Some(Answer {
+            usage: &answer.usage,
+            provider: &answer.provider,
+            model: &answer.model,
+        }),
+    );
     let mut response = json_response(&body);
     let attempts = report.attempts().max(1);
     who_answered(&mut response, &answer.provider, &answer.model, attempts);
@@ -379,7 +398,8 @@ async fn metrics(State(state): Shared, headers: HeaderMap) -> Response {
     if let Err(e) = authorize(&state, &headers) {
         return e.into_response();
     }
-    let text = state.metrics.render("");
+    let breakers = crate::metrics::Metrics::render_breakers(&state.breaker_states());
+    let text = state.metrics.render(&breakers);
     let mut response = text.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

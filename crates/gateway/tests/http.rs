@@ -769,3 +769,51 @@ async fn direct_models_can_be_turned_off() {
         .contains("turned off"));
     let _ = Duration::ZERO;
 }
+
+#[tokio::test]
+async fn open_breakers_answer_503_with_the_earliest_recovery_and_show_in_metrics() {
+    let route: switchboard::config::RouteSettings =
+        toml_route("targets = []\nbreaker = { consecutive_failures = 1, cooldown_ms = 30000 }\n");
+    let gateway = Gateway::from_routes_with(
+        vec![(
+            "fast",
+            route,
+            vec![fails("a", "m1", 503, None), fails("b", "m2", 503, None)],
+        )],
+        GatewayOptions::default(),
+    )
+    .unwrap();
+    let gw = start(gateway.clone()).await;
+    let first = post(&gw.base, "/v1/chat/completions", hello("fast")).await;
+    assert_eq!(first.status(), 503);
+    assert_eq!(header_of(&first, "x-switchboard-attempts"), "2");
+    let second = post(&gw.base, "/v1/chat/completions", hello("fast")).await;
+    assert_eq!(second.status(), 503);
+    assert_eq!(
+        header_of(&second, "x-switchboard-attempts"),
+        "0",
+        "no provider was called"
+    );
+    let wait: u64 = header_of(&second, "retry-after").parse().unwrap();
+    assert!((29..=30).contains(&wait), "{wait}");
+    assert_eq!(gateway.breaker_states().len(), 2);
+    let text = reqwest::get(format!("{}/metrics", gw.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("switchboard_gateway_breaker_state{route=\"fast\",target=\"a:m1\"} 2"),
+        "{text}"
+    );
+}
+
+fn toml_route(text: &str) -> switchboard::config::RouteSettings {
+    let s = Settings::from_toml_str(&format!(
+        "[routes.x]\n{}",
+        text.replace("targets = []", "targets = [\"openai:m\"]")
+    ))
+    .unwrap();
+    s.routes["x"].clone()
+}

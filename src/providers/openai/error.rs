@@ -164,6 +164,64 @@ pub(crate) fn map_error(provider: &str, status: u16, headers: &HeaderMap, body: 
     err
 }
 
+/// Builds the error for a non-2xx answer from Azure OpenAI: as [`map_error`], plus the
+/// categories Azure's content filter flagged (`innererror.content_filter_result`) in the
+/// message, and a fix naming Azure's credentials for a 401.
+///
+/// NOTE: Azure answers a filtered prompt with HTTP 400, `code: "content_filter"` and an
+/// `innererror` holding per-category results
+/// (<https://learn.microsoft.com/azure/ai-foundry/openai/concepts/content-filter>).
+pub(crate) fn map_azure_error(
+    provider: &str,
+    status: u16,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Error {
+    let err = map_error(provider, status, headers, body);
+    match err.kind() {
+        ErrorKind::ContentFiltered => {
+            let flagged = filtered_categories(body);
+            if flagged.is_empty() {
+                return err;
+            }
+            let mut out = Error::new(
+                ErrorKind::ContentFiltered,
+                format!("{} (flagged: {})", err.message(), flagged.join(", ")),
+            )
+            .with_provider(provider)
+            .with_status(status)
+            .with_fix(fix_for(ErrorKind::ContentFiltered));
+            if let Some(code) = err.code() {
+                out = out.with_code(code.to_owned());
+            }
+            out
+        }
+        ErrorKind::Authentication => err.with_fix(
+            "check the credentials: set SWITCHBOARD_AZURE_OPENAI_API_KEY or AZURE_OPENAI_API_KEY, \
+             or give a fresh Entra ID token (AZURE_OPENAI_AD_TOKEN or a token provider)",
+        ),
+        _ => err,
+    }
+}
+
+/// Names the categories Azure's content filter marked `filtered: true`.
+fn filtered_categories(body: &[u8]) -> Vec<String> {
+    let Ok(value) = serde_json::from_slice::<Value>(body) else {
+        return Vec::new();
+    };
+    let result = value
+        .pointer("/error/innererror/content_filter_result")
+        .or_else(|| value.pointer("/error/innererror/content_filter_results"));
+    let Some(Value::Object(categories)) = result else {
+        return Vec::new();
+    };
+    categories
+        .iter()
+        .filter(|(_, v)| v.get("filtered").and_then(Value::as_bool) == Some(true))
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
 /// Builds the error for an `{"error": ...}` object that arrived inside a 200 stream (or a
 /// 200 body); it counts as the provider's failure.
 pub(crate) fn reported_error(provider: &str, error: &Value) -> Error {

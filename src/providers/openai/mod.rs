@@ -11,10 +11,14 @@
 //! - [Error codes](https://platform.openai.com/docs/guides/error-codes).
 //!
 //! Vendors that speak the same protocol (xAI, Groq, Mistral, OpenRouter, DeepSeek, Together,
-//! Ollama, vLLM, any other server) are [`Profile`] rows in [`profiles`], not code.
+//! Ollama, vLLM, Azure OpenAI, Amazon Bedrock, any other server) are [`Profile`] rows in
+//! [`profiles`], not code. Azure differs only in data: its [`UrlStyle::AzureDeployment`]
+//! routes (`{endpoint}/openai/deployments/{deployment}/chat/completions?api-version=...`)
+//! and its [`AuthStyle::AzureApiKey`] header, or Entra ID tokens through
+//! [`OpenAiClientBuilder::azure_auth`].
 
 mod convert;
-mod error;
+pub(crate) mod error;
 mod profiles;
 mod stream;
 pub mod wire;
@@ -25,10 +29,11 @@ use std::time::Instant;
 
 use secrecy::{ExposeSecret, SecretString};
 
-pub use profiles::{profile, profiles, MaxTokensField, Profile, Quirks};
+pub use profiles::{profile, profiles, AuthStyle, MaxTokensField, Profile, Quirks, UrlStyle};
 
 use crate::client::{BoxFuture, ChatClient, ClientInfo};
 use crate::error::{Error, ErrorKind, Result};
+use crate::providers::azure::{AzureAuth, Credential};
 use crate::providers::http::{parse_json, Auth, HttpSettings, Transport};
 use crate::types::{
     new_request_id, Attempt, ChatRequest, ChatResponse, ChatStream, EmbedRequest, EmbedResponse,
@@ -59,11 +64,16 @@ pub struct OpenAiClient {
     inner: Arc<Inner>,
 }
 
+/// The `api-version` sent to Azure OpenAI when none is set: the latest generally available
+/// version of the dated data-plane API (Azure's REST reference, "API specs" table).
+pub const AZURE_DEFAULT_API_VERSION: &str = "2024-10-21";
+
 struct Inner {
     profile: &'static Profile,
     info: ClientInfo,
     base_url: String,
-    auth: Auth,
+    api_version: String,
+    credential: Credential,
     transport: Transport,
     keep_raw: bool,
 }
@@ -75,13 +85,7 @@ impl fmt::Debug for OpenAiClient {
             .field("provider", &inner.profile.name)
             .field("model", &inner.info.model())
             .field("base_url", &inner.base_url)
-            .field(
-                "api_key",
-                &match inner.auth {
-                    Auth::None => "none",
-                    _ => "[redacted]",
-                },
-            )
+            .field("api_key", &inner.credential)
             .field("keep_raw", &inner.keep_raw)
             .finish()
     }
@@ -94,6 +98,8 @@ impl OpenAiClient {
             profile: profiles::default_profile(),
             model: None,
             api_key: None,
+            azure_auth: None,
+            api_version: None,
             base_url: None,
             settings: HttpSettings::default(),
             keep_raw: false,
@@ -106,7 +112,46 @@ impl OpenAiClient {
     }
 
     fn url(&self, path: &str) -> String {
-        format!("{}/{path}", self.inner.base_url)
+        let inner = &self.inner;
+        match inner.profile.url_style {
+            UrlStyle::AzureDeployment => format!(
+                "{}/openai/deployments/{}/{path}?api-version={}",
+                inner.base_url,
+                encode_path_segment(inner.info.model()),
+                encode_path_segment(&inner.api_version)
+            ),
+            _ => format!("{}/{path}", inner.base_url),
+        }
+    }
+
+    /// POSTs `body` to `path` with the current credentials (refreshed once on a 401).
+    async fn post(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+    ) -> Result<crate::providers::http::HttpResponse> {
+        let inner = &self.inner;
+        let url = self.url(path);
+        inner
+            .credential
+            .send(self.provider(), |auth| {
+                let body = body.clone();
+                let url = &url;
+                async move {
+                    inner
+                        .transport
+                        .post_json(url, &auth, &[], body, self.map_error())
+                        .await
+                }
+            })
+            .await
+    }
+
+    fn map_error(&self) -> fn(&str, u16, &reqwest::header::HeaderMap, &[u8]) -> Error {
+        match self.inner.profile.url_style {
+            UrlStyle::AzureDeployment => error::map_azure_error,
+            _ => error::map_error,
+        }
     }
 
     fn provider(&self) -> &'static str {
@@ -145,16 +190,7 @@ impl OpenAiClient {
         let body = self.body(req, false)?;
         let started = Instant::now();
         let inner = &self.inner;
-        let reply = inner
-            .transport
-            .post_json(
-                &self.url("chat/completions"),
-                &inner.auth,
-                &[],
-                body,
-                error::map_error,
-            )
-            .await?;
+        let reply = self.post("chat/completions", body).await?;
         let completion: wire::ChatCompletion = parse_json(self.provider(), &reply.body)?;
         if completion.choices.is_empty() {
             return Err(
@@ -184,15 +220,19 @@ impl OpenAiClient {
         let body = self.body(req, true)?;
         let meta = StreamMeta::new(self.provider(), self.model());
         let inner = &self.inner;
+        let url = self.url("chat/completions");
         let sse = inner
-            .transport
-            .post_sse(
-                &self.url("chat/completions"),
-                &inner.auth,
-                &[],
-                body,
-                error::map_error,
-            )
+            .credential
+            .send(self.provider(), |auth| {
+                let body = body.clone();
+                let url = &url;
+                async move {
+                    inner
+                        .transport
+                        .post_sse(url, &auth, &[], body, self.map_error())
+                        .await
+                }
+            })
             .await?;
         Ok(ChatStream::from_events(
             meta,
@@ -220,17 +260,7 @@ impl OpenAiClient {
             )
         })?;
         let started = Instant::now();
-        let inner = &self.inner;
-        let reply = inner
-            .transport
-            .post_json(
-                &self.url("embeddings"),
-                &inner.auth,
-                &[],
-                body,
-                error::map_error,
-            )
-            .await?;
+        let reply = self.post("embeddings", body).await?;
         let parsed: wire::EmbeddingResponse = parse_json(self.provider(), &reply.body)?;
         if parsed.data.len() != req.inputs.len() {
             return Err(
@@ -287,6 +317,8 @@ pub struct OpenAiClientBuilder {
     profile: &'static Profile,
     model: Option<String>,
     api_key: Option<SecretString>,
+    azure_auth: Option<AzureAuth>,
+    api_version: Option<String>,
     base_url: Option<String>,
     settings: HttpSettings,
     keep_raw: bool,
@@ -298,6 +330,8 @@ impl fmt::Debug for OpenAiClientBuilder {
             .field("profile", &self.profile.name)
             .field("model", &self.model)
             .field("api_key", &self.api_key.as_ref().map(|_| "[redacted]"))
+            .field("azure_auth", &self.azure_auth)
+            .field("api_version", &self.api_version)
             .field("base_url", &self.base_url)
             .field("keep_raw", &self.keep_raw)
             .finish_non_exhaustive()
@@ -320,6 +354,20 @@ impl OpenAiClientBuilder {
     /// Sets the API key; without one the profile's key variables are read at build time.
     pub fn api_key(mut self, key: impl Into<String>) -> OpenAiClientBuilder {
         self.api_key = Some(SecretString::from(key.into()));
+        self
+    }
+
+    /// Sets how an Azure OpenAI client authenticates: an `api-key`, a fixed Entra ID
+    /// token, or a token provider (see [`AzureAuth`]). It takes precedence over
+    /// [`api_key`](Self::api_key).
+    pub fn azure_auth(mut self, auth: AzureAuth) -> OpenAiClientBuilder {
+        self.azure_auth = Some(auth);
+        self
+    }
+
+    /// Sets Azure's `api-version` query value (default [`AZURE_DEFAULT_API_VERSION`]).
+    pub fn api_version(mut self, version: impl Into<String>) -> OpenAiClientBuilder {
+        self.api_version = Some(version.into());
         self
     }
 
@@ -376,7 +424,13 @@ impl OpenAiClientBuilder {
                 )
                 .with_provider(name)
             })?;
-        let base_url = base_url.trim().trim_end_matches('/').to_owned();
+        let mut base_url = base_url.trim().trim_end_matches('/').to_owned();
+        if profile.url_style == UrlStyle::AzureDeployment {
+            // The endpoint is the resource root; accept it with the `/openai` suffix too.
+            if let Some(root) = base_url.strip_suffix("/openai") {
+                base_url = root.to_owned();
+            }
+        }
         match reqwest::Url::parse(&base_url) {
             Ok(url) if matches!(url.scheme(), "http" | "https") => {}
             _ => {
@@ -390,9 +444,24 @@ impl OpenAiClientBuilder {
         let key = self
             .api_key
             .filter(|k| !k.expose_secret().trim().is_empty());
-        let auth = match key {
-            Some(key) => Auth::Bearer(key),
-            None if profile.key_required => {
+        let credential = match (self.azure_auth, key) {
+            (Some(auth), _) => Credential::from(auth),
+            (None, Some(key)) => Credential::Fixed(match profile.auth_style {
+                AuthStyle::AzureApiKey => Auth::Header("api-key", key),
+                _ => Auth::Bearer(key),
+            }),
+            (None, None) if profile.url_style == UrlStyle::AzureDeployment => {
+                return Err(Error::new(
+                    ErrorKind::Config,
+                    format!("no API key or Entra ID token for {name}"),
+                )
+                .with_provider(name)
+                .with_fix(format!(
+                    "set {} or AZURE_OPENAI_AD_TOKEN, or call `.api_key(..)` or `.azure_auth(..)`",
+                    profile.key_env.join(" or ")
+                )))
+            }
+            (None, None) if profile.key_required => {
                 return Err(
                     Error::new(ErrorKind::Config, format!("no API key for {name}"))
                         .with_provider(name)
@@ -402,20 +471,39 @@ impl OpenAiClientBuilder {
                         )),
                 )
             }
-            None => Auth::None,
+            (None, None) => Credential::Fixed(Auth::None),
         };
+        let api_version = self
+            .api_version
+            .filter(|v| !v.trim().is_empty())
+            .unwrap_or_else(|| AZURE_DEFAULT_API_VERSION.to_owned());
         let transport = Transport::new(name, self.settings)?;
         Ok(OpenAiClient {
             inner: Arc::new(Inner {
                 profile,
                 info: ClientInfo::new(name, model),
                 base_url,
-                auth,
+                api_version,
+                credential,
                 transport,
                 keep_raw: self.keep_raw,
             }),
         })
     }
+}
+
+/// Percent-encodes a value for one URL path segment or query value (deployment names and
+/// versions are plain, but nothing the caller passes may reshape the URL).
+pub(crate) fn encode_path_segment(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
 }
 
 /// Compile-time checks that the promised auto traits hold.

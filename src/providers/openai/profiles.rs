@@ -65,6 +65,30 @@ impl Quirks {
     };
 }
 
+/// Where requests go, given the base URL.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum UrlStyle {
+    /// `{base_url}/chat/completions` and `{base_url}/embeddings`.
+    Plain,
+    /// Azure OpenAI's deployment routes: the base URL is the resource endpoint and the model
+    /// is the deployment name, giving
+    /// `{endpoint}/openai/deployments/{deployment}/chat/completions?api-version={version}`
+    /// (and `/embeddings`). See
+    /// <https://learn.microsoft.com/azure/ai-foundry/openai/reference#chat-completions>.
+    AzureDeployment,
+}
+
+/// How the API key is sent.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AuthStyle {
+    /// `Authorization: Bearer <key>`.
+    Bearer,
+    /// Azure's `api-key: <key>` header (Entra ID tokens still go as bearer tokens).
+    AzureApiKey,
+}
+
 /// One OpenAI-compatible vendor: name, endpoints, key handling and quirks.
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -82,9 +106,13 @@ pub struct Profile {
     pub key_required: bool,
     /// How the vendor's API differs from OpenAI's.
     pub quirks: Quirks,
+    /// Where requests go.
+    pub url_style: UrlStyle,
+    /// How the key is sent.
+    pub auth_style: AuthStyle,
 }
 
-static PROFILES: [Profile; 10] = [
+static PROFILES: [Profile; 12] = [
     // https://platform.openai.com/docs/api-reference/chat/create
     Profile {
         name: "openai",
@@ -93,6 +121,8 @@ static PROFILES: [Profile; 10] = [
         base_url_env: &["SWITCHBOARD_OPENAI_BASE_URL", "OPENAI_BASE_URL"],
         key_required: true,
         quirks: Quirks::OPENAI,
+        url_style: UrlStyle::Plain,
+        auth_style: AuthStyle::Bearer,
     },
     // NOTE: https://docs.x.ai/docs/api-reference#chat-completions — `max_tokens` is
     // deprecated in favour of `max_completion_tokens`; `reasoning_effort` is accepted by the
@@ -108,6 +138,8 @@ static PROFILES: [Profile; 10] = [
             reasoning_effort: true,
             ..Quirks::COMPATIBLE
         },
+        url_style: UrlStyle::Plain,
+        auth_style: AuthStyle::Bearer,
     },
     // NOTE: https://console.groq.com/docs/openai (base URL, unsupported fields) and
     // https://console.groq.com/docs/api-reference#chat-create — `max_completion_tokens`
@@ -123,6 +155,8 @@ static PROFILES: [Profile; 10] = [
             reasoning_effort: true,
             ..Quirks::COMPATIBLE
         },
+        url_style: UrlStyle::Plain,
+        auth_style: AuthStyle::Bearer,
     },
     // NOTE: https://docs.mistral.ai/api/#tag/chat — the seed is `random_seed`, streams
     // report usage in the last chunk without `stream_options` (which the API does not list).
@@ -137,6 +171,8 @@ static PROFILES: [Profile; 10] = [
             seed_field: "random_seed",
             ..Quirks::COMPATIBLE
         },
+        url_style: UrlStyle::Plain,
+        auth_style: AuthStyle::Bearer,
     },
     // NOTE: https://openrouter.ai/docs/api-reference/overview — OpenAI's schema with
     // `max_tokens`; reasoning is set through its own `reasoning` object (use `extra`).
@@ -147,6 +183,8 @@ static PROFILES: [Profile; 10] = [
         base_url_env: &["SWITCHBOARD_OPENROUTER_BASE_URL", "OPENROUTER_BASE_URL"],
         key_required: true,
         quirks: Quirks::COMPATIBLE,
+        url_style: UrlStyle::Plain,
+        auth_style: AuthStyle::Bearer,
     },
     // NOTE: https://api-docs.deepseek.com/ — `/v1` is accepted for OpenAI compatibility;
     // JSON output is `json_object` only (https://api-docs.deepseek.com/guides/json_mode);
@@ -161,6 +199,8 @@ static PROFILES: [Profile; 10] = [
             json_schema: false,
             ..Quirks::COMPATIBLE
         },
+        url_style: UrlStyle::Plain,
+        auth_style: AuthStyle::Bearer,
     },
     // NOTE: https://docs.together.ai/docs/openai-api-compatibility — OpenAI's schema with
     // `max_tokens`; streams end with a usage-bearing chunk without `stream_options`.
@@ -174,6 +214,8 @@ static PROFILES: [Profile; 10] = [
             stream_usage_option: false,
             ..Quirks::COMPATIBLE
         },
+        url_style: UrlStyle::Plain,
+        auth_style: AuthStyle::Bearer,
     },
     // NOTE: https://docs.ollama.com/api/openai-compatibility — no key locally; supports
     // `stream_options.include_usage`, `response_format`, `max_tokens`, `reasoning_effort`.
@@ -187,6 +229,8 @@ static PROFILES: [Profile; 10] = [
             reasoning_effort: true,
             ..Quirks::COMPATIBLE
         },
+        url_style: UrlStyle::Plain,
+        auth_style: AuthStyle::Bearer,
     },
     // NOTE: https://docs.vllm.ai/en/latest/serving/openai_compatible_server.html — the key
     // is optional (`--api-key`); guided decoding accepts `json_schema`.
@@ -197,6 +241,8 @@ static PROFILES: [Profile; 10] = [
         base_url_env: &["SWITCHBOARD_VLLM_BASE_URL", "VLLM_BASE_URL"],
         key_required: false,
         quirks: Quirks::COMPATIBLE,
+        url_style: UrlStyle::Plain,
+        auth_style: AuthStyle::Bearer,
     },
     // Any other server that speaks Chat Completions. There is deliberately no default base
     // URL, so an unconfigured client never sends a prompt (or a key) to the wrong place.
@@ -207,6 +253,37 @@ static PROFILES: [Profile; 10] = [
         base_url_env: &["SWITCHBOARD_OPENAI_COMPATIBLE_BASE_URL"],
         key_required: false,
         quirks: Quirks::COMPATIBLE,
+        url_style: UrlStyle::Plain,
+        auth_style: AuthStyle::Bearer,
+    },
+    // NOTE: https://learn.microsoft.com/azure/ai-foundry/openai/reference — the base URL is
+    // the resource endpoint (`https://NAME.openai.azure.com`), the model is the deployment
+    // name, every call carries `api-version`; keys go in an `api-key` header, Entra ID
+    // tokens as bearer tokens. Variable names follow the official `openai` SDK's
+    // `AzureOpenAI` client. A key is not required because an Entra ID token may be used.
+    Profile {
+        name: "azure",
+        base_url: None,
+        key_env: &["SWITCHBOARD_AZURE_OPENAI_API_KEY", "AZURE_OPENAI_API_KEY"],
+        base_url_env: &["SWITCHBOARD_AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_ENDPOINT"],
+        key_required: false,
+        quirks: Quirks::OPENAI,
+        url_style: UrlStyle::AzureDeployment,
+        auth_style: AuthStyle::AzureApiKey,
+    },
+    // NOTE: https://docs.aws.amazon.com/bedrock/latest/userguide/inference-chat-completions.html
+    // — Chat Completions at `https://bedrock-runtime.{region}.amazonaws.com/openai/v1` with
+    // an Amazon Bedrock API key as the bearer token (`AWS_BEARER_TOKEN_BEDROCK`). The
+    // default URL is us-east-1's; `create_client` derives it from the region variables.
+    Profile {
+        name: "bedrock",
+        base_url: Some("https://bedrock-runtime.us-east-1.amazonaws.com/openai/v1"),
+        key_env: &["SWITCHBOARD_BEDROCK_API_KEY", "AWS_BEARER_TOKEN_BEDROCK"],
+        base_url_env: &["SWITCHBOARD_BEDROCK_BASE_URL"],
+        key_required: true,
+        quirks: Quirks::COMPATIBLE,
+        url_style: UrlStyle::Plain,
+        auth_style: AuthStyle::Bearer,
     },
 ];
 
@@ -242,6 +319,12 @@ mod tests {
     fn every_key_list_starts_with_the_switchboard_variable() {
         for p in profiles() {
             let upper = p.name.to_ascii_uppercase().replace('-', "_");
+            if p.url_style == UrlStyle::AzureDeployment {
+                // Azure follows the SDK's `AZURE_OPENAI_*` naming.
+                assert_eq!(p.key_env[0], "SWITCHBOARD_AZURE_OPENAI_API_KEY");
+                assert_eq!(p.base_url_env[0], "SWITCHBOARD_AZURE_OPENAI_ENDPOINT");
+                continue;
+            }
             assert_eq!(p.key_env[0], format!("SWITCHBOARD_{upper}_API_KEY"));
             assert_eq!(p.base_url_env[0], format!("SWITCHBOARD_{upper}_BASE_URL"));
         }

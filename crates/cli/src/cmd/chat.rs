@@ -4,8 +4,11 @@ use std::io::{IsTerminal, Read, Write};
 
 use clap::Args;
 use futures_util::StreamExt;
+use std::time::Duration;
+
 use switchboard::{
-    create_client, ChatClient, ChatRequest, DynClient, Error, FallbackClient, Message, StreamEvent,
+    create_client_with, ChatClient, ChatRequest, ClientOptions, DynClient, Error, FallbackClient,
+    Message, RetryPolicy, StreamEvent,
 };
 
 use crate::output;
@@ -37,6 +40,13 @@ pub(crate) struct ChatArgs {
     /// Prints one JSON object (the answer, or the error) instead of text.
     #[arg(long)]
     json: bool,
+    /// Retries per target on retryable errors (rate limits, overload, 5xx, dropped connections).
+    #[arg(long, default_value_t = 2)]
+    retries: u32,
+    /// The longest provider-requested wait (Retry-After) to honour, in seconds; a longer one
+    /// moves on at once.
+    #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
+    max_retry_wait: f64,
 }
 
 pub(crate) async fn run(args: ChatArgs) -> u8 {
@@ -95,13 +105,27 @@ fn build_request(args: &ChatArgs) -> Result<ChatRequest, Error> {
 }
 
 fn build_client(args: &ChatArgs) -> Result<DynClient, Error> {
-    let primary = create_client(&args.model)?;
+    if !args.max_retry_wait.is_finite() || args.max_retry_wait < 0.0 {
+        return Err(Error::new(
+            switchboard::ErrorKind::InvalidRequest,
+            format!(
+                "--max-retry-wait {} is not a number of seconds",
+                args.max_retry_wait
+            ),
+        )
+        .with_fix("pass a non-negative number, e.g. --max-retry-wait 10"));
+    }
+    let policy = RetryPolicy::default()
+        .with_max_retries(args.retries)
+        .with_max_retry_after(Duration::from_secs_f64(args.max_retry_wait));
+    let options = ClientOptions::new().retry(Some(policy));
+    let primary = create_client_with(&args.model, &options)?;
     if args.fallbacks.is_empty() {
         return Ok(primary);
     }
     let mut clients = vec![primary];
     for spec in &args.fallbacks {
-        clients.push(create_client(spec)?);
+        clients.push(create_client_with(spec, &options)?);
     }
     Ok(std::sync::Arc::new(FallbackClient::new(clients)?))
 }

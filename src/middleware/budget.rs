@@ -1,0 +1,841 @@
+//! [`BudgetClient`]: refuses a call before it is sent when its worst case could cross a
+//! spending, token, trial or time limit.
+//!
+//! The failure it prevents: a loop, a retry storm or a thousand concurrent tasks spending
+//! past the cap because each checked "spent so far" before any of them had finished. Here
+//! every attempt first **reserves** its worst case — the estimated prompt
+//! ([`ChatRequest::estimated_input_tokens`]) plus the request's `max_tokens` of output
+//! (or [`BudgetBuilder::default_max_output_tokens`] when it has none), priced at the target's
+//! prices — and is refused with [`ErrorKind::BudgetExceeded`] if spent + reserved + this
+//! reservation would cross a limit. When the answer arrives the reservation settles to the
+//! real usage; when the call fails it is released (a failed call is still a trial).
+//!
+//! The check and the reservation happen under one lock, so concurrent calls can never
+//! together reserve more than the cap. The guarantee is exact as long as real usage stays
+//! within the reservation: output cannot exceed `max_tokens`, but the prompt estimate
+//! (about four bytes a token) can undercount; such an overrun is recorded truthfully and
+//! refuses the calls after it.
+//!
+//! A cost cap needs prices: a call to a model that has no price in the budget's
+//! [`PriceTable`] is refused with [`ErrorKind::Config`] rather than let through unmetered.
+//!
+//! # Fallback chains
+//!
+//! One [`Budget`] can span a whole chain: wrap each target in its own [`BudgetClient`]
+//! with clones of the same budget, so each attempt is priced at its own target's prices.
+//!
+//! # Cancellation
+//!
+//! A call dropped before it finished keeps its reservation as spent: the provider may
+//! have billed for it and we cannot know how much.
+
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::time::Instant;
+
+use crate::client::{BoxFuture, ChatClient, ClientInfo, Readiness};
+use crate::cost::{Cost, PriceTable};
+use crate::error::{Error, ErrorKind, Result};
+use crate::middleware::CACHE_PROVIDER;
+use crate::types::{
+    ChatRequest, ChatResponse, ChatStream, EmbedRequest, EmbedResponse, StreamEvent, Usage,
+};
+
+/// The output reserved for a request without `max_tokens`, unless the builder sets another.
+pub const DEFAULT_MAX_OUTPUT_TOKENS: u64 = 4096;
+
+/// Which limit of a [`Budget`] refused a call.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BudgetLimit {
+    /// `max_cost_usd`.
+    Cost,
+    /// `max_trials`.
+    Trials,
+    /// `max_tokens`.
+    Tokens,
+    /// `max_duration`.
+    Duration,
+}
+
+impl BudgetLimit {
+    /// Returns the limit's setting name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BudgetLimit::Cost => "max_cost_usd",
+            BudgetLimit::Trials => "max_trials",
+            BudgetLimit::Tokens => "max_tokens",
+            BudgetLimit::Duration => "max_duration",
+        }
+    }
+}
+
+impl fmt::Display for BudgetLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Limits on money, tokens, attempts and time, and the tracker of what was used.
+///
+/// # Clone
+/// Clones share the limits and the tracker: hand one budget to many clients and tasks.
+///
+/// # Examples
+/// ```
+/// use switchboard::Budget;
+///
+/// let budget = Budget::builder().max_cost_usd(0.10).max_trials(50).build()?;
+/// assert_eq!(budget.spent().usd(), 0.0);
+/// assert_eq!(budget.remaining().unwrap().usd(), 0.10);
+/// # Ok::<_, switchboard::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Budget {
+    inner: Arc<BudgetInner>,
+}
+
+struct BudgetInner {
+    max_cost: Option<Cost>,
+    max_trials: Option<u64>,
+    max_tokens: Option<u64>,
+    max_duration: Option<Duration>,
+    default_max_output: u64,
+    prices: PriceTable,
+    started: Instant,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    spent: Cost,
+    reserved: Cost,
+    tokens: u64,
+    tokens_reserved: u64,
+    trials: u64,
+    trials_reserved: u64,
+    stop: Option<BudgetLimit>,
+}
+
+impl fmt::Debug for Budget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Budget")
+            .field("max_cost", &self.inner.max_cost)
+            .field("max_trials", &self.inner.max_trials)
+            .field("max_tokens", &self.inner.max_tokens)
+            .field("max_duration", &self.inner.max_duration)
+            .field("spent", &self.spent())
+            .field("reserved", &self.reserved())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Budget {
+    /// Starts a builder with no limits.
+    pub fn builder() -> BudgetBuilder {
+        BudgetBuilder {
+            max_cost_usd: None,
+            max_trials: None,
+            max_tokens: None,
+            max_duration: None,
+            default_max_output: DEFAULT_MAX_OUTPUT_TOKENS,
+            prices: None,
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Returns the money spent by settled calls.
+    pub fn spent(&self) -> Cost {
+        self.state().spent
+    }
+
+    /// Returns the money reserved by calls in flight.
+    pub fn reserved(&self) -> Cost {
+        self.state().reserved
+    }
+
+    /// Returns the cap minus spent and reserved, or `None` without a cost cap.
+    pub fn remaining(&self) -> Option<Cost> {
+        let cap = self.inner.max_cost?;
+        let st = self.state();
+        Some(cap.saturating_sub(st.spent + st.reserved))
+    }
+
+    /// Returns the attempts made so far (answered or failed, not refused).
+    pub fn trials(&self) -> u64 {
+        self.state().trials
+    }
+
+    /// Returns the tokens used by settled calls (input plus output).
+    pub fn tokens(&self) -> u64 {
+        self.state().tokens
+    }
+
+    /// Returns the limit that refused the latest refused call, or `None` if none was refused.
+    pub fn stop_reason(&self) -> Option<BudgetLimit> {
+        self.state().stop
+    }
+
+    /// Returns the price table reservations and settlements use.
+    pub fn prices(&self) -> &PriceTable {
+        &self.inner.prices
+    }
+
+    /// Reserves the worst case of `req` sent to `info`'s model.
+    fn reserve_chat(&self, req: &ChatRequest, info: &ClientInfo) -> Result<Reservation> {
+        let input = req.estimated_input_tokens();
+        let output = req
+            .max_tokens
+            .map_or(self.inner.default_max_output, u64::from);
+        let cost = self
+            .inner
+            .prices
+            .price(info.provider(), info.model())
+            .map(|price| {
+                // Worst case: every prompt token at the dearer of input and cache write,
+                // every output token at the dearer of output and reasoning.
+                let mut worst = Usage::new(input, output);
+                if price.cache_write.is_some_and(|w| w > price.input) {
+                    worst.cache_write_tokens = Some(input);
+                }
+                if price.reasoning.is_some_and(|r| r > price.output) {
+                    worst.reasoning_tokens = Some(output);
+                }
+                price.cost(&worst)
+            });
+        self.reserve(cost, input + output, info)
+    }
+
+    fn reserve(&self, cost: Option<Cost>, tokens: u64, info: &ClientInfo) -> Result<Reservation> {
+        let inner = &self.inner;
+        let mut st = self.state();
+        let refusal = if let Some(max) = inner
+            .max_duration
+            .filter(|max| inner.started.elapsed() >= *max)
+        {
+            Some((
+                BudgetLimit::Duration,
+                format!(
+                    "{:.1}s have passed since the budget started, cap {:.1}s",
+                    inner.started.elapsed().as_secs_f64(),
+                    max.as_secs_f64()
+                ),
+            ))
+        } else if let Some(max) = inner
+            .max_trials
+            .filter(|max| st.trials + st.trials_reserved + 1 > *max)
+        {
+            Some((
+                BudgetLimit::Trials,
+                format!(
+                    "{} trials made, {} in flight, this call needs 1, cap {max}",
+                    st.trials, st.trials_reserved
+                ),
+            ))
+        } else if let Some(max) = inner
+            .max_tokens
+            .filter(|max| st.tokens + st.tokens_reserved + tokens > *max)
+        {
+            Some((
+                BudgetLimit::Tokens,
+                format!(
+                    "spent {} tokens, reserved {}, this call needs up to {tokens}, cap {max}",
+                    st.tokens, st.tokens_reserved
+                ),
+            ))
+        } else if let Some(max) = inner.max_cost {
+            match cost {
+                None => {
+                    return Err(Error::config(
+                        format!("{info} has no price, so a budget with a cost cap cannot meter it"),
+                        "add a price for it with `PriceTable::with_overrides_file` and `BudgetBuilder::prices`",
+                    ));
+                }
+                Some(need) if st.spent + st.reserved + need > max => Some((
+                    BudgetLimit::Cost,
+                    format!(
+                        "spent {}, reserved {}, this call needs up to {need}, cap {max}",
+                        st.spent, st.reserved
+                    ),
+                )),
+                Some(_) => None,
+            }
+        } else {
+            None
+        };
+        if let Some((limit, detail)) = refusal {
+            st.stop = Some(limit);
+            return Err(Error::new(
+                ErrorKind::BudgetExceeded,
+                format!("{limit} would be crossed by a call to {info}: {detail}"),
+            )
+            .with_fix("raise the limit, lower the request's max_tokens, or start a new budget"));
+        }
+        let cost = cost.unwrap_or(Cost::ZERO);
+        st.reserved += cost;
+        st.tokens_reserved += tokens;
+        st.trials_reserved += 1;
+        Ok(Reservation {
+            budget: self.clone(),
+            cost,
+            tokens,
+            open: true,
+        })
+    }
+}
+
+/// A call's hold on the budget; settles (or keeps the worst case, if dropped) exactly once.
+struct Reservation {
+    budget: Budget,
+    cost: Cost,
+    tokens: u64,
+    open: bool,
+}
+
+impl Reservation {
+    fn close(&mut self, cost: Cost, tokens: u64) {
+        if !self.open {
+            return;
+        }
+        self.open = false;
+        let mut st = self.budget.state();
+        st.reserved = st.reserved.saturating_sub(self.cost);
+        st.tokens_reserved = st.tokens_reserved.saturating_sub(self.tokens);
+        st.trials_reserved = st.trials_reserved.saturating_sub(1);
+        st.spent += cost;
+        st.tokens += tokens;
+        st.trials += 1;
+    }
+
+    /// Settles to what the response really used (a cache hit used nothing).
+    fn settle(mut self, response: &ChatResponse) {
+        let cached = response
+            .attempts
+            .last()
+            .is_some_and(|a| a.provider == CACHE_PROVIDER);
+        let tokens = if cached {
+            0
+        } else {
+            response.usage.input_tokens + response.usage.output_tokens
+        };
+        let cost = self
+            .budget
+            .inner
+            .prices
+            .cost_of_response(response)
+            .unwrap_or(self.cost);
+        self.close(cost, tokens);
+    }
+
+    /// Releases the reservation after a failure, keeping what a broken stream had used.
+    fn fail(mut self, err: &Error) {
+        match err.partial() {
+            Some(partial) => self.settle_partial(partial),
+            None => self.close(Cost::ZERO, 0),
+        }
+    }
+
+    fn settle_partial(mut self, partial: &ChatResponse) {
+        let u = &partial.usage;
+        let cost = self
+            .budget
+            .inner
+            .prices
+            .cost_of_response(partial)
+            .unwrap_or(Cost::ZERO);
+        self.close(cost, u.input_tokens + u.output_tokens);
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        let (cost, tokens) = (self.cost, self.tokens);
+        self.close(cost, tokens);
+    }
+}
+
+/// Builds a [`Budget`].
+#[must_use]
+#[derive(Debug)]
+pub struct BudgetBuilder {
+    max_cost_usd: Option<f64>,
+    max_trials: Option<u64>,
+    max_tokens: Option<u64>,
+    max_duration: Option<Duration>,
+    default_max_output: u64,
+    prices: Option<PriceTable>,
+}
+
+impl BudgetBuilder {
+    /// Caps the money spent, in US dollars.
+    pub fn max_cost_usd(mut self, usd: f64) -> BudgetBuilder {
+        self.max_cost_usd = Some(usd);
+        self
+    }
+
+    /// Caps the attempts made (answered or failed).
+    pub fn max_trials(mut self, trials: u64) -> BudgetBuilder {
+        self.max_trials = Some(trials);
+        self
+    }
+
+    /// Caps the tokens used (input plus output).
+    pub fn max_tokens(mut self, tokens: u64) -> BudgetBuilder {
+        self.max_tokens = Some(tokens);
+        self
+    }
+
+    /// Refuses calls that start more than `duration` after the budget was built.
+    pub fn max_duration(mut self, duration: Duration) -> BudgetBuilder {
+        self.max_duration = Some(duration);
+        self
+    }
+
+    /// Sets the output reserved for requests without `max_tokens` (default
+    /// [`DEFAULT_MAX_OUTPUT_TOKENS`]).
+    pub fn default_max_output_tokens(mut self, tokens: u64) -> BudgetBuilder {
+        self.default_max_output = tokens;
+        self
+    }
+
+    /// Prices calls from `prices` instead of [`PriceTable::embedded`].
+    pub fn prices(mut self, prices: PriceTable) -> BudgetBuilder {
+        self.prices = Some(prices);
+        self
+    }
+
+    /// Builds the budget; its `max_duration` clock starts now.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`] when the cost cap is negative or not a number.
+    pub fn build(self) -> Result<Budget> {
+        let max_cost = match self.max_cost_usd {
+            Some(usd) if !usd.is_finite() || usd < 0.0 => {
+                return Err(Error::config(
+                    format!("budget max_cost_usd is {usd}"),
+                    "give a cap of zero or more US dollars",
+                ))
+            }
+            Some(usd) => Some(Cost::from_usd(usd)),
+            None => None,
+        };
+        Ok(Budget {
+            inner: Arc::new(BudgetInner {
+                max_cost,
+                max_trials: self.max_trials,
+                max_tokens: self.max_tokens,
+                max_duration: self.max_duration,
+                default_max_output: self.default_max_output,
+                prices: self
+                    .prices
+                    .unwrap_or_else(|| PriceTable::embedded().clone()),
+                started: Instant::now(),
+                state: Mutex::new(State::default()),
+            }),
+        })
+    }
+}
+
+/// Enforces a [`Budget`] on every call through it.
+///
+/// # Clone
+/// Clones share the budget (and the inner client, if its clones share state).
+///
+/// # Examples
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// use switchboard::{Budget, ChatClient, ChatClientExt, ChatRequest, ChatResponse, ErrorKind, FunctionClient, Usage};
+///
+/// let model = FunctionClient::builder("gpt-4o-mini")
+///     .provider("openai")
+///     .respond(|_req: &ChatRequest| Ok(ChatResponse::from_text("ok").with_usage(Usage::new(10, 1_000))))
+///     .build();
+/// // A call uses about $0.0006 (1,000 output tokens at $0.60/M): a $0.001 cap fits one.
+/// let budget = Budget::builder().max_cost_usd(0.001).build()?;
+/// let client = model.with_budget(budget.clone());
+/// let req = ChatRequest::user("hi").with_max_tokens(1_000);
+/// client.chat(&req).await?;
+/// let err = client.chat(&req).await.unwrap_err();
+/// assert_eq!(err.kind(), ErrorKind::BudgetExceeded);
+/// # Ok::<_, switchboard::Error>(()) }).unwrap();
+/// ```
+#[derive(Clone, Debug)]
+pub struct BudgetClient<C> {
+    inner: C,
+    budget: Budget,
+}
+
+impl<C: ChatClient> BudgetClient<C> {
+    /// Wraps `inner` so every call through it is held to `budget`.
+    pub fn new(inner: C, budget: Budget) -> BudgetClient<C> {
+        BudgetClient { inner, budget }
+    }
+
+    /// Returns the budget.
+    pub fn budget(&self) -> &Budget {
+        &self.budget
+    }
+
+    /// Returns the wrapped client.
+    pub fn inner(&self) -> &C {
+        &self.inner
+    }
+
+    /// Returns the wrapped client, consuming the wrapper.
+    pub fn into_inner(self) -> C {
+        self.inner
+    }
+}
+
+impl<C: ChatClient> ChatClient for BudgetClient<C> {
+    fn chat<'a>(&'a self, req: &'a ChatRequest) -> BoxFuture<'a, Result<ChatResponse>> {
+        Box::pin(async move {
+            let reservation = self.budget.reserve_chat(req, self.inner.info())?;
+            match self.inner.chat(req).await {
+                Ok(response) => {
+                    reservation.settle(&response);
+                    Ok(response)
+                }
+                Err(err) => {
+                    reservation.fail(&err);
+                    Err(err)
+                }
+            }
+        })
+    }
+
+    fn chat_stream<'a>(&'a self, req: &'a ChatRequest) -> BoxFuture<'a, Result<ChatStream>> {
+        Box::pin(async move {
+            let reservation = self.budget.reserve_chat(req, self.inner.info())?;
+            let stream = match self.inner.chat_stream(req).await {
+                Ok(stream) => stream,
+                Err(err) => {
+                    reservation.fail(&err);
+                    return Err(err);
+                }
+            };
+            let mut slot = Some(reservation);
+            Ok(ChatStream::new(stream.into_inner().map(move |item| {
+                match &item {
+                    Ok(StreamEvent::Done { response }) => {
+                        if let Some(r) = slot.take() {
+                            r.settle(response);
+                        }
+                    }
+                    Err(err) => {
+                        if let Some(r) = slot.take() {
+                            r.fail(err);
+                        }
+                    }
+                    Ok(_) => {}
+                }
+                item
+            })))
+        })
+    }
+
+    fn embed<'a>(&'a self, req: &'a EmbedRequest) -> BoxFuture<'a, Result<EmbedResponse>> {
+        Box::pin(async move {
+            let info = self.inner.info();
+            let bytes: usize = req.inputs.iter().map(String::len).sum();
+            let tokens = (bytes as u64).div_ceil(4);
+            let cost =
+                self.budget
+                    .prices()
+                    .cost_of(&Usage::new(tokens, 0), info.provider(), info.model());
+            let mut reservation = self.budget.reserve(cost, tokens, info)?;
+            match self.inner.embed(req).await {
+                Ok(response) => {
+                    let used = self
+                        .budget
+                        .prices()
+                        .cost_of(&response.usage, &response.provider, &response.model)
+                        .unwrap_or(reservation.cost);
+                    reservation.close(used, response.usage.input_tokens);
+                    Ok(response)
+                }
+                Err(err) => {
+                    reservation.close(Cost::ZERO, 0);
+                    Err(err)
+                }
+            }
+        })
+    }
+
+    fn info(&self) -> &ClientInfo {
+        self.inner.info()
+    }
+
+    fn readiness(&self) -> Readiness {
+        self.inner.readiness()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::ChatClientExt;
+    use crate::cost::ModelPrice;
+    use crate::providers::FunctionClient;
+
+    #[allow(dead_code)]
+    fn _assert_impls() {
+        fn send_sync_clone<T: Send + Sync + Clone>() {}
+        send_sync_clone::<Budget>();
+        send_sync_clone::<BudgetClient<FunctionClient>>();
+    }
+
+    /// A table where the test model costs $1 per million input and $1 per million output
+    /// tokens: one token is one micro-dollar.
+    fn prices() -> PriceTable {
+        let mut table = PriceTable::default();
+        table.insert("test", "m", ModelPrice::new(1.0, 1.0));
+        table
+    }
+
+    fn model(usage: Usage) -> FunctionClient {
+        FunctionClient::builder("m")
+            .provider("test")
+            .respond(move |_r: &ChatRequest| Ok(ChatResponse::from_text("ok").with_usage(usage)))
+            .build()
+    }
+
+    /// A request whose estimate is exactly 100 input tokens (4 + 396 bytes).
+    fn request(max_tokens: u32) -> ChatRequest {
+        ChatRequest::user("x".repeat(396)).with_max_tokens(max_tokens)
+    }
+
+    #[tokio::test]
+    async fn refusal_names_limit_spent_reserved_and_cap() {
+        let budget = Budget::builder()
+            .max_cost_usd(0.000_250)
+            .prices(prices())
+            .build()
+            .unwrap();
+        let client = BudgetClient::new(model(Usage::new(100, 50)), budget.clone());
+        // Each call reserves 100 + 50 = 150 µ$ and settles to 150 µ$.
+        client.chat(&request(50)).await.unwrap();
+        let err = client.chat(&request(50)).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::BudgetExceeded);
+        let msg = err.message();
+        assert!(msg.contains("max_cost_usd"), "{msg}");
+        assert!(msg.contains("spent $0.000150"), "{msg}");
+        assert!(msg.contains("reserved $0.000000"), "{msg}");
+        assert!(msg.contains("needs up to $0.000150"), "{msg}");
+        assert!(msg.contains("cap $0.000250"), "{msg}");
+        assert_eq!(budget.stop_reason(), Some(BudgetLimit::Cost));
+        assert!(!err.is_recoverable());
+    }
+
+    #[tokio::test]
+    async fn reservation_settles_to_real_usage() {
+        let budget = Budget::builder()
+            .max_cost_usd(1.0)
+            .prices(prices())
+            .build()
+            .unwrap();
+        let client = BudgetClient::new(model(Usage::new(100, 10)), budget.clone());
+        client.chat(&request(1_000)).await.unwrap();
+        assert_eq!(budget.spent(), Cost::from_nanos(110_000));
+        assert_eq!(budget.reserved(), Cost::ZERO);
+        assert_eq!(budget.tokens(), 110);
+        assert_eq!(budget.trials(), 1);
+        assert_eq!(
+            budget.remaining(),
+            Some(Cost::from_usd(1.0).saturating_sub(Cost::from_nanos(110_000)))
+        );
+    }
+
+    #[tokio::test]
+    async fn failed_call_releases_its_reservation_but_counts_a_trial() {
+        let budget = Budget::builder()
+            .max_cost_usd(1.0)
+            .prices(prices())
+            .build()
+            .unwrap();
+        let failing = FunctionClient::builder("m")
+            .provider("test")
+            .respond(|_r: &ChatRequest| Err(Error::from_status("test", 503, "down")))
+            .build();
+        let client = BudgetClient::new(failing, budget.clone());
+        client.chat(&request(10)).await.unwrap_err();
+        assert_eq!(budget.spent(), Cost::ZERO);
+        assert_eq!(budget.reserved(), Cost::ZERO);
+        assert_eq!(budget.trials(), 1);
+    }
+
+    #[tokio::test]
+    async fn trial_limit_stops_the_third_call() {
+        let budget = Budget::builder().max_trials(2).build().unwrap();
+        let client = model(Usage::new(1, 1)).with_budget(budget.clone());
+        client.chat(&request(1)).await.unwrap();
+        client.chat(&request(1)).await.unwrap();
+        let err = client.chat(&request(1)).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::BudgetExceeded);
+        assert!(err.message().contains("max_trials"));
+        assert_eq!(budget.stop_reason(), Some(BudgetLimit::Trials));
+    }
+
+    #[tokio::test]
+    async fn token_limit_counts_the_worst_case_before_sending() {
+        let budget = Budget::builder().max_tokens(1_000).build().unwrap();
+        let inner = model(Usage::new(100, 10));
+        let client = BudgetClient::new(inner.clone(), budget.clone());
+        // 100 estimated + 901 max output = 1,001 > 1,000: refused before the model is asked.
+        let err = client.chat(&request(901)).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::BudgetExceeded);
+        assert_eq!(inner.calls(), 0);
+        assert_eq!(budget.stop_reason(), Some(BudgetLimit::Tokens));
+    }
+
+    #[tokio::test]
+    async fn request_without_max_tokens_reserves_the_default_output() {
+        let budget = Budget::builder()
+            .max_tokens(1_000)
+            .default_max_output_tokens(2_000)
+            .build()
+            .unwrap();
+        let client = model(Usage::new(1, 1)).with_budget(budget);
+        let err = client.chat(&ChatRequest::user("hi")).await.unwrap_err();
+        assert!(
+            err.message().contains("needs up to 2002"),
+            "{}",
+            err.message()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn duration_limit_refuses_calls_after_the_deadline() {
+        let budget = Budget::builder()
+            .max_duration(Duration::from_secs(60))
+            .build()
+            .unwrap();
+        let client = model(Usage::new(1, 1)).with_budget(budget.clone());
+        client.chat(&request(1)).await.unwrap();
+        tokio::time::advance(Duration::from_secs(61)).await;
+        let err = client.chat(&request(1)).await.unwrap_err();
+        assert!(err.message().contains("max_duration"), "{}", err.message());
+        assert_eq!(budget.stop_reason(), Some(BudgetLimit::Duration));
+    }
+
+    #[tokio::test]
+    async fn unpriced_model_under_a_cost_cap_is_a_config_error() {
+        let budget = Budget::builder()
+            .max_cost_usd(1.0)
+            .prices(PriceTable::default())
+            .build()
+            .unwrap();
+        let client = model(Usage::new(1, 1)).with_budget(budget);
+        let err = client.chat(&request(1)).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config);
+    }
+
+    #[test]
+    fn negative_cap_is_refused_at_build() {
+        let err = Budget::builder().max_cost_usd(-1.0).build().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config);
+    }
+
+    #[tokio::test]
+    async fn stream_settles_on_done() {
+        let budget = Budget::builder()
+            .max_cost_usd(1.0)
+            .prices(prices())
+            .build()
+            .unwrap();
+        let client = model(Usage::new(100, 20)).with_budget(budget.clone());
+        let stream = client.chat_stream(&request(500)).await.unwrap();
+        assert_eq!(budget.reserved(), Cost::from_nanos(600_000));
+        stream.collect_response().await.unwrap();
+        assert_eq!(budget.reserved(), Cost::ZERO);
+        assert_eq!(budget.spent(), Cost::from_nanos(120_000));
+    }
+
+    #[tokio::test]
+    async fn stream_error_before_content_releases_the_reservation() {
+        let budget = Budget::builder()
+            .max_cost_usd(1.0)
+            .prices(prices())
+            .build()
+            .unwrap();
+        let inner = FunctionClient::builder("m")
+            .provider("test")
+            .stream(|_r: &ChatRequest| Ok(vec![Err(Error::from_status("test", 529, "busy"))]))
+            .build();
+        let client = inner.with_budget(budget.clone());
+        let stream = client.chat_stream(&request(500)).await.unwrap();
+        stream.collect_response().await.unwrap_err();
+        assert_eq!(budget.reserved(), Cost::ZERO);
+        assert_eq!(budget.spent(), Cost::ZERO);
+    }
+
+    #[tokio::test]
+    async fn dropped_stream_keeps_its_worst_case_as_spent() {
+        let budget = Budget::builder()
+            .max_cost_usd(1.0)
+            .prices(prices())
+            .build()
+            .unwrap();
+        let client = model(Usage::new(100, 20)).with_budget(budget.clone());
+        drop(client.chat_stream(&request(500)).await.unwrap());
+        assert_eq!(budget.reserved(), Cost::ZERO);
+        assert_eq!(budget.spent(), Cost::from_nanos(600_000));
+    }
+
+    #[test]
+    fn thousand_concurrent_calls_never_overrun_the_cap() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(4)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            // Each call reserves 100 + 50 = 150 µ$ and really uses 150 µ$; the cap fits 66.
+            let budget = Budget::builder()
+                .max_cost_usd(0.01)
+                .prices(prices())
+                .build()
+                .unwrap();
+            let inner = FunctionClient::builder("m")
+                .provider("test")
+                .respond_async(|_r: ChatRequest| async {
+                    tokio::task::yield_now().await;
+                    Ok(ChatResponse::from_text("ok").with_usage(Usage::new(100, 50)))
+                })
+                .build();
+            let client = Arc::new(BudgetClient::new(inner, budget.clone()));
+            let tasks: Vec<_> = (0..1000)
+                .map(|_| {
+                    let client = client.clone();
+                    tokio::spawn(async move { client.chat(&request(50)).await })
+                })
+                .collect();
+            let (mut answered, mut refused) = (0, 0);
+            for task in tasks {
+                match task.await.unwrap() {
+                    Ok(_) => answered += 1,
+                    Err(e) if e.kind() == ErrorKind::BudgetExceeded => refused += 1,
+                    Err(e) => panic!("unexpected error {e}"),
+                }
+            }
+            assert_eq!(answered + refused, 1000);
+            assert!(
+                budget.spent() <= Cost::from_usd(0.01),
+                "spent {}",
+                budget.spent()
+            );
+            assert_eq!(budget.reserved(), Cost::ZERO);
+            assert_eq!(answered, 66);
+            assert_eq!(budget.spent(), Cost::from_nanos(66 * 150_000));
+        });
+    }
+}

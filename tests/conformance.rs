@@ -1,0 +1,560 @@
+//! One scenario table, run against every wire protocol: the same situation on the wire must
+//! come out as the same normalised result, whichever provider sent it.
+//!
+//! Each row names a scenario; each protocol maps it to its own fixture (or marks it as not
+//! applicable). Adding a protocol means adding a column to [`fixture_for`], not new tests.
+
+use std::time::Duration;
+
+use switchboard::{
+    create_client_with, ChatClient, ChatRequest, ClientOptions, DynClient, ErrorKind, FinishKind,
+};
+use switchboard_testkit::fixture;
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Protocol {
+    OpenAi,
+    Anthropic,
+    Gemini,
+}
+
+const PROTOCOLS: [Protocol; 3] = [Protocol::OpenAi, Protocol::Anthropic, Protocol::Gemini];
+
+/// What a scenario must normalise to.
+#[derive(Clone, Copy, Debug)]
+enum Expect {
+    /// A complete answer with this finish kind, tool-call count, and whether text is present.
+    Answer {
+        finish: FinishKind,
+        tool_calls: usize,
+        text: bool,
+    },
+    /// A typed error of this kind (and HTTP status, when the provider sent one).
+    Error {
+        kind: ErrorKind,
+        status: Option<u16>,
+    },
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Scenario {
+    name: &'static str,
+    stream: bool,
+    expect: Expect,
+}
+
+const fn answer(finish: FinishKind, tool_calls: usize, text: bool) -> Expect {
+    Expect::Answer {
+        finish,
+        tool_calls,
+        text,
+    }
+}
+
+const fn error(kind: ErrorKind, status: u16) -> Expect {
+    Expect::Error {
+        kind,
+        status: Some(status),
+    }
+}
+
+const SCENARIOS: &[Scenario] = &[
+    Scenario {
+        name: "plain text",
+        stream: false,
+        expect: answer(FinishKind::Stop, 0, true),
+    },
+    Scenario {
+        name: "tool call",
+        stream: false,
+        expect: answer(FinishKind::ToolCalls, 1, false),
+    },
+    Scenario {
+        name: "parallel tool calls",
+        stream: false,
+        expect: answer(FinishKind::ToolCalls, 2, false),
+    },
+    Scenario {
+        name: "token limit",
+        stream: false,
+        expect: answer(FinishKind::Length, 0, true),
+    },
+    Scenario {
+        name: "thinking",
+        stream: false,
+        expect: answer(FinishKind::Stop, 0, true),
+    },
+    Scenario {
+        name: "streamed text",
+        stream: true,
+        expect: answer(FinishKind::Stop, 0, true),
+    },
+    Scenario {
+        name: "streamed tool call",
+        stream: true,
+        expect: answer(FinishKind::ToolCalls, 1, false),
+    },
+    Scenario {
+        name: "streamed thinking",
+        stream: true,
+        expect: answer(FinishKind::Stop, 0, true),
+    },
+    Scenario {
+        name: "cut stream",
+        stream: true,
+        expect: Expect::Error {
+            kind: ErrorKind::StreamInterrupted,
+            status: None,
+        },
+    },
+    Scenario {
+        name: "in-stream error after text",
+        stream: true,
+        expect: Expect::Error {
+            kind: ErrorKind::StreamInterrupted,
+            status: None,
+        },
+    },
+    Scenario {
+        name: "400 invalid request",
+        stream: false,
+        expect: error(ErrorKind::InvalidRequest, 400),
+    },
+    Scenario {
+        name: "400 context length",
+        stream: false,
+        expect: error(ErrorKind::ContextLength, 400),
+    },
+    Scenario {
+        name: "401 authentication",
+        stream: false,
+        expect: error(ErrorKind::Authentication, 401),
+    },
+    Scenario {
+        name: "403 permission",
+        stream: false,
+        expect: error(ErrorKind::PermissionDenied, 403),
+    },
+    Scenario {
+        name: "404 not found",
+        stream: false,
+        expect: error(ErrorKind::NotFound, 404),
+    },
+    Scenario {
+        name: "429 rate limited",
+        stream: false,
+        expect: error(ErrorKind::RateLimited, 429),
+    },
+    Scenario {
+        name: "500 server",
+        stream: false,
+        expect: error(ErrorKind::Server, 500),
+    },
+    Scenario {
+        name: "overloaded",
+        stream: false,
+        expect: Expect::Error {
+            kind: ErrorKind::Overloaded,
+            status: None,
+        },
+    },
+    Scenario {
+        name: "error status on a stream request",
+        stream: true,
+        expect: error(ErrorKind::RateLimited, 429),
+    },
+];
+
+/// The fixture each protocol answers a scenario with, or `None` when the protocol has no
+/// such case. The status for `overloaded` is the protocol's own (503 or 529).
+fn fixture_for(protocol: Protocol, scenario: &str) -> Option<(&'static str, u16)> {
+    use Protocol::*;
+    let row = match (protocol, scenario) {
+        (OpenAi, "plain text") => ("openai/chat_text.json", 200),
+        (OpenAi, "tool call") => ("openai/chat_tool_call.json", 200),
+        (OpenAi, "parallel tool calls") => ("openai/chat_parallel_tool_calls.json", 200),
+        (OpenAi, "token limit") => ("openai/chat_finish_length.json", 200),
+        (OpenAi, "thinking") => ("openai/chat_reasoning_usage.json", 200),
+        (OpenAi, "streamed text") => ("openai/stream_text.sse", 200),
+        (OpenAi, "streamed tool call") => ("openai/stream_tool_call.sse", 200),
+        (OpenAi, "streamed thinking") => return None,
+        (OpenAi, "cut stream") => ("openai/stream_cut.sse", 200),
+        (OpenAi, "in-stream error after text") => ("openai/stream_error_event.sse", 200),
+        (OpenAi, "400 invalid request") => ("openai/error_400_invalid_request.json", 400),
+        (OpenAi, "400 context length") => ("openai/error_400_context_length.json", 400),
+        (OpenAi, "401 authentication") => ("openai/error_401.json", 401),
+        (OpenAi, "403 permission") => ("openai/error_403.json", 403),
+        (OpenAi, "404 not found") => ("openai/error_404_model.json", 404),
+        (OpenAi, "429 rate limited") => ("openai/error_429_rate_limit.json", 429),
+        (OpenAi, "500 server") => ("openai/error_500.json", 500),
+        (OpenAi, "overloaded") => return None,
+        (OpenAi, "error status on a stream request") => ("openai/error_429_rate_limit.json", 429),
+
+        (Anthropic, "plain text") => ("anthropic/messages_text.json", 200),
+        (Anthropic, "tool call") => ("anthropic/messages_tool_use.json", 200),
+        (Anthropic, "parallel tool calls") => ("anthropic/messages_parallel_tool_use.json", 200),
+        (Anthropic, "token limit") => ("anthropic/messages_max_tokens.json", 200),
+        (Anthropic, "thinking") => ("anthropic/messages_thinking.json", 200),
+        (Anthropic, "streamed text") => ("anthropic/stream_text.sse", 200),
+        (Anthropic, "streamed tool call") => ("anthropic/stream_tool_use.sse", 200),
+        (Anthropic, "streamed thinking") => ("anthropic/stream_thinking.sse", 200),
+        (Anthropic, "cut stream") => ("anthropic/stream_cut.sse", 200),
+        (Anthropic, "in-stream error after text") => ("anthropic/stream_error_overloaded.sse", 200),
+        (Anthropic, "400 invalid request") => ("anthropic/error_400.json", 400),
+        (Anthropic, "400 context length") => ("anthropic/error_400_context_length.json", 400),
+        (Anthropic, "401 authentication") => ("anthropic/error_401.json", 401),
+        (Anthropic, "403 permission") => ("anthropic/error_403.json", 403),
+        (Anthropic, "404 not found") => ("anthropic/error_404.json", 404),
+        (Anthropic, "429 rate limited") => ("anthropic/error_429.json", 429),
+        (Anthropic, "500 server") => ("anthropic/error_500.json", 500),
+        (Anthropic, "overloaded") => ("anthropic/error_529.json", 529),
+        (Anthropic, "error status on a stream request") => ("anthropic/error_429.json", 429),
+
+        (Gemini, "plain text") => ("gemini/generate_text.json", 200),
+        (Gemini, "tool call") => ("gemini/generate_function_call.json", 200),
+        (Gemini, "parallel tool calls") => ("gemini/generate_parallel_function_calls.json", 200),
+        (Gemini, "token limit") => ("gemini/generate_max_tokens.json", 200),
+        (Gemini, "thinking") => ("gemini/generate_thinking.json", 200),
+        (Gemini, "streamed text") => ("gemini/stream_text.sse", 200),
+        (Gemini, "streamed tool call") => ("gemini/stream_function_call.sse", 200),
+        (Gemini, "streamed thinking") => ("gemini/stream_thinking.sse", 200),
+        (Gemini, "cut stream") => ("gemini/stream_cut.sse", 200),
+        (Gemini, "in-stream error after text") => return None,
+        (Gemini, "400 invalid request") => ("gemini/error_400.json", 400),
+        (Gemini, "400 context length") => return None,
+        (Gemini, "401 authentication") => return None,
+        (Gemini, "403 permission") => ("gemini/error_403.json", 403),
+        (Gemini, "404 not found") => ("gemini/error_404.json", 404),
+        (Gemini, "429 rate limited") => ("gemini/error_429.json", 429),
+        (Gemini, "500 server") => ("gemini/error_500.json", 500),
+        (Gemini, "overloaded") => ("gemini/error_503.json", 503),
+        (Gemini, "error status on a stream request") => ("gemini/error_429.json", 429),
+        (_, other) => panic!("scenario `{other}` has no row for {protocol:?}"),
+    };
+    Some(row)
+}
+
+async fn client_for(protocol: Protocol, server: &MockServer) -> DynClient {
+    let (spec, base) = match protocol {
+        Protocol::OpenAi => ("openai:gpt-4o", format!("{}/v1", server.uri())),
+        Protocol::Anthropic => ("anthropic:claude-sonnet-4-5", server.uri()),
+        Protocol::Gemini => ("gemini:gemini-2.5-flash", server.uri()),
+    };
+    let options = ClientOptions::new()
+        .retry(None)
+        .env(|_| None)
+        .api_key("test-key-not-real")
+        .base_url(base);
+    create_client_with(spec, &options).expect("client")
+}
+
+type Outcome = (bool, Result<switchboard::ChatResponse, switchboard::Error>);
+
+/// Runs one scenario; the flag says whether the fixture reports token usage at all.
+async fn run(protocol: Protocol, scenario: &Scenario) -> Option<Outcome> {
+    let (file, status) = fixture_for(protocol, scenario.name)?;
+    let server = MockServer::start().await;
+    let content_type = if file.ends_with(".sse") {
+        "text/event-stream"
+    } else {
+        "application/json"
+    };
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(status).set_body_raw(fixture(file), content_type))
+        .mount(&server)
+        .await;
+    let client = client_for(protocol, &server).await;
+    let req = ChatRequest::user("hello");
+    let body = String::from_utf8_lossy(&fixture(file)).into_owned();
+    let has_usage = [
+        "\"prompt_tokens\"",
+        "\"input_tokens\"",
+        "\"promptTokenCount\"",
+    ]
+    .iter()
+    .any(|field| body.contains(field));
+    let result = if scenario.stream {
+        match client.chat_stream(&req).await {
+            Ok(stream) => stream.collect_response().await,
+            Err(e) => Err(e),
+        }
+    } else {
+        client.chat(&req).await
+    };
+    Some((has_usage, result))
+}
+
+#[tokio::test]
+async fn every_scenario_normalises_the_same_on_every_protocol() {
+    let mut ran = 0;
+    for scenario in SCENARIOS {
+        for protocol in PROTOCOLS {
+            let Some((has_usage, result)) = run(protocol, scenario).await else {
+                continue;
+            };
+            ran += 1;
+            let label = format!("{protocol:?} / {}", scenario.name);
+            match (scenario.expect, result) {
+                (
+                    Expect::Answer {
+                        finish,
+                        tool_calls,
+                        text,
+                    },
+                    Ok(r),
+                ) => {
+                    assert_eq!(r.finish_reason.kind, finish, "{label}");
+                    assert!(
+                        r.finish_reason.raw.is_some(),
+                        "{label}: raw finish reason kept"
+                    );
+                    assert_eq!(r.tool_calls().len(), tool_calls, "{label}");
+                    if text {
+                        assert!(!r.text().is_empty(), "{label}: expected text");
+                    }
+                    if has_usage {
+                        assert!(r.usage.input_tokens > 0, "{label}: usage read");
+                    }
+                    assert!(
+                        r.usage.total_tokens >= r.usage.input_tokens + r.usage.output_tokens,
+                        "{label}"
+                    );
+                    assert!(r.response_id.is_some(), "{label}: response id read");
+                    assert!(r.served_model.is_some(), "{label}: served model read");
+                    assert_eq!(r.attempts().len(), 1, "{label}");
+                    for call in r.tool_calls() {
+                        assert!(call.arguments.is_object(), "{label}: arguments parsed");
+                        assert!(!call.name.is_empty(), "{label}");
+                    }
+                }
+                (Expect::Error { kind, status }, Err(e)) => {
+                    assert_eq!(e.kind(), kind, "{label}: {e}");
+                    if let Some(status) = status {
+                        assert_eq!(e.status(), Some(status), "{label}");
+                    }
+                    assert!(e.provider().is_some(), "{label}: provider named");
+                    assert!(
+                        e.is_recoverable(),
+                        "{label}: a provider failure may fall back"
+                    );
+                    if kind == ErrorKind::StreamInterrupted {
+                        assert!(e.partial().is_some(), "{label}: partial answer kept");
+                    }
+                    assert!(!e.to_string().contains("test-key-not-real"), "{label}");
+                }
+                (expect, got) => panic!("{label}: expected {expect:?}, got {got:?}"),
+            }
+        }
+    }
+    assert!(ran >= 45, "only {ran} scenario rows ran");
+}
+
+#[tokio::test]
+async fn streamed_and_whole_answers_agree_on_every_protocol() {
+    // The streamed text fixture of each protocol has a non-streaming twin with the same
+    // content; folding the stream must give the same text, tool calls and finish kind.
+    let pairs = [(
+        Protocol::Anthropic,
+        "anthropic/stream_text.sse",
+        "anthropic/messages_stream_text_equivalent.json",
+    )];
+    for (protocol, sse, json) in pairs {
+        let server = MockServer::start().await;
+        let client = client_for(protocol, &server).await;
+        Mock::given(method("POST"))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_raw(fixture(sse), "text/event-stream"),
+            )
+            .up_to_n_times(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_raw(fixture(json), "application/json"),
+            )
+            .mount(&server)
+            .await;
+        let req = ChatRequest::user("hello");
+        let streamed = client
+            .chat_stream(&req)
+            .await
+            .unwrap()
+            .collect_response()
+            .await
+            .unwrap();
+        let whole = client.chat(&req).await.unwrap();
+        assert_eq!(streamed.text(), whole.text(), "{protocol:?}");
+        assert_eq!(streamed.finish_reason, whole.finish_reason, "{protocol:?}");
+        let names = |r: &switchboard::ChatResponse| {
+            r.tool_calls()
+                .iter()
+                .map(|c| (c.name.clone(), c.arguments.clone()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(&streamed), names(&whole), "{protocol:?}");
+    }
+}
+
+/// Timeouts that really fire, over a real socket.
+mod transport {
+    use super::*;
+    use switchboard::providers::HttpSettings;
+
+    fn settings(request: Duration, idle: Duration) -> HttpSettings {
+        HttpSettings {
+            request_timeout: request,
+            stream_idle_timeout: idle,
+            ..HttpSettings::default()
+        }
+    }
+
+    async fn client(server: &MockServer, http: HttpSettings) -> DynClient {
+        let options = ClientOptions::new()
+            .retry(None)
+            .env(|_| None)
+            .api_key("k")
+            .base_url(format!("{}/v1", server.uri()))
+            .http_settings(http);
+        create_client_with("openai:gpt-4o", &options).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_silent_upstream_times_out_within_the_request_limit() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_raw(fixture("openai/chat_text.json"), "application/json")
+                    .set_delay(Duration::from_secs(5)),
+            )
+            .mount(&server)
+            .await;
+        let client = client(
+            &server,
+            settings(Duration::from_millis(200), Duration::from_secs(5)),
+        )
+        .await;
+        let started = std::time::Instant::now();
+        let err = client.chat(&ChatRequest::user("hi")).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(err.is_retryable() && err.is_recoverable());
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_a_transport_error() {
+        // Bind then drop a listener, so the port is known to be closed.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let options = ClientOptions::new()
+            .retry(None)
+            .env(|_| None)
+            .api_key("k")
+            .base_url(format!("http://127.0.0.1:{port}/v1"));
+        let client = create_client_with("openai:gpt-4o", &options).unwrap();
+        let err = client.chat(&ChatRequest::user("hi")).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Transport, "{err}");
+        assert!(err.is_recoverable());
+    }
+
+    #[tokio::test]
+    async fn an_oversized_reply_is_refused() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_raw(fixture("openai/chat_text.json"), "application/json"),
+            )
+            .mount(&server)
+            .await;
+        let http = HttpSettings {
+            max_response_bytes: 64,
+            ..HttpSettings::default()
+        };
+        let err = client(&server, http)
+            .await
+            .chat(&ChatRequest::user("hi"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Decode, "{err}");
+        assert!(err.message().contains("cap"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_stream_whose_headers_never_come_times_out() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_raw(fixture("openai/stream_text.sse"), "text/event-stream")
+                    .set_delay(Duration::from_secs(5)),
+            )
+            .mount(&server)
+            .await;
+        let client = client(
+            &server,
+            settings(Duration::from_millis(300), Duration::from_secs(5)),
+        )
+        .await;
+        let started = std::time::Instant::now();
+        let err = match client.chat_stream(&ChatRequest::user("hi")).await {
+            Ok(stream) => stream.collect_response().await.unwrap_err(),
+            Err(e) => e,
+        };
+        assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+
+    /// A raw server that sends the headers and one content event, then goes silent.
+    async fn stalling_server() -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0u8; 65536];
+            let _ = socket.read(&mut buf).await;
+            let event = "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"model\":\"gpt-4o\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hel\"},\"finish_reason\":null}]}\n\n";
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n{:x}\r\n{event}\r\n",
+                event.len()
+            );
+            socket.write_all(head.as_bytes()).await.unwrap();
+            // Stay silent, holding the connection open, until the test is over.
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            drop(socket);
+        });
+        format!("http://{addr}/v1")
+    }
+
+    #[tokio::test]
+    async fn a_stream_that_stalls_after_content_is_interrupted_by_the_idle_limit() {
+        let base = stalling_server().await;
+        let options = ClientOptions::new()
+            .retry(None)
+            .env(|_| None)
+            .api_key("k")
+            .base_url(base)
+            .http_settings(settings(Duration::from_secs(5), Duration::from_millis(300)));
+        let client = create_client_with("openai:gpt-4o", &options).unwrap();
+        let started = std::time::Instant::now();
+        let stream = client.chat_stream(&ChatRequest::user("hi")).await.unwrap();
+        let err = stream.collect_response().await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::StreamInterrupted, "{err}");
+        assert_eq!(err.partial().unwrap().text(), "Hel");
+        let cause = std::error::Error::source(&err)
+            .and_then(|s| s.downcast_ref::<switchboard::Error>())
+            .unwrap();
+        assert_eq!(cause.kind(), ErrorKind::Timeout);
+        assert!(started.elapsed() < Duration::from_secs(3));
+    }
+}
