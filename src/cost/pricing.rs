@@ -300,6 +300,20 @@ impl PriceTable {
         self
     }
 
+    /// Returns every row as `(provider, model prefix, price)`, sorted by provider then model.
+    pub fn entries(&self) -> Vec<(&str, &str, &ModelPrice)> {
+        let mut out: Vec<(&str, &str, &ModelPrice)> = self
+            .rows
+            .iter()
+            .flat_map(|(provider, rows)| {
+                rows.iter()
+                    .map(move |(model, price)| (provider.as_str(), model.as_str(), price))
+            })
+            .collect();
+        out.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        out
+    }
+
     /// Returns the price of `provider`'s `model`: the row with the longest prefix of the
     /// name, or for a passthrough provider the price of the vendor's model.
     pub fn price(&self, provider: &str, model: &str) -> Option<&ModelPrice> {

@@ -1,4 +1,5 @@
-//! The `switchboard` command-line tool: chat with any provider, with failover.
+//! The `switchboard` command-line tool: chat with any provider with failover, run the
+//! OpenAI-compatible gateway, and check keys, models and settings.
 //!
 //! Exit codes: 0 success, 1 the call failed (a provider or network error), 2 bad usage or
 //! configuration (a missing key, an unknown provider, an empty message).
@@ -22,6 +23,14 @@ struct Cli {
 enum Command {
     /// Sends one message and prints the answer.
     Chat(cmd::chat::ChatArgs),
+    /// Runs the OpenAI-compatible gateway from a TOML config.
+    Serve(cmd::serve::ServeArgs),
+    /// Checks that provider keys are present (and, with --live, that providers answer).
+    Check(cmd::check::CheckArgs),
+    /// Lists known models with their prices.
+    Models(cmd::models::ModelsArgs),
+    /// Prints the resolved gateway settings, secrets redacted.
+    Config(cmd::config::ConfigArgs),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +49,10 @@ fn main() -> ExitCode {
     let code = runtime.block_on(async {
         match cli.command {
             Command::Chat(args) => cmd::chat::run(args).await,
+            Command::Serve(args) => cmd::serve::run(args).await,
+            Command::Check(args) => cmd::check::run(args).await,
+            Command::Models(args) => cmd::models::run(args).await,
+            Command::Config(args) => cmd::config::run(args).await,
         }
     });
     ExitCode::from(code)

@@ -1,5 +1,7 @@
 //! Rendering of answers and errors, for people and as `--json`.
 
+use std::io::Write as _;
+
 use serde_json::{json, Value};
 use switchboard::{Attempt, ChatResponse, Error, ErrorKind};
 
@@ -110,5 +112,77 @@ pub(crate) fn exit_code(e: &Error) -> u8 {
         ErrorKind::Config => 2,
         ErrorKind::InvalidRequest if e.status().is_none() => 2,
         _ => 1,
+    }
+}
+
+/// Prints an error: one JSON object on stdout with `--json`, else a line on stderr.
+pub(crate) fn print_error(e: &Error, json: bool) {
+    if json {
+        println!("{}", error_json(e));
+    } else {
+        eprintln!("error: {e}");
+    }
+}
+
+/// Renders a JSON value as plain text for tables (strings without quotes, null as `-`).
+pub(crate) fn plain(v: &Value) -> String {
+    match v {
+        Value::Null => "-".to_owned(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// A text table with aligned columns.
+#[derive(Debug)]
+pub(crate) struct Table {
+    header: Vec<String>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    /// Starts a table with these column names.
+    pub(crate) fn new(header: &[&str]) -> Table {
+        Table {
+            header: header.iter().map(|h| h.to_string()).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    /// Adds a row.
+    pub(crate) fn row(&mut self, row: Vec<String>) {
+        self.rows.push(row);
+    }
+
+    /// Prints the table to stdout.
+    pub(crate) fn print(&self) {
+        let mut widths: Vec<usize> = self.header.iter().map(|h| h.chars().count()).collect();
+        for row in &self.rows {
+            for (i, cell) in row.iter().enumerate() {
+                if let Some(w) = widths.get_mut(i) {
+                    *w = (*w).max(cell.chars().count());
+                }
+            }
+        }
+        let line = |cells: &[String]| {
+            let mut out = String::new();
+            for (i, cell) in cells.iter().enumerate() {
+                let w = widths.get(i).copied().unwrap_or(0);
+                if i + 1 == cells.len() {
+                    out.push_str(cell);
+                } else {
+                    out.push_str(&format!("{cell:<w$}  "));
+                }
+            }
+            out.trim_end().to_owned()
+        };
+        // A closed pipe (`| head`) ends the output quietly.
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{}", line(&self.header));
+        for row in &self.rows {
+            if writeln!(out, "{}", line(row)).is_err() {
+                return;
+            }
+        }
     }
 }

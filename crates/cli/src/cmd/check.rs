@@ -1,0 +1,247 @@
+//! `switchboard check`: are the keys there, and (with `--live`) does each provider answer?
+//!
+//! Without `--live` nothing leaves the machine: the command reports, per provider, which
+//! environment variable holds its key (never the key). With `--live` it sends one tiny
+//! request per provider (a route target's model from `--config`, else the provider's
+//! cheapest priced model) and reports the outcome and latency. With `--config`, live checks
+//! go through each route target's own stack, and every target's circuit breaker state is
+//! reported as this process sees it (a running gateway shows its own at `/metrics`).
+
+use std::time::Instant;
+
+use clap::Args;
+use serde_json::{json, Value};
+use switchboard::config::build::{self, BuildOptions, BuiltRoute};
+use switchboard::config::Settings;
+use switchboard::cost::PriceTable;
+use switchboard::middleware::BreakerState;
+use switchboard::providers::{key_status, known_providers};
+use switchboard::{ChatClient, ChatRequest, ClientOptions, Error};
+
+use crate::output::{self, Table};
+
+/// Arguments of `switchboard check`.
+#[derive(Debug, Args)]
+pub(crate) struct CheckArgs {
+    /// Checks only this provider (repeatable); default: the config's providers, else all.
+    #[arg(long = "provider", value_name = "PROVIDER")]
+    providers: Vec<String>,
+    /// Sends one tiny real request per provider (costs a few tokens).
+    #[arg(long)]
+    live: bool,
+    /// A gateway config: its providers' key variables and base URLs, and its routes.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<String>,
+    /// Prints one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) async fn run(args: CheckArgs) -> u8 {
+    match check(&args).await {
+        Ok((report, ok)) => {
+            if args.json {
+                println!("{report}");
+            } else {
+                print_human(&report);
+            }
+            if ok {
+                0
+            } else {
+                1
+            }
+        }
+        Err(err) => {
+            output::print_error(&err, args.json);
+            output::exit_code(&err)
+        }
+    }
+}
+
+fn providers_of(settings: &Settings, args: &CheckArgs) -> Vec<String> {
+    if !args.providers.is_empty() {
+        return args.providers.clone();
+    }
+    let mut names: Vec<String> = settings.providers.keys().cloned().collect();
+    for route in settings.routes.values() {
+        for target in &route.targets {
+            if let Some((p, _)) = target.split_once(':') {
+                if !names.iter().any(|n| n == p) {
+                    names.push(p.to_owned());
+                }
+            }
+        }
+    }
+    if names.is_empty() && args.config.is_none() {
+        names = known_providers().into_iter().map(str::to_owned).collect();
+    }
+    names
+}
+
+/// The model a live check asks: a route target's, else the cheapest priced one.
+fn live_model(settings: &Settings, provider: &str) -> Option<String> {
+    for route in settings.routes.values() {
+        for target in &route.targets {
+            if let Some((p, m)) = target.split_once(':') {
+                if p == provider {
+                    return Some(m.to_owned());
+                }
+            }
+        }
+    }
+    PriceTable::embedded()
+        .entries()
+        .into_iter()
+        .filter(|(p, _, _)| *p == provider)
+        .min_by(|a, b| a.2.input.total_cmp(&b.2.input))
+        .map(|(_, m, _)| m.to_owned())
+}
+
+async fn check(args: &CheckArgs) -> Result<(Value, bool), Error> {
+    let settings = match &args.config {
+        Some(path) => Settings::from_file(path)?,
+        None => Settings::default(),
+    };
+    let mut all_ok = true;
+    let mut rows = Vec::new();
+    let names = providers_of(&settings, args);
+    let total = names.len();
+    for (i, name) in names.iter().enumerate() {
+        let options = build::provider_options(&settings, name, &ClientOptions::new());
+        let status = key_status(name, &options)?;
+        let key_ok = status.found_in.is_some() || !status.required;
+        let mut row = json!({
+            "provider": name,
+            "key": {"present": status.found_in.is_some(), "set_in": status.found_in, "variables": status.variables, "required": status.required},
+            "ok": key_ok,
+        });
+        if args.live && key_ok {
+            if !args.json {
+                eprintln!("[{}/{total}] asking {name}…", i + 1);
+            }
+            row["live"] = live(&settings, name).await;
+            if row["live"]["ok"] != true {
+                row["ok"] = json!(false);
+            }
+        }
+        if row["ok"] != true {
+            all_ok = false;
+        }
+        rows.push(row);
+    }
+    let mut breakers = Vec::new();
+    if args.config.is_some() {
+        let options = BuildOptions::default();
+        // Routes whose keys are missing cannot be built; their keys are reported above.
+        if let Ok(routes) = build::build_routes(&settings, &options) {
+            if args.live {
+                for route in routes.values() {
+                    probe_route(route).await;
+                }
+            }
+            for (alias, route) in &routes {
+                for target in &route.targets {
+                    if let Some(state) = target.breaker_state() {
+                        breakers.push(json!({"route": alias, "target": target.spec, "state": breaker_word(state)}));
+                    }
+                }
+            }
+        }
+    }
+    Ok((
+        json!({"providers": rows, "breakers": breakers, "ok": all_ok}),
+        all_ok,
+    ))
+}
+
+async fn live(settings: &Settings, provider: &str) -> Value {
+    let Some(model) = live_model(settings, provider) else {
+        return json!({"ok": false, "error": "no model known for this provider; name one in a route of --config"});
+    };
+    let spec = format!("{provider}:{model}");
+    let client = match build::build_provider(settings, &spec, &BuildOptions::default()) {
+        Ok(c) => c,
+        Err(e) => return json!({"ok": false, "model": model, "error": e.to_string()}),
+    };
+    let started = Instant::now();
+    let req = ChatRequest::user("Reply with the word ok.").with_max_tokens(16);
+    match client.chat(&req).await {
+        Ok(r) => {
+            json!({"ok": true, "model": r.model_served(), "latency_ms": started.elapsed().as_millis() as u64})
+        }
+        Err(e) => {
+            json!({"ok": false, "model": model, "error": e.to_string(), "kind": e.kind().as_str(), "status": e.status()})
+        }
+    }
+}
+
+/// Sends one tiny request to each target of a route, so its breaker sees the outcome.
+async fn probe_route(route: &BuiltRoute) {
+    let req = ChatRequest::user("Reply with the word ok.").with_max_tokens(16);
+    for target in &route.targets {
+        let _ = target.client.chat(&req).await;
+    }
+}
+
+fn breaker_word(state: BreakerState) -> String {
+    match state {
+        BreakerState::Closed => "closed".to_owned(),
+        BreakerState::HalfOpen => "half-open".to_owned(),
+        BreakerState::Open { remaining, .. } => {
+            format!("open ({:.0}s left)", remaining.as_secs_f64())
+        }
+    }
+}
+
+fn print_human(report: &Value) {
+    let live = report["providers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|r| r.get("live").is_some());
+    let mut header = vec!["provider", "key"];
+    if live {
+        header.push("live");
+    }
+    let mut t = Table::new(&header);
+    for row in report["providers"].as_array().into_iter().flatten() {
+        let key = match row["key"]["set_in"].as_str() {
+            Some(var) => format!("ok ({var})"),
+            None if row["key"]["required"] == false => "not needed".to_owned(),
+            None => format!(
+                "MISSING: set {}",
+                row["key"]["variables"]
+                    .as_array()
+                    .map(|a| a.iter().map(output::plain).collect::<Vec<_>>().join(" or "))
+                    .unwrap_or_default()
+            ),
+        };
+        let mut cells = vec![output::plain(&row["provider"]), key];
+        if live {
+            cells.push(match row.get("live") {
+                None => "-".to_owned(),
+                Some(l) if l["ok"] == true => format!(
+                    "ok {} in {} ms",
+                    output::plain(&l["model"]),
+                    output::plain(&l["latency_ms"])
+                ),
+                Some(l) => format!("FAILED: {}", output::plain(&l["error"])),
+            });
+        }
+        t.row(cells);
+    }
+    t.print();
+    let breakers = report["breakers"].as_array().cloned().unwrap_or_default();
+    if !breakers.is_empty() {
+        println!();
+        let mut t = Table::new(&["route", "target", "breaker"]);
+        for b in breakers {
+            t.row(vec![
+                output::plain(&b["route"]),
+                output::plain(&b["target"]),
+                output::plain(&b["state"]),
+            ]);
+        }
+        t.print();
+    }
+}

@@ -1,0 +1,85 @@
+//! `switchboard models`: the models Switchboard has prices for, per provider.
+//!
+//! Prices come from the library's embedded price table (USD per million tokens, with the
+//! source and date of each figure). The table has no context-window column, so
+//! `context_window` is `null` until the data carries it.
+
+use clap::Args;
+use serde_json::json;
+use switchboard::cost::PriceTable;
+
+use crate::output::Table;
+
+/// Arguments of `switchboard models`.
+#[derive(Debug, Args)]
+pub(crate) struct ModelsArgs {
+    /// Shows only these providers (repeatable).
+    #[arg(long = "provider", value_name = "PROVIDER")]
+    providers: Vec<String>,
+    /// Prints one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) async fn run(args: ModelsArgs) -> u8 {
+    let table = PriceTable::embedded();
+    let rows: Vec<_> = table
+        .entries()
+        .into_iter()
+        .filter(|(p, _, _)| args.providers.is_empty() || args.providers.iter().any(|w| w == p))
+        .collect();
+    if args.json {
+        let models: Vec<_> = rows
+            .iter()
+            .map(|(provider, model, price)| {
+                json!({
+                    "provider": provider,
+                    "model": model,
+                    "id": format!("{provider}:{model}"),
+                    "context_window": null,
+                    "price_per_million": {
+                        "input": price.input,
+                        "output": price.output,
+                        "cache_read": price.cache_read,
+                        "cache_write": price.cache_write,
+                        "reasoning": price.reasoning,
+                    },
+                    "price_source": price.source,
+                    "price_date": price.date,
+                    "note": price.note,
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            json!({"models": models, "currency": "USD", "unit": "per million tokens"})
+        );
+        return 0;
+    }
+    let mut t = Table::new(&[
+        "model",
+        "context",
+        "input $/M",
+        "output $/M",
+        "cache read $/M",
+        "as of",
+    ]);
+    for (provider, model, price) in &rows {
+        t.row(vec![
+            format!("{provider}:{model}"),
+            "-".to_owned(),
+            format!("{:.3}", price.input),
+            format!("{:.3}", price.output),
+            price
+                .cache_read
+                .map_or("-".to_owned(), |c| format!("{c:.3}")),
+            price.date.clone(),
+        ]);
+    }
+    t.print();
+    eprintln!(
+        "{} models; prices in USD per million tokens from the embedded price table",
+        rows.len()
+    );
+    0
+}

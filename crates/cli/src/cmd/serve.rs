@@ -1,0 +1,126 @@
+//! `switchboard serve`: the OpenAI-compatible gateway, configured by a TOML file.
+
+use std::io::Write;
+
+use clap::Args;
+use switchboard::config::Settings;
+use switchboard::Error;
+use switchboard_gateway::Gateway;
+
+use crate::output;
+
+/// Arguments of `switchboard serve`.
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// The gateway's TOML config (see docs/gateway.md).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: String,
+    /// Overrides `server.host`.
+    #[arg(long)]
+    host: Option<String>,
+    /// Overrides `server.port` (0 picks a free port).
+    #[arg(long)]
+    port: Option<u16>,
+    /// Prints the bound address as one JSON object instead of a line of text.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) async fn run(args: ServeArgs) -> u8 {
+    match serve(&args).await {
+        Ok(()) => 0,
+        Err(err) => {
+            output::print_error(&err, args.json);
+            output::exit_code(&err)
+        }
+    }
+}
+
+async fn serve(args: &ServeArgs) -> Result<(), Error> {
+    let mut settings = Settings::from_file(&args.config)?;
+    if let Some(host) = &args.host {
+        settings.server.host = host.clone();
+    }
+    if let Some(port) = args.port {
+        settings.server.port = port;
+    }
+    settings.validate()?;
+    let host = settings.server.host.clone();
+    let port = settings.server.port;
+    let gateway = Gateway::new(settings)?;
+    let listener = tokio::net::TcpListener::bind((host.as_str(), port))
+        .await
+        .map_err(|e| {
+            Error::new(
+                switchboard::ErrorKind::Config,
+                format!("cannot bind {host}:{port}: {e}"),
+            )
+            .with_fix("pick another --port, or stop what is listening there")
+        })?;
+    let addr = listener.local_addr().map_err(|e| {
+        Error::new(
+            switchboard::ErrorKind::Transport,
+            format!("no local address: {e}"),
+        )
+    })?;
+    let url = format!("http://{addr}");
+    {
+        let mut out = std::io::stdout().lock();
+        if args.json {
+            let _ = writeln!(
+                out,
+                "{}",
+                serde_json::json!({"listening": url, "aliases": gateway.aliases(), "requires_key": gateway.requires_key()})
+            );
+        } else {
+            let _ = writeln!(out, "listening on {url}");
+        }
+        let _ = out.flush();
+    }
+    if !args.json {
+        eprintln!(
+            "aliases: {}; {}; Ctrl-C stops (in-flight requests finish first)",
+            if gateway.aliases().is_empty() {
+                "(none)".to_owned()
+            } else {
+                gateway.aliases().join(", ")
+            },
+            if gateway.requires_key() {
+                "clients need a bearer key"
+            } else {
+                "no key needed (loopback only)"
+            }
+        );
+    }
+    gateway
+        .serve(listener, shutdown_signal())
+        .await
+        .map_err(|e| {
+            Error::new(
+                switchboard::ErrorKind::Config,
+                format!("the gateway stopped: {e}"),
+            )
+        })
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

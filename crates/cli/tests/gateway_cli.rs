@@ -1,0 +1,280 @@
+//! `serve`, `check`, `models` and `config` run as the built binary.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+use switchboard_testkit::fixture;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+fn bin() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchboard"));
+    for var in [
+        "OPENAI_API_KEY",
+        "SWITCHBOARD_OPENAI_API_KEY",
+        "ANTHROPIC_API_KEY",
+        "SWITCHBOARD_ANTHROPIC_API_KEY",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+fn temp_config(name: &str, text: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("switchboard-cli-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("gateway.toml");
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
+fn json_stdout(out: &std::process::Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_prints_its_address_and_answers_through_the_route() {
+    let upstream = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_raw(fixture("openai/chat_text.json"), "application/json"),
+        )
+        .mount(&upstream)
+        .await;
+    let config = temp_config(
+        "serve",
+        &format!(
+            "[server]\nport = 0\n[providers.openai]\nbase_url = \"{}/v1\"\napi_key_env = \"TEST_UPSTREAM_KEY\"\n[routes.fast]\ntargets = [\"openai:gpt-4o\"]\n",
+            upstream.uri()
+        ),
+    );
+    let mut child = bin()
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .env("TEST_UPSTREAM_KEY", "sk-upstream-secret")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        line
+    })
+    .await
+    .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_owned();
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    let resp = reqwest_post(&format!("{url}/v1/chat/completions")).await;
+    child.kill().unwrap();
+    let _ = child.wait();
+    assert!(resp.contains("The capital of France is Paris."), "{resp}");
+}
+
+async fn reqwest_post(url: &str) -> String {
+    let url = url.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let out = Command::new("curl")
+            .args([
+                "-sS",
+                "-H",
+                "content-type: application/json",
+                "-d",
+                r#"{"model":"fast","messages":[{"role":"user","content":"hi"}]}"#,
+                &url,
+            ])
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    })
+    .await
+    .unwrap()
+}
+
+#[test]
+fn serve_refuses_a_public_host_without_gateway_keys() {
+    let config = temp_config("public", "[routes.fast]\ntargets = [\"openai:gpt-4o\"]\n");
+    let out = bin()
+        .args([
+            "serve",
+            "--config",
+            config.to_str().unwrap(),
+            "--host",
+            "0.0.0.0",
+            "--json",
+        ])
+        .env("OPENAI_API_KEY", "k")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let body = json_stdout(&out);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("server.api_keys_env"),
+        "{body}"
+    );
+}
+
+#[test]
+fn config_json_redacts_keys_and_names_their_variables() {
+    let config = temp_config(
+        "config",
+        "[server]\napi_keys_env = [\"TEST_GW_KEY\"]\n[providers.openai]\napi_key_env = \"TEST_OAI_KEY\"\n[routes.fast]\ntargets = [\"openai:gpt-4o\"]\nretry = { max_retries = 1 }\n",
+    );
+    let out = bin()
+        .args(["config", "--config", config.to_str().unwrap(), "--json"])
+        .env("TEST_GW_KEY", "gw-very-secret")
+        .env("TEST_OAI_KEY", "sk-very-secret")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains("very-secret"), "{text}");
+    let body = json_stdout(&out);
+    assert_eq!(body["server"]["host"], "127.0.0.1");
+    assert_eq!(body["server"]["api_keys"][0]["set"], true);
+    assert_eq!(body["providers"]["openai"]["key"]["set_in"], "TEST_OAI_KEY");
+    assert_eq!(body["routes"]["fast"]["retry"]["max_retries"], 1);
+    assert_eq!(body["routes"]["fast"]["retry"]["base_delay_ms"], 200);
+}
+
+#[test]
+fn config_accepts_the_documented_example() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/gateway.toml");
+    let out = bin()
+        .args(["config", "--config", example])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("fast"));
+}
+
+#[test]
+fn config_errors_name_the_field() {
+    let config = temp_config(
+        "bad",
+        "[routes.fast]\ntargets = [\"openai:gpt-4o\", \"foo\"]\n",
+    );
+    let out = bin()
+        .args(["config", "--config", config.to_str().unwrap(), "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let body = json_stdout(&out);
+    assert_eq!(body["error"]["kind"], "config");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("routes.fast.targets[1]"));
+    assert!(body["error"]["fix"]
+        .as_str()
+        .unwrap()
+        .contains("openai:gpt-4o-mini"));
+}
+
+#[test]
+fn check_reports_keys_without_showing_them() {
+    let out = bin()
+        .args([
+            "check",
+            "--provider",
+            "openai",
+            "--provider",
+            "anthropic",
+            "--json",
+        ])
+        .env("OPENAI_API_KEY", "sk-hidden-value")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "anthropic's key is missing");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("sk-hidden-value"));
+    let body = json_stdout(&out);
+    assert_eq!(body["providers"][0]["provider"], "openai");
+    assert_eq!(body["providers"][0]["key"]["set_in"], "OPENAI_API_KEY");
+    assert_eq!(body["providers"][1]["key"]["present"], false);
+    assert_eq!(body["ok"], false);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_live_asks_each_provider_and_reports_breakers() {
+    let upstream = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_raw(fixture("openai/chat_text.json"), "application/json"),
+        )
+        .mount(&upstream)
+        .await;
+    let config = temp_config(
+        "live",
+        &format!(
+            "[providers.openai]\nbase_url = \"{}/v1\"\n[routes.fast]\ntargets = [\"openai:gpt-4o\"]\nbreaker = {{ consecutive_failures = 3 }}\n",
+            upstream.uri()
+        ),
+    );
+    let path = config.to_str().unwrap().to_owned();
+    let out = tokio::task::spawn_blocking(move || {
+        bin()
+            .args(["check", "--live", "--config", &path, "--json"])
+            .env("OPENAI_API_KEY", "k")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let body = json_stdout(&out);
+    assert_eq!(body["providers"][0]["live"]["ok"], true, "{body}");
+    assert_eq!(body["providers"][0]["live"]["model"], "gpt-4o-2024-08-06");
+    assert_eq!(body["breakers"][0]["target"], "openai:gpt-4o");
+    assert_eq!(body["breakers"][0]["state"], "closed");
+    assert!(out.status.success());
+}
+
+#[test]
+fn models_lists_priced_models() {
+    let out = bin().args(["models", "--json"]).output().unwrap();
+    assert!(out.status.success());
+    let body = json_stdout(&out);
+    let models = body["models"].as_array().unwrap();
+    assert!(models.len() > 10);
+    let first = &models[0];
+    for field in [
+        "provider",
+        "model",
+        "id",
+        "context_window",
+        "price_per_million",
+    ] {
+        assert!(first.get(field).is_some(), "{field} in {first}");
+    }
+    let human = bin()
+        .args(["models", "--provider", "openai"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&human.stdout);
+    assert!(
+        text.starts_with("model") && text.contains("openai:"),
+        "{text}"
+    );
+    assert!(!text.contains("anthropic:"));
+}
