@@ -18,8 +18,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use switchboard::{
-    BreakerConfig, Budget, ChatClient, ChatClientExt, ChatRequest, ChatResponse, DynClient,
-    Error, FallbackClient, FunctionClient, RetryPolicy, Usage,
+    BreakerConfig, Budget, ChatClient, ChatClientExt, ChatRequest, ChatResponse, DynClient, Error,
+    FallbackClient, FunctionClient, RetryPolicy, Usage,
 };
 
 /// Wraps one target the way the default stack does.
@@ -43,8 +43,10 @@ async fn main() -> ExitCode {
             if seen.fetch_add(1, Ordering::SeqCst) < 2 {
                 Err(Error::from_status("openai", 503, "temporarily unavailable"))
             } else {
-                Ok(ChatResponse::from_text("answered by the primary after two retries")
-                    .with_usage(Usage::new(12, 9)))
+                Ok(
+                    ChatResponse::from_text("answered by the primary after two retries")
+                        .with_usage(Usage::new(12, 9)),
+                )
             }
         })
         .build();
@@ -97,8 +99,16 @@ async fn main() -> ExitCode {
         "totals: requests={} attempts={} input_tokens={} output_tokens={} cost={}",
         totals.requests, totals.attempts, totals.input_tokens, totals.output_tokens, totals.cost
     );
-    println!("budget: spent={} trials={}", budget.spent(), budget.trials());
-    println!("calls: primary={} backup={}", primary.calls(), backup.calls());
+    println!(
+        "budget: spent={} trials={}",
+        budget.spent(),
+        budget.trials()
+    );
+    println!(
+        "calls: primary={} backup={}",
+        primary.calls(),
+        backup.calls()
+    );
     if primary.calls() == 3 && backup.calls() == 0 {
         ExitCode::SUCCESS
     } else {

@@ -15,7 +15,9 @@ use switchboard::{create_client, ChatRequest, ErrorKind};
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
-    let model = args.next().unwrap_or_else(|| "openai:gpt-4o-mini".to_owned());
+    let model = args
+        .next()
+        .unwrap_or_else(|| "openai:gpt-4o-mini".to_owned());
     let question = args
         .next()
         .unwrap_or_else(|| "Say hello in five words.".to_owned());

@@ -17,7 +17,10 @@ use switchboard::{create_client, ChatRequest, ErrorKind, FallbackClient, StreamE
 async fn main() -> ExitCode {
     let mut specs: Vec<String> = std::env::args().skip(1).collect();
     if specs.is_empty() {
-        specs = vec!["openai:gpt-4o-mini".into(), "anthropic:claude-haiku-4-5".into()];
+        specs = vec![
+            "openai:gpt-4o-mini".into(),
+            "anthropic:claude-haiku-4-5".into(),
+        ];
     }
     let mut clients = Vec::new();
     for spec in &specs {
@@ -57,7 +60,11 @@ async fn main() -> ExitCode {
                 let _ = out.flush();
             }
             Ok(StreamEvent::Done { response }) => {
-                println!("\n-- answered by {}:{}", response.provider, response.model_served());
+                println!(
+                    "\n-- answered by {}:{}",
+                    response.provider,
+                    response.model_served()
+                );
             }
             Ok(_) => {}
             Err(err) => {
