@@ -11,6 +11,10 @@
 //! | `gemini` (alias `google`) | `SWITCHBOARD_GEMINI_API_KEY`, `GEMINI_API_KEY`, `GOOGLE_API_KEY` | `SWITCHBOARD_GEMINI_BASE_URL` |
 //! | every other OpenAI-compatible vendor | `SWITCHBOARD_<NAME>_API_KEY`, then the vendor's usual name | `SWITCHBOARD_<NAME>_BASE_URL`, then the vendor's usual name |
 //!
+//! `SWITCHBOARD_CASSETTE` (`record:PATH`, `replay:PATH` or `auto:PATH`) puts a
+//! [`Cassette`] under every client made here, unless [`ClientOptions::cassette`] set one; a
+//! replaying cassette needs no API key. See [`cassette`](crate::providers::cassette).
+//!
 //! Base URLs follow each official SDK: OpenAI-family URLs include the version
 //! (`http://127.0.0.1:8100/v1`); Anthropic and Gemini URLs are the root the client appends
 //! `/v1/messages` and `/v1beta/models/…` to.
@@ -22,6 +26,7 @@ use crate::client::{ChatClient, DynClient};
 use crate::error::{Error, Result};
 use crate::middleware::{RetryClient, RetryPolicy};
 use crate::providers::anthropic::AnthropicClient;
+use crate::providers::cassette::{self, Cassette, CassetteMode};
 use crate::providers::gemini::GeminiClient;
 use crate::providers::http::HttpSettings;
 use crate::providers::openai::{self, OpenAiClient};
@@ -92,6 +97,14 @@ impl ClientOptions {
         self
     }
 
+    /// Records every exchange to, or replays it from, `cassette` (overrides
+    /// `SWITCHBOARD_CASSETTE`). Clients given the same `Arc` share its replay cursors.
+    #[must_use]
+    pub fn cassette(mut self, cassette: Arc<Cassette>) -> ClientOptions {
+        self.http.cassette = Some(cassette);
+        self
+    }
+
     /// Keeps each provider's raw JSON in [`ChatResponse::raw`](crate::ChatResponse::raw).
     #[must_use]
     pub fn keep_raw(mut self, keep: bool) -> ClientOptions {
@@ -140,6 +153,18 @@ impl ClientOptions {
             .or_else(|| self.lookup(names).map(secrecy::SecretString::from))
     }
 
+    /// Returns the HTTP settings, with the cassette `SWITCHBOARD_CASSETTE` names when none
+    /// was set explicitly.
+    fn http(&self) -> Result<HttpSettings> {
+        let mut http = self.http.clone();
+        if http.cassette.is_none() {
+            if let Some(spec) = self.lookup(&["SWITCHBOARD_CASSETTE"]) {
+                http.cassette = Some(cassette::from_spec(&spec)?);
+            }
+        }
+        Ok(http)
+    }
+
     fn url(&self, names: &[&str]) -> Option<String> {
         self.base_url.clone().or_else(|| self.lookup(names))
     }
@@ -182,6 +207,17 @@ pub fn create_client(spec: &str) -> Result<DynClient> {
 pub fn create_client_with(spec: &str, options: &ClientOptions) -> Result<DynClient> {
     let model = ModelRef::parse(spec)?;
     let provider = model.provider();
+    let http = options.http()?;
+    // A replaying cassette sends nothing, so it needs no key.
+    let replaying = http
+        .cassette
+        .as_ref()
+        .is_some_and(|c| c.mode() == CassetteMode::Replay);
+    let key_or_placeholder = |names: &[&str]| {
+        options
+            .key(names)
+            .or_else(|| replaying.then(|| secrecy::SecretString::from("cassette-replay")))
+    };
     let missing_key = |vars: &[&str]| {
         Error::config(
             format!("no API key for `{provider}`"),
@@ -191,11 +227,11 @@ pub fn create_client_with(spec: &str, options: &ClientOptions) -> Result<DynClie
     match provider {
         "anthropic" => {
             let keys = ["SWITCHBOARD_ANTHROPIC_API_KEY", "ANTHROPIC_API_KEY"];
-            let key = options.key(&keys).ok_or_else(|| missing_key(&keys))?;
+            let key = key_or_placeholder(&keys).ok_or_else(|| missing_key(&keys))?;
             let mut b = AnthropicClient::builder()
                 .model(model.model())
                 .api_key(secrecy::ExposeSecret::expose_secret(&key))
-                .http_settings(options.http.clone())
+                .http_settings(http.clone())
                 .keep_raw(options.keep_raw);
             if let Some(url) =
                 options.url(&["SWITCHBOARD_ANTHROPIC_BASE_URL", "ANTHROPIC_BASE_URL"])
@@ -210,11 +246,11 @@ pub fn create_client_with(spec: &str, options: &ClientOptions) -> Result<DynClie
                 "GEMINI_API_KEY",
                 "GOOGLE_API_KEY",
             ];
-            let key = options.key(&keys).ok_or_else(|| missing_key(&keys))?;
+            let key = key_or_placeholder(&keys).ok_or_else(|| missing_key(&keys))?;
             let mut b = GeminiClient::builder()
                 .model(model.model())
                 .api_key(secrecy::ExposeSecret::expose_secret(&key))
-                .http_settings(options.http.clone())
+                .http_settings(http.clone())
                 .keep_raw(options.keep_raw);
             if let Some(url) = options.url(&["SWITCHBOARD_GEMINI_BASE_URL", "GEMINI_BASE_URL"]) {
                 b = b.base_url(url);
@@ -231,14 +267,14 @@ pub fn create_client_with(spec: &str, options: &ClientOptions) -> Result<DynClie
                     ),
                 )
             })?;
-            let key = options.key(profile.key_env);
+            let key = key_or_placeholder(profile.key_env);
             if profile.key_required && key.is_none() {
                 return Err(missing_key(profile.key_env));
             }
             let mut b = OpenAiClient::builder()
                 .profile(profile)
                 .model(model.model())
-                .http_settings(options.http.clone())
+                .http_settings(http.clone())
                 .keep_raw(options.keep_raw);
             if let Some(key) = key {
                 b = b.api_key(secrecy::ExposeSecret::expose_secret(&key));

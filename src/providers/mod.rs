@@ -2,6 +2,7 @@
 //! offline use.
 
 pub mod anthropic;
+pub mod cassette;
 mod create;
 mod function;
 pub mod gemini;
