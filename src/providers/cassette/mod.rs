@@ -339,8 +339,10 @@ impl Cassette {
         let path = self.path.display();
         let why = if held > 0 {
             format!("all {held} recorded answers to it were already replayed")
+        } else if same_path == 0 {
+            "nothing was recorded for this path and stream mode".to_owned()
         } else {
-            format!("the cassette holds {same_path} other exchanges for this path and stream mode; the request body differs from all of them")
+            format!("{same_path} recorded exchange(s) share its path and stream mode, but the request body differs from each")
         };
         Error::new(
             ErrorKind::Config,
