@@ -32,6 +32,10 @@
 //! `https://bedrock-mantle.{region}.api.aws/openai/v1`, the endpoint the official OpenAI
 //! SDKs' Bedrock providers use, since the Responses API with streaming is served there.
 //!
+//! `SWITCHBOARD_CASSETTE` (`record:PATH`, `replay:PATH` or `auto:PATH`) puts a
+//! [`Cassette`] under every client made here, unless [`ClientOptions::cassette`] set one; a
+//! replaying cassette needs no API key. See [`cassette`](crate::providers::cassette).
+//!
 //! Base URLs follow each official SDK: OpenAI-family URLs include the version
 //! (`http://127.0.0.1:8100/v1`); Anthropic and Gemini URLs are the root the client appends
 //! `/v1/messages` and `/v1beta/models/…` to.
@@ -44,6 +48,7 @@ use crate::error::{Error, Result};
 use crate::middleware::{RetryClient, RetryPolicy};
 use crate::providers::anthropic::AnthropicClient;
 use crate::providers::azure::AzureAuth;
+use crate::providers::cassette::{self, Cassette, CassetteMode};
 use crate::providers::gemini::GeminiClient;
 use crate::providers::http::HttpSettings;
 use crate::providers::openai::{self, OpenAiClient};
@@ -138,6 +143,14 @@ impl ClientOptions {
         self
     }
 
+    /// Records every exchange to, or replays it from, `cassette` (overrides
+    /// `SWITCHBOARD_CASSETTE`). Clients given the same `Arc` share its replay cursors.
+    #[must_use]
+    pub fn cassette(mut self, cassette: Arc<Cassette>) -> ClientOptions {
+        self.http.cassette = Some(cassette);
+        self
+    }
+
     /// Keeps each provider's raw JSON in [`ChatResponse::raw`](crate::ChatResponse::raw).
     #[must_use]
     pub fn keep_raw(mut self, keep: bool) -> ClientOptions {
@@ -196,6 +209,18 @@ impl ClientOptions {
             Some(name) => vec![name.as_str()],
             None => names.to_vec(),
         }
+    }
+
+    /// Returns the HTTP settings, with the cassette `SWITCHBOARD_CASSETTE` names when none
+    /// was set explicitly.
+    fn http(&self) -> Result<HttpSettings> {
+        let mut http = self.http.clone();
+        if http.cassette.is_none() {
+            if let Some(spec) = self.lookup(&["SWITCHBOARD_CASSETTE"]) {
+                http.cassette = Some(cassette::from_spec(&spec)?);
+            }
+        }
+        Ok(http)
     }
 
     fn url(&self, names: &[&str]) -> Option<String> {
@@ -324,6 +349,17 @@ pub fn create_client(spec: &str) -> Result<DynClient> {
 pub fn create_client_with(spec: &str, options: &ClientOptions) -> Result<DynClient> {
     let model = ModelRef::parse(spec)?;
     let provider = model.provider();
+    let http = options.http()?;
+    // A replaying cassette sends nothing, so it needs no key.
+    let replaying = http
+        .cassette
+        .as_ref()
+        .is_some_and(|c| c.mode() == CassetteMode::Replay);
+    let key_or_placeholder = |names: &[&str]| {
+        options
+            .key(names)
+            .or_else(|| replaying.then(|| secrecy::SecretString::from("cassette-replay")))
+    };
     let missing_key = |vars: &[&str]| {
         Error::config(
             format!("no API key for `{provider}`"),
@@ -333,11 +369,11 @@ pub fn create_client_with(spec: &str, options: &ClientOptions) -> Result<DynClie
     match provider {
         "anthropic" => {
             let keys = ["SWITCHBOARD_ANTHROPIC_API_KEY", "ANTHROPIC_API_KEY"];
-            let key = options.key(&keys).ok_or_else(|| missing_key(&keys))?;
+            let key = key_or_placeholder(&keys).ok_or_else(|| missing_key(&keys))?;
             let mut b = AnthropicClient::builder()
                 .model(model.model())
                 .api_key(secrecy::ExposeSecret::expose_secret(&key))
-                .http_settings(options.http.clone())
+                .http_settings(http.clone())
                 .keep_raw(options.keep_raw);
             if let Some(url) =
                 options.url(&["SWITCHBOARD_ANTHROPIC_BASE_URL", "ANTHROPIC_BASE_URL"])
@@ -352,11 +388,11 @@ pub fn create_client_with(spec: &str, options: &ClientOptions) -> Result<DynClie
                 "GEMINI_API_KEY",
                 "GOOGLE_API_KEY",
             ];
-            let key = options.key(&keys).ok_or_else(|| missing_key(&keys))?;
+            let key = key_or_placeholder(&keys).ok_or_else(|| missing_key(&keys))?;
             let mut b = GeminiClient::builder()
                 .model(model.model())
                 .api_key(secrecy::ExposeSecret::expose_secret(&key))
-                .http_settings(options.http.clone())
+                .http_settings(http.clone())
                 .keep_raw(options.keep_raw);
             if let Some(url) = options.url(&["SWITCHBOARD_GEMINI_BASE_URL", "GEMINI_BASE_URL"]) {
                 b = b.base_url(url);
@@ -364,18 +400,16 @@ pub fn create_client_with(spec: &str, options: &ClientOptions) -> Result<DynClie
             Ok(options.stack(b.build()?))
         }
         "openai-responses" => {
-            let key = options
-                .key(OPENAI_KEYS)
-                .ok_or_else(|| missing_key(OPENAI_KEYS))?;
+            let key = key_or_placeholder(OPENAI_KEYS).ok_or_else(|| missing_key(OPENAI_KEYS))?;
             let mut b = OpenAiResponsesClient::builder()
                 .model(model.model())
                 .api_key(secrecy::ExposeSecret::expose_secret(&key))
-                .http_settings(options.http.clone())
+                .http_settings(http.clone())
                 .keep_raw(options.keep_raw);
             if let Some(url) = options.url(OPENAI_URLS) {
                 b = b.base_url(url);
             }
-            Ok(Arc::new(b.build()?))
+            Ok(options.stack(b.build()?))
         }
         "azure" => {
             let auth = options.azure()?;
@@ -388,12 +422,12 @@ pub fn create_client_with(spec: &str, options: &ClientOptions) -> Result<DynClie
                 .model(model.model())
                 .base_url(endpoint)
                 .azure_auth(auth)
-                .http_settings(options.http.clone())
+                .http_settings(http.clone())
                 .keep_raw(options.keep_raw);
             if let Some(version) = options.lookup(AZURE_VERSIONS) {
                 b = b.api_version(version);
             }
-            Ok(Arc::new(b.build()?))
+            Ok(options.stack(b.build()?))
         }
         "azure-responses" => {
             let auth = options.azure()?;
@@ -402,14 +436,12 @@ pub fn create_client_with(spec: &str, options: &ClientOptions) -> Result<DynClie
                 .azure_endpoint(endpoint)
                 .model(model.model())
                 .azure_auth(auth)
-                .http_settings(options.http.clone())
+                .http_settings(http.clone())
                 .keep_raw(options.keep_raw);
-            Ok(Arc::new(b.build()?))
+            Ok(options.stack(b.build()?))
         }
         "bedrock" | "bedrock-responses" => {
-            let key = options
-                .key(BEDROCK_KEYS)
-                .ok_or_else(|| missing_key(BEDROCK_KEYS))?;
+            let key = key_or_placeholder(BEDROCK_KEYS).ok_or_else(|| missing_key(BEDROCK_KEYS))?;
             let url = match options.url(BEDROCK_URLS) {
                 Some(url) => url,
                 None if provider == "bedrock" => format!(
@@ -431,18 +463,18 @@ pub fn create_client_with(spec: &str, options: &ClientOptions) -> Result<DynClie
                     .model(model.model())
                     .api_key(key)
                     .base_url(url)
-                    .http_settings(options.http.clone())
+                    .http_settings(http.clone())
                     .keep_raw(options.keep_raw);
-                return Ok(Arc::new(b.build()?));
+                return Ok(options.stack(b.build()?));
             }
             let b = OpenAiResponsesClient::builder()
                 .name("bedrock-responses")
                 .model(model.model())
                 .api_key(key)
                 .base_url(url)
-                .http_settings(options.http.clone())
+                .http_settings(http.clone())
                 .keep_raw(options.keep_raw);
-            Ok(Arc::new(b.build()?))
+            Ok(options.stack(b.build()?))
         }
         name => {
             let profile = openai::profile(name).ok_or_else(|| {
@@ -454,14 +486,14 @@ pub fn create_client_with(spec: &str, options: &ClientOptions) -> Result<DynClie
                     ),
                 )
             })?;
-            let key = options.key(profile.key_env);
+            let key = key_or_placeholder(profile.key_env);
             if profile.key_required && key.is_none() {
                 return Err(missing_key(profile.key_env));
             }
             let mut b = OpenAiClient::builder()
                 .profile(profile)
                 .model(model.model())
-                .http_settings(options.http.clone())
+                .http_settings(http.clone())
                 .keep_raw(options.keep_raw);
             if let Some(key) = key {
                 b = b.api_key(secrecy::ExposeSecret::expose_secret(&key));

@@ -4,6 +4,7 @@
 //! Protocols own their wire structs and their error-body mapping; everything about moving
 //! bytes lives here, once.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -11,6 +12,7 @@ use futures_util::stream::{BoxStream, StreamExt};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 use secrecy::{ExposeSecret, SecretString};
 
+use super::cassette::Cassette;
 use super::sse::{decode_stream, SseEvent};
 use crate::error::{Error, ErrorKind, Result};
 
@@ -25,6 +27,9 @@ pub struct HttpSettings {
     pub stream_idle_timeout: Duration,
     /// Largest response body accepted, in bytes.
     pub max_response_bytes: usize,
+    /// Records every exchange to, or replays it from, this cassette (default: none). See
+    /// [`cassette`](super::cassette).
+    pub cassette: Option<Arc<Cassette>>,
 }
 
 impl Default for HttpSettings {
@@ -34,6 +39,7 @@ impl Default for HttpSettings {
             request_timeout: Duration::from_secs(600),
             stream_idle_timeout: Duration::from_secs(120),
             max_response_bytes: 32 * 1024 * 1024,
+            cassette: None,
         }
     }
 }
@@ -49,6 +55,16 @@ pub(crate) enum Auth {
     None,
 }
 
+impl Auth {
+    /// Returns the key, if any.
+    pub(crate) fn secret(&self) -> Option<&SecretString> {
+        match self {
+            Auth::Bearer(key) | Auth::Header(_, key) => Some(key),
+            Auth::None => None,
+        }
+    }
+}
+
 /// A pooled HTTP client plus the settings of one provider.
 #[derive(Clone, Debug)]
 pub(crate) struct Transport {
@@ -61,6 +77,56 @@ pub(crate) struct Transport {
 #[derive(Debug)]
 pub(crate) struct HttpResponse {
     pub(crate) body: Bytes,
+}
+
+/// A response of any status, read whole (live or from a cassette).
+#[derive(Debug)]
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
+}
+
+impl Reply {
+    fn into_result(
+        self,
+        provider: &str,
+        map_error: fn(&str, u16, &HeaderMap, &[u8]) -> Error,
+    ) -> Result<HttpResponse> {
+        if (200..300).contains(&self.status) {
+            Ok(HttpResponse { body: self.body })
+        } else {
+            Err(map_error(provider, self.status, &self.headers, &self.body))
+        }
+    }
+}
+
+/// A response body arriving in pieces.
+pub(crate) type ByteStream = BoxStream<'static, Result<Bytes>>;
+
+/// The start of an answer to a streaming request (live or from a cassette).
+pub(crate) enum SseStart {
+    /// A non-2xx answer, read whole.
+    Failed(Reply),
+    /// A 2xx answer whose body is still arriving.
+    Open {
+        status: u16,
+        headers: HeaderMap,
+        body: ByteStream,
+    },
+}
+
+impl SseStart {
+    fn into_body(
+        self,
+        provider: &str,
+        map_error: fn(&str, u16, &HeaderMap, &[u8]) -> Error,
+    ) -> Result<ByteStream> {
+        match self {
+            SseStart::Failed(r) => Err(map_error(provider, r.status, &r.headers, &r.body)),
+            SseStart::Open { body, .. } => Ok(body),
+        }
+    }
 }
 
 impl Transport {
@@ -125,7 +191,8 @@ impl Transport {
     }
 
     /// POSTs a JSON body and returns the body of a 2xx answer. A non-2xx answer becomes an
-    /// error through `map_error`, the protocol's error mapping.
+    /// error through `map_error`, the protocol's error mapping. With a cassette, the answer
+    /// may come from it, and a live answer is recorded onto it.
     pub(crate) async fn post_json(
         &self,
         url: &str,
@@ -134,19 +201,43 @@ impl Transport {
         body: Vec<u8>,
         map_error: fn(&str, u16, &HeaderMap, &[u8]) -> Error,
     ) -> Result<HttpResponse> {
+        let Some(cassette) = &self.settings.cassette else {
+            let reply = self.send_json(url, auth, extra_headers, body).await?;
+            return reply.into_result(&self.provider, map_error);
+        };
+        let key = cassette.key(url, &body, false);
+        let reply = match cassette.answer(&self.provider, &key)? {
+            Some(replayed) => replayed.into_reply(),
+            None => {
+                let reply = self.send_json(url, auth, extra_headers, body).await?;
+                cassette.record_reply(&key, &reply, auth.secret())?;
+                reply
+            }
+        };
+        reply.into_result(&self.provider, map_error)
+    }
+
+    /// Sends a JSON POST and reads the whole answer, whatever its status.
+    async fn send_json(
+        &self,
+        url: &str,
+        auth: &Auth,
+        extra_headers: &[(&'static str, String)],
+        body: Vec<u8>,
+    ) -> Result<Reply> {
         let headers = self.headers(auth, extra_headers)?;
         let send = self.client.post(url).headers(headers).body(body).send();
         let timeout = self.settings.request_timeout;
         let work = async {
             let response = send.await.map_err(|e| self.transport_error(e))?;
             let status = response.status().as_u16();
-            let resp_headers = response.headers().clone();
-            let bytes = self.read_capped(response).await?;
-            if (200..300).contains(&status) {
-                Ok(HttpResponse { body: bytes })
-            } else {
-                Err(map_error(&self.provider, status, &resp_headers, &bytes))
-            }
+            let headers = response.headers().clone();
+            let body = self.read_capped(response).await?;
+            Ok(Reply {
+                status,
+                headers,
+                body,
+            })
         };
         match tokio::time::timeout(timeout, work).await {
             Ok(result) => result,
@@ -155,7 +246,9 @@ impl Transport {
     }
 
     /// POSTs a JSON body and returns the SSE events of a 2xx answer. Each event must arrive
-    /// within the idle timeout; a non-2xx answer becomes an error through `map_error`.
+    /// within the idle timeout; a non-2xx answer becomes an error through `map_error`. With a
+    /// cassette, the body may come from it (and then runs through the same decoder and idle
+    /// guard), and a live body is recorded onto it as it passes.
     pub(crate) async fn post_sse(
         &self,
         url: &str,
@@ -164,6 +257,32 @@ impl Transport {
         body: Vec<u8>,
         map_error: fn(&str, u16, &HeaderMap, &[u8]) -> Error,
     ) -> Result<BoxStream<'static, Result<SseEvent>>> {
+        let start = match &self.settings.cassette {
+            None => self.open_sse(url, auth, extra_headers, body).await?,
+            Some(cassette) => {
+                let key = cassette.key(url, &body, true);
+                match cassette.answer(&self.provider, &key)? {
+                    Some(replayed) => replayed.into_sse(&self.provider),
+                    None => {
+                        let start = self.open_sse(url, auth, extra_headers, body).await?;
+                        cassette.tee(key, start, auth.secret())?
+                    }
+                }
+            }
+        };
+        let bytes = start.into_body(&self.provider, map_error)?;
+        Ok(self.guard_idle(decode_stream(bytes)))
+    }
+
+    /// Sends a streaming POST and waits for the response headers; a non-2xx answer is read
+    /// whole.
+    async fn open_sse(
+        &self,
+        url: &str,
+        auth: &Auth,
+        extra_headers: &[(&'static str, String)],
+        body: Vec<u8>,
+    ) -> Result<SseStart> {
         let mut headers = self.headers(auth, extra_headers)?;
         headers.insert(
             reqwest::header::ACCEPT,
@@ -176,14 +295,17 @@ impl Transport {
             Err(_) => return Err(self.timeout_error("the response headers", timeout)),
         };
         let status = response.status().as_u16();
+        let headers = response.headers().clone();
         if !(200..300).contains(&status) {
-            let resp_headers = response.headers().clone();
-            let bytes = self.read_capped(response).await?;
-            return Err(map_error(&self.provider, status, &resp_headers, &bytes));
+            let body = self.read_capped(response).await?;
+            return Ok(SseStart::Failed(Reply {
+                status,
+                headers,
+                body,
+            }));
         }
         let provider = self.provider.clone();
-        let idle = self.settings.stream_idle_timeout;
-        let bytes = response.bytes_stream().map(move |item| {
+        let body = response.bytes_stream().map(move |item| {
             item.map_err(|e| {
                 Error::new(
                     ErrorKind::Transport,
@@ -192,8 +314,20 @@ impl Transport {
                 .with_provider(provider.clone())
             })
         });
+        Ok(SseStart::Open {
+            status,
+            headers,
+            body: body.boxed(),
+        })
+    }
+
+    /// Fails a stream whose next event does not arrive within the idle timeout.
+    fn guard_idle(
+        &self,
+        events: impl futures_util::Stream<Item = Result<SseEvent>> + Send + 'static,
+    ) -> BoxStream<'static, Result<SseEvent>> {
         let provider = self.provider.clone();
-        let events = decode_stream(bytes);
+        let idle = self.settings.stream_idle_timeout;
         let guarded =
             futures_util::stream::unfold((events.boxed(), false), move |(mut events, done)| {
                 let provider = provider.clone();
@@ -216,7 +350,7 @@ impl Transport {
                     }
                 }
             });
-        Ok(guarded.boxed())
+        guarded.boxed()
     }
 
     async fn read_capped(&self, response: reqwest::Response) -> Result<Bytes> {

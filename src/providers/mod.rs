@@ -3,6 +3,7 @@
 
 pub mod anthropic;
 pub mod azure;
+pub mod cassette;
 mod create;
 mod function;
 pub mod gemini;
