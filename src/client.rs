@@ -13,7 +13,7 @@ use crate::middleware::{
     ConcurrencyLimitClient, DeadlineClient, FallbackClient, FallbackOn, InstrumentedClient,
     RetryClient, RetryPolicy, TimeoutClient, Timeouts,
 };
-use crate::types::{ChatRequest, ChatResponse, ChatStream, EmbedRequest, EmbedResponse};
+use crate::types::{Capabilities, ChatRequest, ChatResponse, ChatStream, EmbedRequest, EmbedResponse};
 
 /// A boxed future that is `Send`, as [`ChatClient`]'s methods return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -21,20 +21,36 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// A shared, type-erased client: what wrappers hold and what stacks are built from.
 pub type DynClient = Arc<dyn ChatClient>;
 
-/// Names the provider and model a client talks to, for logs, errors, attempts and prices.
+/// Names the provider and model a client talks to, for logs, errors, attempts and prices,
+/// and says what the target can accept ([`Capabilities`]), so a fallback chain can skip a
+/// target that could not serve a request.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ClientInfo {
     provider: String,
     model: String,
+    capabilities: Capabilities,
 }
 
 impl ClientInfo {
-    /// Creates the info for a provider and model.
+    /// Creates the info for a provider and model, with [`Capabilities::permissive`].
     pub fn new(provider: impl Into<String>, model: impl Into<String>) -> ClientInfo {
         ClientInfo {
             provider: provider.into(),
             model: model.into(),
+            capabilities: Capabilities::permissive(),
         }
+    }
+
+    /// Sets what the target can accept.
+    #[must_use]
+    pub fn with_capabilities(mut self, capabilities: Capabilities) -> ClientInfo {
+        self.capabilities = capabilities;
+        self
+    }
+
+    /// Returns what the target can accept.
+    pub fn capabilities(&self) -> &Capabilities {
+        &self.capabilities
     }
 
     /// Returns the provider's name.

@@ -11,7 +11,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::types::ChatResponse;
+use crate::types::{Capability, ChatResponse, MissingCapability};
 
 /// A `Result` whose error is [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -68,6 +68,11 @@ pub enum ErrorKind {
     CircuitOpen,
     /// The configuration is incomplete or wrong (a missing key, an unknown provider).
     Config,
+    /// The target cannot serve what the request uses (tools, a JSON schema, images,
+    /// documents, audio, a prompt this long, a prefill), so it was not called; see
+    /// [`Error::missing_capability`]. Raised by [`FallbackClient`](crate::FallbackClient)
+    /// when no target can serve the request.
+    Unsupported,
 }
 
 impl ErrorKind {
@@ -93,6 +98,7 @@ impl ErrorKind {
             ErrorKind::BudgetExceeded => "budget_exceeded",
             ErrorKind::CircuitOpen => "circuit_open",
             ErrorKind::Config => "config",
+            ErrorKind::Unsupported => "unsupported",
         }
     }
 
@@ -118,6 +124,7 @@ impl ErrorKind {
             ErrorKind::BudgetExceeded,
             ErrorKind::CircuitOpen,
             ErrorKind::Config,
+            ErrorKind::Unsupported,
         ]
     }
 
@@ -174,6 +181,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::BudgetExceeded => "budget exceeded",
             ErrorKind::CircuitOpen => "circuit open",
             ErrorKind::Config => "configuration error",
+            ErrorKind::Unsupported => "unsupported by the target",
         })
     }
 }
@@ -208,6 +216,7 @@ struct Inner {
     source: Option<BoxError>,
     attempts: Vec<Error>,
     partial: Option<ChatResponse>,
+    missing: Option<Capability>,
     from_provider: bool,
 }
 
@@ -226,6 +235,7 @@ impl Error {
             source: None,
             attempts: Vec::new(),
             partial: None,
+            missing: None,
             from_provider: false,
         }))
     }
@@ -339,9 +349,17 @@ impl Error {
     }
 
     /// Returns the part of the answer that arrived before a stream broke
-    /// ([`ErrorKind::StreamInterrupted`]).
+    /// ([`ErrorKind::StreamInterrupted`]). Its [`attempts`](ChatResponse::attempts) list
+    /// every attempt of the call so far, the interrupted one last, as failed.
     pub fn partial(&self) -> Option<&ChatResponse> {
         self.0.partial.as_ref()
+    }
+
+    /// Returns the capability a target lacked, for [`ErrorKind::Unsupported`] errors about
+    /// one target (each of the [`attempt_errors`](Error::attempt_errors) of a chain none of
+    /// whose targets could serve the request).
+    pub fn missing_capability(&self) -> Option<Capability> {
+        self.0.missing
     }
 
     /// Says whether trying the same target again, after a pause, may succeed.
@@ -358,7 +376,7 @@ impl Error {
     ///
     /// True for every failure that came from a provider or the way to it — any HTTP error
     /// status or error reported inside a provider's reply, transport, timeout, decode of a provider's reply, retries exhausted, circuit
-    /// open. False for errors raised before any provider was asked: a request Switchboard
+    /// open, and unsupported (another target may have what this one lacks). False for errors raised before any provider was asked: a request Switchboard
     /// refused to build, a budget refusal, a configuration error.
     pub fn is_recoverable(&self) -> bool {
         match self.0.kind {
@@ -397,6 +415,63 @@ impl Error {
         Error::new(ErrorKind::Decode, message).with_provider(provider)
     }
 
+    /// The error recorded for a target skipped because it lacks what the request needs.
+    pub(crate) fn unsupported_by(provider: &str, model: &str, missing: MissingCapability) -> Error {
+        let mut err = Error::new(
+            ErrorKind::Unsupported,
+            format!("skipped without calling it: {}", missing.detail),
+        )
+        .with_provider(provider)
+        .with_model(model);
+        err.0.missing = Some(missing.capability);
+        err
+    }
+
+    /// The error of a chain none of whose targets could serve the request: one
+    /// [`ErrorKind::Unsupported`] error per target, in order.
+    pub(crate) fn unsupported_by_all(skips: Vec<Error>) -> Error {
+        let mut lacked: Vec<String> = Vec::new();
+        for skip in &skips {
+            if let Some(cap) = skip.missing_capability() {
+                let name = cap.as_str().to_owned();
+                if !lacked.contains(&name) {
+                    lacked.push(name);
+                }
+            }
+        }
+        let mut err = Error::new(
+            ErrorKind::Unsupported,
+            format!(
+                "no target can serve this request (each lacks one of: {})",
+                lacked.join(", ")
+            ),
+        )
+        .with_fix("remove what the targets lack from the request (see each target below), or add a target whose model supports it");
+        err.0.missing = skips.first().and_then(Error::missing_capability);
+        err.0.attempts = skips;
+        err
+    }
+
+    /// The error of a chain over `targets` targets that all failed or were skipped:
+    /// [`ErrorKind::Unsupported`] when every target was skipped for a missing capability,
+    /// else [`ErrorKind::AllTargetsFailed`].
+    pub(crate) fn chain_failed(errors: Vec<Error>, targets: usize) -> Error {
+        let all_unsupported = errors.len() == targets
+            && errors
+                .iter()
+                .all(|e| e.kind() == ErrorKind::Unsupported && e.missing_capability().is_some());
+        if all_unsupported {
+            Error::unsupported_by_all(errors)
+        } else {
+            Error::all_targets_failed(errors)
+        }
+    }
+
+    /// Gives mutable access to a [`ErrorKind::StreamInterrupted`] error's partial answer.
+    pub(crate) fn partial_mut(&mut self) -> Option<&mut ChatResponse> {
+        self.0.partial.as_mut()
+    }
+
     pub(crate) fn all_targets_failed(attempts: Vec<Error>) -> Error {
         let n = attempts.len();
         let mut err = Error::new(
@@ -433,14 +508,19 @@ impl Error {
     pub(crate) fn stream_interrupted(cause: Error, partial: ChatResponse) -> Error {
         let provider = cause.provider().map(str::to_owned);
         let status = cause.status();
-        let mut err = Error::new(
-            ErrorKind::StreamInterrupted,
+        let message = if partial.parts.is_empty() {
+            format!(
+                "the stream broke after its commit point, before any answer arrived: {}",
+                cause.message()
+            )
+        } else {
             format!(
                 "the stream broke after part of the answer arrived ({} characters of text): {}",
                 partial.text().chars().count(),
                 cause.message()
-            ),
-        )
+            )
+        };
+        let mut err = Error::new(ErrorKind::StreamInterrupted, message)
         .with_fix("the partial answer is in `Error::partial`; retry the whole request to get a complete one");
         err.0.provider = provider;
         err.0.status = status;

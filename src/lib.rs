@@ -46,7 +46,7 @@ pub use cost::{cost_of, ChatResponseCostExt, Cost, ModelPrice, PriceTable};
 pub use error::{Error, ErrorKind, Result};
 pub use middleware::{
     AllOpen, BreakerConfig, BreakerState, Budget, BudgetClient, BudgetLimit, CacheBackend,
-    CachedClient, CircuitBreakerClient, ConcurrencyLimitClient, DeadlineClient, FallbackClient,
+    CachedClient, CommitPoint, CircuitBreakerClient, ConcurrencyLimitClient, DeadlineClient, FallbackClient,
     FallbackOn, FileCache, HedgePolicy, HedgedClient, InstrumentedClient, MemoryCache, RetryClient,
     RetryPolicy, TimeoutClient, Timeouts, Totals,
 };
@@ -56,7 +56,7 @@ pub use providers::openai::OpenAiClient;
 pub use providers::openai_responses::OpenAiResponsesClient;
 pub use providers::{create_client, create_client_with, ClientOptions, FunctionClient};
 pub use types::{
-    Attempt, ChatRequest, ChatResponse, ChatStream, EmbedRequest, EmbedResponse, FinishKind,
+    Attempt, Capabilities, Capability, ChatRequest, ChatResponse, ChatStream, EmbedRequest, EmbedResponse, FinishKind,
     FinishReason, Message, ModelRef, Outcome, Part, Role, StreamAccumulator, StreamEvent, ToolCall,
     ToolChoice, ToolSpec, Usage,
 };

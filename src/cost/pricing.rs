@@ -37,6 +37,8 @@ pub struct ModelPrice {
     pub date: String,
     /// Anything a reader must know, such as "unconfirmed".
     pub note: Option<String>,
+    /// The model's context window in tokens, when the table knows it.
+    pub context_window: Option<u64>,
 }
 
 impl ModelPrice {
@@ -52,6 +54,7 @@ impl ModelPrice {
             source: String::new(),
             date: String::new(),
             note: None,
+            context_window: None,
         }
     }
 
@@ -66,6 +69,13 @@ impl ModelPrice {
     #[must_use]
     pub fn with_cache_write(mut self, usd_per_million: f64) -> ModelPrice {
         self.cache_write = Some(usd_per_million);
+        self
+    }
+
+    /// Sets the model's context window in tokens.
+    #[must_use]
+    pub fn with_context_window(mut self, tokens: u64) -> ModelPrice {
+        self.context_window = Some(tokens);
         self
     }
 
@@ -173,6 +183,7 @@ struct PriceRow {
     source: String,
     date: String,
     note: Option<String>,
+    context_window: Option<u64>,
 }
 
 impl PriceTable {
@@ -246,6 +257,15 @@ impl PriceTable {
                     }
                 }
             }
+            if row.context_window == Some(0) {
+                return Err(Error::config(
+                    format!(
+                        "{origin}, line {line}: `context_window` of {}:{} is 0",
+                        row.provider, row.model
+                    ),
+                    "give the context window in tokens, or leave the field out",
+                ));
+            }
             let price = ModelPrice {
                 input: row.input,
                 output: row.output,
@@ -255,6 +275,7 @@ impl PriceTable {
                 source: row.source,
                 date: row.date,
                 note: row.note,
+                context_window: row.context_window,
             };
             table.insert(row.provider, row.model, price);
         }
@@ -332,6 +353,11 @@ impl PriceTable {
             return None;
         }
         self.price(target, rest)
+    }
+
+    /// Returns the context window of `provider`'s `model` in tokens, when its row has one.
+    pub fn context_window(&self, provider: &str, model: &str) -> Option<u64> {
+        self.price(provider, model).and_then(|p| p.context_window)
     }
 
     /// Prices `usage` for `provider`'s `model`; `None` when the model has no price.
@@ -548,6 +574,37 @@ date = "2026-11-01"
         let table = PriceTable::with_overrides_file(&path).unwrap();
         assert_eq!(table.price("x", "m1").unwrap().output, 2.0);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn context_windows_come_from_the_table() {
+        let table = PriceTable::embedded();
+        assert_eq!(
+            table.context_window("openai", "gpt-4.1-mini-2025-04-14"),
+            Some(1_047_576)
+        );
+        assert_eq!(
+            table.context_window("anthropic", "claude-sonnet-4-5"),
+            Some(200_000)
+        );
+        // Through a passthrough vendor, and unknown where the row has none.
+        assert_eq!(
+            table.context_window("openrouter", "openai/gpt-4o"),
+            Some(128_000)
+        );
+        assert_eq!(table.context_window("mistral", "mistral-large-latest"), None);
+        assert_eq!(table.context_window("nobody", "m"), None);
+    }
+
+    #[test]
+    fn a_zero_context_window_is_refused() {
+        let err = PriceTable::from_toml_str(
+            "[[price]]\nprovider = \"x\"\nmodel = \"m\"\ninput = 1.0\noutput = 1.0\ncontext_window = 0\nsource = \"s\"\ndate = \"d\"\n",
+            "p.toml",
+        )
+        .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config);
+        assert!(err.to_string().contains("context_window"), "{err}");
     }
 
     #[test]

@@ -44,11 +44,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::commit;
+use super::commit::{self, CommitPoint};
 use super::deadline::current_deadline;
 use crate::client::{BoxFuture, ChatClient, ClientInfo, DynClient, Readiness};
 use crate::error::{Error, ErrorKind, Result};
-use crate::types::{Attempt, ChatRequest, ChatResponse, ChatStream, EmbedRequest, EmbedResponse};
+use crate::types::{Attempt, Capabilities, ChatRequest, ChatResponse, ChatStream, EmbedRequest, EmbedResponse};
 
 /// Decides which errors make a [`FallbackClient`] try its next target.
 #[derive(Clone, Default)]
@@ -133,6 +133,8 @@ pub struct FallbackClient {
     clients: Vec<DynClient>,
     fallback_on: FallbackOn,
     when_all_open: AllOpen,
+    commit_point: CommitPoint,
+    continuation: bool,
     info: ClientInfo,
 }
 
@@ -151,6 +153,8 @@ impl FallbackClient {
             clients: Vec::new(),
             fallback_on: FallbackOn::default(),
             when_all_open: AllOpen::default(),
+            commit_point: CommitPoint::default(),
+            continuation: false,
         }
     }
 
@@ -159,13 +163,16 @@ impl FallbackClient {
         rest: Vec<DynClient>,
         fallback_on: FallbackOn,
     ) -> FallbackClient {
-        let info = first.info().clone();
+        let first_info = first.info().clone();
         let mut clients = vec![first];
         clients.extend(rest);
+        let info = chain_info(first_info, &clients);
         FallbackClient {
             clients,
             fallback_on,
             when_all_open: AllOpen::default(),
+            commit_point: CommitPoint::default(),
+            continuation: false,
             info,
         }
     }
@@ -173,6 +180,17 @@ impl FallbackClient {
     /// Returns the clients, in the order they are tried.
     pub fn inner(&self) -> &[DynClient] {
         &self.clients
+    }
+
+    /// Returns where a stream commits to the target serving it.
+    pub fn commit_point(&self) -> CommitPoint {
+        self.commit_point
+    }
+
+    /// Says whether a stream that breaks after its commit point is continued on the next
+    /// target that accepts a prefill.
+    pub fn continuation(&self) -> bool {
+        self.continuation
     }
 
     /// Returns the clients, consuming the chain.
@@ -190,36 +208,42 @@ impl ChatClient for FallbackClient {
     fn chat<'a>(&'a self, req: &'a ChatRequest) -> BoxFuture<'a, Result<ChatResponse>> {
         Box::pin(async move {
             req.validate()?;
-            self.drive(
-                |client| client.chat(req),
-                |mut response, mut attempts| {
-                    attempts.append(&mut response.attempts);
-                    response.attempts = attempts;
-                    response
-                },
-            )
-            .await
+            let (mut response, mut attempts, _) =
+                self.drive(Some(req), |client| client.chat(req)).await?;
+            attempts.append(&mut response.attempts);
+            response.attempts = attempts;
+            Ok(response)
         })
     }
 
     fn chat_stream<'a>(&'a self, req: &'a ChatRequest) -> BoxFuture<'a, Result<ChatStream>> {
         Box::pin(async move {
             req.validate()?;
-            self.drive(
-                |client| {
+            let point = self.commit_point;
+            let (stream, attempts, index) = self
+                .drive(Some(req), |client| {
                     Box::pin(async move {
                         let stream = client.chat_stream(req).await?;
-                        commit::until_first_content(stream, client.info().provider()).await
+                        commit::until(stream, client.info(), point).await
                     })
-                },
-                commit::prepend_attempts,
-            )
-            .await
+                })
+                .await?;
+            let stream = commit::prepend_attempts(stream, attempts);
+            if !self.continuation {
+                return Ok(stream);
+            }
+            let resume = continuation::Resume {
+                req: req.clone(),
+                backups: self.clients.iter().skip(index + 1).cloned().collect(),
+                point,
+                fallback_on: self.fallback_on.clone(),
+            };
+            Ok(continuation::resume(stream, resume))
         })
     }
 
     fn embed<'a>(&'a self, req: &'a EmbedRequest) -> BoxFuture<'a, Result<EmbedResponse>> {
-        Box::pin(self.drive(|client| client.embed(req), |response, _| response))
+        Box::pin(async move { Ok(self.drive(None, |client| client.embed(req)).await?.0) })
     }
 
     fn info(&self) -> &ClientInfo {
@@ -232,19 +256,35 @@ impl ChatClient for FallbackClient {
 }
 
 impl FallbackClient {
-    /// Runs `call` on each target in order until one succeeds; `attach` puts the earlier
-    /// attempts' records on the answer.
+    /// Runs `call` on each target in order until one succeeds, skipping targets that cannot
+    /// serve `req` or whose breaker is open; returns the answer, the earlier attempts'
+    /// records and the index of the target that answered.
     async fn drive<'a, T>(
         &'a self,
+        req: Option<&ChatRequest>,
         call: impl Fn(&'a DynClient) -> BoxFuture<'a, Result<T>>,
-        attach: impl FnOnce(T, Vec<Attempt>) -> T,
-    ) -> Result<T> {
+    ) -> Result<(T, Vec<Attempt>, usize)> {
         let mut errors = Vec::new();
         let mut attempts: Vec<Attempt> = Vec::new();
         // The target that recovers first, among those skipped: (index, wait).
         let mut earliest: Option<(usize, Duration)> = None;
         let mut called_any = false;
         for (index, client) in self.clients.iter().enumerate() {
+            if let Some(err) = req.and_then(|req| unsupported(client, req)) {
+                tracing::warn!(
+                    target_provider = client.info().provider(),
+                    target_model = client.info().model(),
+                    error = %err,
+                    "fallback: target cannot serve the request, skipping it"
+                );
+                attempts.push(Attempt::skipped(
+                    client.info().provider(),
+                    client.info().model(),
+                    &err,
+                ));
+                errors.push(err);
+                continue;
+            }
             let wait = client.readiness().wait();
             if !wait.is_zero() {
                 let err = skipped_error(client, wait);
@@ -261,7 +301,7 @@ impl FallbackClient {
             }
             called_any = true;
             match self.attempt(client, &call, &mut attempts).await {
-                Ok(value) => return Ok(attach(value, attempts)),
+                Ok(value) => return Ok((value, attempts, index)),
                 Err(err) if self.fallback_on.should_fall_back(&err) => errors.push(err),
                 Err(err) => return Err(err),
             }
@@ -279,13 +319,13 @@ impl FallbackClient {
                 );
                 tokio::time::sleep(wait).await;
                 match self.attempt(client, &call, &mut attempts).await {
-                    Ok(value) => return Ok(attach(value, attempts)),
+                    Ok(value) => return Ok((value, attempts, index)),
                     Err(err) if self.fallback_on.should_fall_back(&err) => errors.push(err),
                     Err(err) => return Err(err),
                 }
             }
         }
-        Err(Error::all_targets_failed(errors))
+        Err(Error::chain_failed(errors, self.clients.len()))
     }
 
     /// Calls one target and records the attempt if it fails.
@@ -318,6 +358,25 @@ impl FallbackClient {
     }
 }
 
+/// The info of a chain over `clients`: the first target's names, and capabilities that
+/// accept what any target accepts (so an outer chain skips this one only when no target of
+/// it could serve the request).
+pub(crate) fn chain_info(first: ClientInfo, clients: &[DynClient]) -> ClientInfo {
+    let capabilities = clients
+        .iter()
+        .map(|c| *c.info().capabilities())
+        .reduce(Capabilities::union)
+        .unwrap_or_else(|| *first.capabilities());
+    first.with_capabilities(capabilities)
+}
+
+/// The error recorded for a target skipped because its capabilities cannot serve `req`.
+pub(crate) fn unsupported(client: &DynClient, req: &ChatRequest) -> Option<Error> {
+    let info = client.info();
+    let missing = info.capabilities().check(req).err()?;
+    Some(Error::unsupported_by(info.provider(), info.model(), missing))
+}
+
 /// The error recorded for a target skipped because it is not ready (its breaker is open).
 fn skipped_error(client: &DynClient, wait: Duration) -> Error {
     let info = client.info();
@@ -340,6 +399,8 @@ pub struct FallbackClientBuilder {
     clients: Vec<DynClient>,
     fallback_on: FallbackOn,
     when_all_open: AllOpen,
+    commit_point: CommitPoint,
+    continuation: bool,
 }
 
 impl FallbackClientBuilder {
@@ -371,6 +432,23 @@ impl FallbackClientBuilder {
         self
     }
 
+    /// Sets where a stream commits to the target serving it (default
+    /// [`CommitPoint::FirstContent`]). Before it, a failure falls over invisibly; after it,
+    /// a failure ends the stream with [`ErrorKind::StreamInterrupted`] (or is continued,
+    /// see [`continuation`](Self::continuation)).
+    pub fn commit_point(mut self, point: CommitPoint) -> FallbackClientBuilder {
+        self.commit_point = point;
+        self
+    }
+
+    /// Turns stream continuation on or off (default off): a stream that breaks after its
+    /// commit point with partial text is resumed on the next target that accepts a prefill.
+    /// See the [module docs](self#stream-continuation).
+    pub fn continuation(mut self, on: bool) -> FallbackClientBuilder {
+        self.continuation = on;
+        self
+    }
+
     /// Builds the chain.
     ///
     /// # Errors
@@ -385,9 +463,13 @@ impl FallbackClientBuilder {
         })?;
         let mut chain = FallbackClient::from_first(first, clients.collect(), self.fallback_on);
         chain.when_all_open = self.when_all_open;
+        chain.commit_point = self.commit_point;
+        chain.continuation = self.continuation;
         Ok(chain)
     }
 }
+
+mod continuation;
 
 #[cfg(test)]
 mod tests;

@@ -9,9 +9,12 @@
 //! connections are closed, so a provider that bills per generated token stops billing).
 //!
 //! A failure starts the next target at once, without waiting for the delay. A target whose
-//! circuit breaker is open ([`ChatClient::readiness`]) is skipped. When every target fails,
-//! the error is [`ErrorKind::AllTargetsFailed`]; an error that another target would not fix
-//! (one that [`Error::is_recoverable`] rejects) is returned at once.
+//! circuit breaker is open ([`ChatClient::readiness`]) is skipped, and so is one whose
+//! [`Capabilities`](crate::Capabilities) say it cannot serve the request (recorded as
+//! [`Outcome::Skipped`] with [`ErrorKind::Unsupported`] and the missing capability). When
+//! every target fails, the error is [`ErrorKind::AllTargetsFailed`] (or
+//! [`ErrorKind::Unsupported`] when every target lacked something); an error that another
+//! target would not fix (one that [`Error::is_recoverable`] rejects) is returned at once.
 //!
 //! # Attempts
 //!
@@ -26,7 +29,7 @@
 //!
 //! Streams and embeddings are not hedged: they try the targets one after another, like a
 //! [`FallbackClient`](crate::FallbackClient), and a stream switches target only before its
-//! first content event.
+//! commit point ([`HedgePolicy::with_commit_point`]; by default its first content event).
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering::Relaxed;
@@ -36,7 +39,8 @@ use std::time::Duration;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::time::Instant;
 
-use super::commit;
+use super::commit::{self, CommitPoint};
+use super::fallback::{chain_info, unsupported};
 use crate::client::{BoxFuture, ChatClient, ClientInfo, DynClient, Readiness};
 use crate::error::{Error, ErrorKind, Result};
 use crate::types::{
@@ -53,6 +57,7 @@ const CANCELLED: &str = "cancelled: another target answered first";
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct HedgePolicy {
     delay: Delay,
+    commit_point: CommitPoint,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -71,6 +76,7 @@ impl HedgePolicy {
     pub fn fixed(delay: Duration) -> HedgePolicy {
         HedgePolicy {
             delay: Delay::Fixed(delay),
+            commit_point: CommitPoint::default(),
         }
     }
 
@@ -84,6 +90,7 @@ impl HedgePolicy {
                 default: Duration::from_secs(2),
                 min_samples: 20,
             },
+            commit_point: CommitPoint::default(),
         }
     }
 
@@ -112,6 +119,19 @@ impl HedgePolicy {
             *m = min_samples.clamp(1, HISTORY);
         }
         self
+    }
+
+    /// Sets where a stream commits to its target (default [`CommitPoint::FirstContent`]);
+    /// streams are tried in turn, not raced.
+    #[must_use]
+    pub fn with_commit_point(mut self, point: CommitPoint) -> HedgePolicy {
+        self.commit_point = point;
+        self
+    }
+
+    /// Returns where a stream commits to its target.
+    pub fn commit_point(&self) -> CommitPoint {
+        self.commit_point
     }
 
     /// Returns the delay given the recent latencies.
@@ -184,6 +204,7 @@ impl HedgedClient {
             })?
             .info()
             .clone();
+        let info = chain_info(info, &clients);
         Ok(HedgedClient {
             clients,
             policy,
@@ -216,15 +237,22 @@ impl HedgedClient {
         history.push_back(latency);
     }
 
-    /// Tries the targets one after another (streams and embeddings).
+    /// Tries the targets one after another (streams and embeddings), skipping those that
+    /// cannot serve `req`.
     async fn in_turn<'a, T>(
         &'a self,
+        req: Option<&ChatRequest>,
         call: impl Fn(&'a DynClient) -> BoxFuture<'a, Result<T>>,
     ) -> Result<(T, Vec<Attempt>)> {
         let mut errors = Vec::new();
         let mut attempts = Vec::new();
         for client in &self.clients {
             let info = client.info();
+            if let Some(err) = req.and_then(|req| unsupported(client, req)) {
+                attempts.push(Attempt::skipped(info.provider(), info.model(), &err));
+                errors.push(err);
+                continue;
+            }
             let started = Instant::now();
             match call(client).await {
                 Ok(value) => return Ok((value, attempts)),
@@ -240,7 +268,7 @@ impl HedgedClient {
                 Err(err) => return Err(err),
             }
         }
-        Err(Error::all_targets_failed(errors))
+        Err(Error::chain_failed(errors, self.clients.len()))
     }
 }
 
@@ -270,6 +298,12 @@ impl ChatClient for HedgedClient {
                 while let Some(client) = self.clients.get(next.load(Relaxed)) {
                     let index = next.load(Relaxed);
                     next.store(index + 1, Relaxed);
+                    if let Some(err) = unsupported(client, req) {
+                        let info = client.info();
+                        ended.push((index, Attempt::skipped(info.provider(), info.model(), &err)));
+                        errors.push(err);
+                        continue;
+                    }
                     let wait = client.readiness().wait();
                     if !wait.is_zero() {
                         let info = client.info();
@@ -294,7 +328,7 @@ impl ChatClient for HedgedClient {
             timer.as_mut().reset(Instant::now() + delay);
             loop {
                 if running.is_empty() {
-                    return Err(Error::all_targets_failed(errors));
+                    return Err(Error::chain_failed(errors, self.clients.len()));
                 }
                 let more = next.load(Relaxed) < self.clients.len();
                 tokio::select! {
@@ -342,11 +376,12 @@ impl ChatClient for HedgedClient {
     fn chat_stream<'a>(&'a self, req: &'a ChatRequest) -> BoxFuture<'a, Result<ChatStream>> {
         Box::pin(async move {
             req.validate()?;
+            let point = self.policy.commit_point;
             let (stream, attempts) = self
-                .in_turn(|client| {
+                .in_turn(Some(req), |client| {
                     Box::pin(async move {
                         let stream = client.chat_stream(req).await?;
-                        commit::until_first_content(stream, client.info().provider()).await
+                        commit::until(stream, client.info(), point).await
                     })
                 })
                 .await?;
@@ -355,7 +390,7 @@ impl ChatClient for HedgedClient {
     }
 
     fn embed<'a>(&'a self, req: &'a EmbedRequest) -> BoxFuture<'a, Result<EmbedResponse>> {
-        Box::pin(async move { Ok(self.in_turn(|client| client.embed(req)).await?.0) })
+        Box::pin(async move { Ok(self.in_turn(None, |client| client.embed(req)).await?.0) })
     }
 
     fn info(&self) -> &ClientInfo {
@@ -376,6 +411,7 @@ fn cancelled(info: &ClientInfo, latency: Duration) -> Attempt {
         error_kind: None,
         status: None,
         message: Some(CANCELLED.to_owned()),
+        missing: None,
         latency,
     }
 }

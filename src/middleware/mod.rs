@@ -30,7 +30,7 @@
 pub mod budget;
 pub mod cache;
 pub mod circuit_breaker;
-mod commit;
+pub mod commit;
 pub mod concurrency;
 pub mod deadline;
 pub mod fallback;
@@ -43,6 +43,7 @@ pub use budget::{Budget, BudgetBuilder, BudgetClient, BudgetLimit, DEFAULT_MAX_O
 pub use cache::{
     key_fingerprint, CacheBackend, CacheEntry, CachedClient, FileCache, MemoryCache, CACHE_PROVIDER,
 };
+pub use commit::CommitPoint;
 pub use circuit_breaker::{BreakerConfig, BreakerState, CircuitBreakerClient, TripOn};
 pub use concurrency::ConcurrencyLimitClient;
 pub use deadline::{current_deadline, time_left, DeadlineClient};

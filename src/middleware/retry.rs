@@ -33,9 +33,11 @@
 //!
 //! # Streams
 //!
-//! A stream is retried only before its first content event reaches the caller: metadata is
-//! held back until then (see `commit.rs`). After it, a failure ends the stream with
-//! [`ErrorKind::StreamInterrupted`] and is not retried.
+//! A stream is retried only before its commit point ([`RetryPolicy::with_commit_point`];
+//! by default its first content event): events are held back until then (see
+//! [`CommitPoint`]). After it, a failure ends the stream with
+//! [`ErrorKind::StreamInterrupted`], carrying the partial answer and every attempt, and is
+//! not retried.
 
 use std::fmt;
 use std::sync::Arc;
@@ -43,7 +45,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::commit;
+use super::commit::{self, CommitPoint};
 use super::deadline::current_deadline;
 use crate::client::{BoxFuture, ChatClient, ClientInfo, Readiness};
 use crate::error::{Error, ErrorKind, Result};
@@ -106,11 +108,12 @@ pub struct RetryPolicy {
     max_delay: Duration,
     max_retry_after: Duration,
     retry_on: RetryOn,
+    commit_point: CommitPoint,
 }
 
 impl Default for RetryPolicy {
     /// 2 retries (3 attempts), 500 ms base delay, 30 s delay cap, `retry_after` honoured up
-    /// to 60 s, retryable kinds only.
+    /// to 60 s, retryable kinds only, streams committed at their first content event.
     fn default() -> RetryPolicy {
         RetryPolicy {
             max_retries: 2,
@@ -118,6 +121,7 @@ impl Default for RetryPolicy {
             max_delay: Duration::from_secs(30),
             max_retry_after: Duration::from_secs(60),
             retry_on: RetryOn::Retryable,
+            commit_point: CommitPoint::default(),
         }
     }
 }
@@ -163,6 +167,20 @@ impl RetryPolicy {
     pub fn with_retry_on(mut self, retry_on: RetryOn) -> RetryPolicy {
         self.retry_on = retry_on;
         self
+    }
+
+    /// Sets where a stream commits to its attempt (default [`CommitPoint::FirstContent`]):
+    /// a failure before it is retried invisibly, one after it ends the stream with
+    /// [`ErrorKind::StreamInterrupted`].
+    #[must_use]
+    pub fn with_commit_point(mut self, point: CommitPoint) -> RetryPolicy {
+        self.commit_point = point;
+        self
+    }
+
+    /// Returns where a stream commits to its attempt.
+    pub fn commit_point(&self) -> CommitPoint {
+        self.commit_point
     }
 
     /// Returns how many retries follow the first attempt.
@@ -323,12 +341,13 @@ impl<C: ChatClient> ChatClient for RetryClient<C> {
 
     fn chat_stream<'a>(&'a self, req: &'a ChatRequest) -> BoxFuture<'a, Result<ChatStream>> {
         Box::pin(async move {
-            let provider = self.inner.info().provider();
+            let info = self.inner.info();
+            let point = self.policy.commit_point;
             let (stream, attempts) = self
                 .run(|| {
                     Box::pin(async move {
                         let stream = self.inner.chat_stream(req).await?;
-                        commit::until_first_content(stream, provider).await
+                        commit::until(stream, info, point).await
                     })
                 })
                 .await?;

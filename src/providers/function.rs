@@ -11,7 +11,7 @@ use futures_util::stream::{self, BoxStream, StreamExt};
 use crate::client::{BoxFuture, ChatClient, ClientInfo};
 use crate::error::{Error, ErrorKind, Result};
 use crate::types::{
-    finish_stop, new_request_id, response_to_events, Attempt, ChatRequest, ChatResponse,
+    finish_stop, new_request_id, response_to_events, Attempt, Capabilities, ChatRequest, ChatResponse,
     ChatStream, EmbedRequest, EmbedResponse, StreamEvent, StreamMeta,
 };
 
@@ -89,6 +89,7 @@ impl FunctionClient {
         FunctionClientBuilder {
             provider: "function".to_owned(),
             model: model.into(),
+            capabilities: Capabilities::permissive(),
             respond: None,
             stream: None,
             embed: None,
@@ -276,6 +277,7 @@ fn with_final_finish(
 pub struct FunctionClientBuilder {
     provider: String,
     model: String,
+    capabilities: Capabilities,
     respond: Option<RespondFn>,
     stream: Option<StreamFn>,
     embed: Option<EmbedFn>,
@@ -286,6 +288,7 @@ impl fmt::Debug for FunctionClientBuilder {
         f.debug_struct("FunctionClientBuilder")
             .field("provider", &self.provider)
             .field("model", &self.model)
+            .field("capabilities", &self.capabilities)
             .finish_non_exhaustive()
     }
 }
@@ -294,6 +297,13 @@ impl FunctionClientBuilder {
     /// Sets the provider name reported in responses and attempts (default `function`).
     pub fn provider(mut self, provider: impl Into<String>) -> FunctionClientBuilder {
         self.provider = provider.into();
+        self
+    }
+
+    /// Sets what the client reports it can accept (default [`Capabilities::permissive`]),
+    /// to stand in for a provider that lacks something in fallback tests.
+    pub fn capabilities(mut self, capabilities: Capabilities) -> FunctionClientBuilder {
+        self.capabilities = capabilities;
         self
     }
 
@@ -357,7 +367,7 @@ impl FunctionClientBuilder {
     /// says which closure to add.
     pub fn build(self) -> FunctionClient {
         FunctionClient {
-            info: ClientInfo::new(self.provider, self.model),
+            info: ClientInfo::new(self.provider, self.model).with_capabilities(self.capabilities),
             respond: self.respond,
             stream: self.stream,
             embed: self.embed,

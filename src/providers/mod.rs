@@ -17,3 +17,11 @@ pub use create::{
 };
 pub use function::{FunctionClient, FunctionClientBuilder};
 pub use http::HttpSettings;
+
+use crate::types::Capabilities;
+
+/// Returns `base` with the context window of `provider`'s `model` from the embedded price
+/// table, when the table knows it.
+pub(crate) fn with_known_window(base: Capabilities, provider: &str, model: &str) -> Capabilities {
+    base.with_context_window(crate::cost::PriceTable::embedded().context_window(provider, model))
+}

@@ -1,6 +1,7 @@
 //! Provider-neutral values that callers build and read: messages, requests, responses,
 //! stream events and model references.
 
+mod capability;
 mod embed;
 mod message;
 mod model;
@@ -8,6 +9,7 @@ mod request;
 mod response;
 mod stream;
 
+pub use capability::{Capabilities, Capability, MissingCapability};
 pub use embed::{EmbedRequest, EmbedResponse};
 pub use message::{Media, MediaSource, Message, Part, Role, Thinking, ToolCall, ToolResult};
 pub use model::ModelRef;

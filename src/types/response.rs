@@ -5,6 +5,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::capability::Capability;
 use super::message::{Part, Thinking, ToolCall};
 use crate::error::{Error, ErrorKind};
 
@@ -183,6 +184,10 @@ pub struct Attempt {
     /// The error's message, for failures and skips.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The capability the target lacked, when it was skipped for that reason (error kind
+    /// [`ErrorKind::Unsupported`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing: Option<Capability>,
     /// Wall time of the attempt.
     #[serde(with = "duration_ms")]
     pub latency: Duration,
@@ -202,6 +207,7 @@ impl Attempt {
             error_kind: None,
             status: None,
             message: None,
+            missing: None,
             latency,
         }
     }
@@ -220,6 +226,7 @@ impl Attempt {
             error_kind: Some(error.kind()),
             status: error.status(),
             message: Some(error.message().to_owned()),
+            missing: error.missing_capability(),
             latency,
         }
     }

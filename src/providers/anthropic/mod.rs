@@ -47,7 +47,9 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::client::{BoxFuture, ChatClient, ClientInfo};
 use crate::error::{Error, Result};
 use crate::providers::http::{parse_json, Auth, HttpSettings, Transport};
-use crate::types::{new_request_id, Attempt, ChatRequest, ChatResponse, ChatStream, StreamMeta};
+use crate::types::{
+    new_request_id, Attempt, Capabilities, ChatRequest, ChatResponse, ChatStream, StreamMeta,
+};
 
 use convert::{from_wire, to_wire, Prepared, WireOptions};
 use wire::MessagesResponse;
@@ -56,6 +58,11 @@ const PROVIDER: &str = "anthropic";
 const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
 const API_VERSION: &str = "2023-06-01";
 const DEFAULT_MAX_TOKENS: u32 = 4096;
+
+/// What the Messages API accepts: tools, schemas (as a forced tool call), images and PDF
+/// documents, but no audio; a final assistant message is continued as a prefill
+/// (<https://docs.anthropic.com/en/docs/build-with-claude/prompt-engineering/prefill-claudes-response>).
+const CAPABILITIES: Capabilities = Capabilities::permissive().with_audio(false);
 
 /// A [`ChatClient`] for one Claude model over Anthropic's Messages API.
 ///
@@ -306,7 +313,9 @@ impl AnthropicClientBuilder {
         let transport = Transport::new(PROVIDER, self.http)?;
         Ok(AnthropicClient {
             inner: Arc::new(Inner {
-                info: ClientInfo::new(PROVIDER, model),
+                info: ClientInfo::new(PROVIDER, model.clone()).with_capabilities(
+                    crate::providers::with_known_window(CAPABILITIES, PROVIDER, &model),
+                ),
                 auth: Auth::Header("x-api-key", api_key),
                 url,
                 transport,

@@ -59,6 +59,7 @@ use crate::client::{BoxFuture, ChatClient, ClientInfo};
 use crate::error::{Error, ErrorKind, Result};
 use crate::providers::http::{parse_json, Auth, HttpSettings, Transport};
 use crate::types::{
+    Capabilities,
     new_request_id, Attempt, ChatRequest, ChatResponse, ChatStream, EmbedRequest, EmbedResponse,
     StreamMeta,
 };
@@ -70,6 +71,10 @@ use wire::{
 
 /// The provider name in responses, errors and attempts.
 const PROVIDER: &str = "gemini";
+
+/// What generateContent accepts: tools, schemas, images, documents and audio; a final
+/// `model` turn is not continued as a prefill, so continuation skips Gemini.
+const CAPABILITIES: Capabilities = Capabilities::permissive().with_prefill(false);
 
 /// The API root used when no base URL is set.
 const DEFAULT_BASE_URL: &str = "https://generativelanguage.googleapis.com";
@@ -365,7 +370,9 @@ impl GeminiClientBuilder {
         let root = root.trim_end_matches('/');
         let root = root.strip_suffix("/v1beta").unwrap_or(root).to_owned();
         Ok(GeminiClient {
-            info: ClientInfo::new(PROVIDER, model),
+            info: ClientInfo::new(PROVIDER, model.clone()).with_capabilities(
+                crate::providers::with_known_window(CAPABILITIES, PROVIDER, &model),
+            ),
             transport: Transport::new(PROVIDER, self.http)?,
             auth: Auth::Header("x-goog-api-key", key),
             root,

@@ -481,7 +481,9 @@ impl OpenAiClientBuilder {
         Ok(OpenAiClient {
             inner: Arc::new(Inner {
                 profile,
-                info: ClientInfo::new(name, model),
+                info: ClientInfo::new(name, model.clone()).with_capabilities(
+                    crate::providers::with_known_window(profile.capabilities, name, &model),
+                ),
                 base_url,
                 api_version,
                 credential,

@@ -6,6 +6,8 @@
 //!
 //! Each `NOTE:` below links the vendor documentation that proves the quirk.
 
+use crate::types::Capabilities;
+
 /// Which body field carries the output-token limit.
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -110,7 +112,18 @@ pub struct Profile {
     pub url_style: UrlStyle,
     /// How the key is sent.
     pub auth_style: AuthStyle,
+    /// What the vendor's Chat Completions endpoint accepts, before the model's context
+    /// window is looked up in the price table.
+    pub capabilities: Capabilities,
 }
+
+/// What a Chat Completions endpoint accepts by default: everything but a prefill (a final
+/// assistant message starts a new turn rather than being continued). Profiles turn off
+/// the inputs their vendor documents as unsupported: OpenAI's `file` and `input_audio`
+/// content parts are OpenAI's own (also taken by Azure and OpenRouter); DeepSeek's and
+/// Bedrock's OpenAI endpoints are text only. A vendor not known to refuse something keeps
+/// it, so nothing that works is skipped.
+const CHAT_COMPLETIONS: Capabilities = Capabilities::permissive().with_prefill(false);
 
 static PROFILES: [Profile; 12] = [
     // https://platform.openai.com/docs/api-reference/chat/create
@@ -123,6 +136,7 @@ static PROFILES: [Profile; 12] = [
         quirks: Quirks::OPENAI,
         url_style: UrlStyle::Plain,
         auth_style: AuthStyle::Bearer,
+        capabilities: CHAT_COMPLETIONS,
     },
     // NOTE: https://docs.x.ai/docs/api-reference#chat-completions — `max_tokens` is
     // deprecated in favour of `max_completion_tokens`; `reasoning_effort` is accepted by the
@@ -140,6 +154,7 @@ static PROFILES: [Profile; 12] = [
         },
         url_style: UrlStyle::Plain,
         auth_style: AuthStyle::Bearer,
+        capabilities: CHAT_COMPLETIONS.with_documents(false).with_audio(false),
     },
     // NOTE: https://console.groq.com/docs/openai (base URL, unsupported fields) and
     // https://console.groq.com/docs/api-reference#chat-create — `max_completion_tokens`
@@ -157,6 +172,7 @@ static PROFILES: [Profile; 12] = [
         },
         url_style: UrlStyle::Plain,
         auth_style: AuthStyle::Bearer,
+        capabilities: CHAT_COMPLETIONS.with_documents(false).with_audio(false),
     },
     // NOTE: https://docs.mistral.ai/api/#tag/chat — the seed is `random_seed`, streams
     // report usage in the last chunk without `stream_options` (which the API does not list).
@@ -173,6 +189,7 @@ static PROFILES: [Profile; 12] = [
         },
         url_style: UrlStyle::Plain,
         auth_style: AuthStyle::Bearer,
+        capabilities: CHAT_COMPLETIONS.with_documents(false).with_audio(false),
     },
     // NOTE: https://openrouter.ai/docs/api-reference/overview — OpenAI's schema with
     // `max_tokens`; reasoning is set through its own `reasoning` object (use `extra`).
@@ -185,6 +202,7 @@ static PROFILES: [Profile; 12] = [
         quirks: Quirks::COMPATIBLE,
         url_style: UrlStyle::Plain,
         auth_style: AuthStyle::Bearer,
+        capabilities: CHAT_COMPLETIONS,
     },
     // NOTE: https://api-docs.deepseek.com/ — `/v1` is accepted for OpenAI compatibility;
     // JSON output is `json_object` only (https://api-docs.deepseek.com/guides/json_mode);
@@ -201,6 +219,7 @@ static PROFILES: [Profile; 12] = [
         },
         url_style: UrlStyle::Plain,
         auth_style: AuthStyle::Bearer,
+        capabilities: CHAT_COMPLETIONS.with_images(false).with_documents(false).with_audio(false),
     },
     // NOTE: https://docs.together.ai/docs/openai-api-compatibility — OpenAI's schema with
     // `max_tokens`; streams end with a usage-bearing chunk without `stream_options`.
@@ -216,6 +235,7 @@ static PROFILES: [Profile; 12] = [
         },
         url_style: UrlStyle::Plain,
         auth_style: AuthStyle::Bearer,
+        capabilities: CHAT_COMPLETIONS.with_documents(false).with_audio(false),
     },
     // NOTE: https://docs.ollama.com/api/openai-compatibility — no key locally; supports
     // `stream_options.include_usage`, `response_format`, `max_tokens`, `reasoning_effort`.
@@ -231,6 +251,7 @@ static PROFILES: [Profile; 12] = [
         },
         url_style: UrlStyle::Plain,
         auth_style: AuthStyle::Bearer,
+        capabilities: CHAT_COMPLETIONS.with_documents(false).with_audio(false),
     },
     // NOTE: https://docs.vllm.ai/en/latest/serving/openai_compatible_server.html — the key
     // is optional (`--api-key`); guided decoding accepts `json_schema`.
@@ -243,6 +264,7 @@ static PROFILES: [Profile; 12] = [
         quirks: Quirks::COMPATIBLE,
         url_style: UrlStyle::Plain,
         auth_style: AuthStyle::Bearer,
+        capabilities: CHAT_COMPLETIONS,
     },
     // Any other server that speaks Chat Completions. There is deliberately no default base
     // URL, so an unconfigured client never sends a prompt (or a key) to the wrong place.
@@ -255,6 +277,7 @@ static PROFILES: [Profile; 12] = [
         quirks: Quirks::COMPATIBLE,
         url_style: UrlStyle::Plain,
         auth_style: AuthStyle::Bearer,
+        capabilities: CHAT_COMPLETIONS,
     },
     // NOTE: https://learn.microsoft.com/azure/ai-foundry/openai/reference — the base URL is
     // the resource endpoint (`https://NAME.openai.azure.com`), the model is the deployment
@@ -270,6 +293,7 @@ static PROFILES: [Profile; 12] = [
         quirks: Quirks::OPENAI,
         url_style: UrlStyle::AzureDeployment,
         auth_style: AuthStyle::AzureApiKey,
+        capabilities: CHAT_COMPLETIONS,
     },
     // NOTE: https://docs.aws.amazon.com/bedrock/latest/userguide/inference-chat-completions.html
     // — Chat Completions at `https://bedrock-runtime.{region}.amazonaws.com/openai/v1` with
@@ -284,6 +308,7 @@ static PROFILES: [Profile; 12] = [
         quirks: Quirks::COMPATIBLE,
         url_style: UrlStyle::Plain,
         auth_style: AuthStyle::Bearer,
+        capabilities: CHAT_COMPLETIONS.with_images(false).with_documents(false).with_audio(false),
     },
 ];
 

@@ -56,13 +56,30 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::providers::azure::{AzureAuth, Credential};
 use crate::providers::http::{parse_json, Auth, HttpSettings, Transport};
 use crate::providers::openai::error as openai_error;
-use crate::types::{new_request_id, Attempt, ChatRequest, ChatResponse, ChatStream, StreamMeta};
+use crate::types::{
+    new_request_id, Attempt, Capabilities, ChatRequest, ChatResponse, ChatStream, StreamMeta,
+};
 
 use convert::{from_wire, to_wire, WireOptions};
 
 const DEFAULT_NAME: &str = "openai-responses";
 const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
 const AZURE_NAME: &str = "azure-responses";
+
+/// What a Responses endpoint accepts for the client named `name`: tools, schemas, images
+/// and files, but no audio input (the converter refuses it) and no prefill; Bedrock's
+/// endpoint serves text-only open-weight models. OpenAI's models take their context window
+/// from the price table.
+fn capabilities(name: &str, model: &str) -> Capabilities {
+    let base = Capabilities::permissive()
+        .with_audio(false)
+        .with_prefill(false);
+    if name.starts_with("bedrock") {
+        return base.with_images(false).with_documents(false);
+    }
+    let priced = if name == DEFAULT_NAME { "openai" } else { name };
+    crate::providers::with_known_window(base, priced, model)
+}
 
 type MapError = fn(&str, u16, &HeaderMap, &[u8]) -> Error;
 
@@ -402,7 +419,8 @@ impl OpenAiResponsesClientBuilder {
         let transport = Transport::new(name.clone(), self.settings)?;
         Ok(OpenAiResponsesClient {
             inner: Arc::new(Inner {
-                info: ClientInfo::new(name, model),
+                info: ClientInfo::new(name.clone(), model.clone())
+                    .with_capabilities(capabilities(&name, &model)),
                 url: format!("{base_url}/responses"),
                 credential,
                 transport,
