@@ -13,7 +13,9 @@ use crate::middleware::{
     ConcurrencyLimitClient, DeadlineClient, FallbackClient, FallbackOn, InstrumentedClient,
     RetryClient, RetryPolicy, TimeoutClient, Timeouts,
 };
-use crate::types::{Capabilities, ChatRequest, ChatResponse, ChatStream, EmbedRequest, EmbedResponse};
+use crate::types::{
+    Capabilities, ChatRequest, ChatResponse, ChatStream, EmbedRequest, EmbedResponse,
+};
 
 /// A boxed future that is `Send`, as [`ChatClient`]'s methods return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

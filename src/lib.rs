@@ -46,9 +46,9 @@ pub use cost::{cost_of, ChatResponseCostExt, Cost, ModelPrice, PriceTable};
 pub use error::{Error, ErrorKind, Result};
 pub use middleware::{
     AllOpen, BreakerConfig, BreakerState, Budget, BudgetClient, BudgetLimit, CacheBackend,
-    CachedClient, CommitPoint, CircuitBreakerClient, ConcurrencyLimitClient, DeadlineClient, FallbackClient,
-    FallbackOn, FileCache, HedgePolicy, HedgedClient, InstrumentedClient, MemoryCache, RetryClient,
-    RetryPolicy, TimeoutClient, Timeouts, Totals,
+    CachedClient, CircuitBreakerClient, CommitPoint, ConcurrencyLimitClient, DeadlineClient,
+    FallbackClient, FallbackOn, FileCache, HedgePolicy, HedgedClient, InstrumentedClient,
+    MemoryCache, RetryClient, RetryPolicy, TimeoutClient, Timeouts, Totals,
 };
 pub use providers::anthropic::AnthropicClient;
 pub use providers::gemini::GeminiClient;
@@ -56,9 +56,9 @@ pub use providers::openai::OpenAiClient;
 pub use providers::openai_responses::OpenAiResponsesClient;
 pub use providers::{create_client, create_client_with, ClientOptions, FunctionClient};
 pub use types::{
-    Attempt, Capabilities, Capability, ChatRequest, ChatResponse, ChatStream, EmbedRequest, EmbedResponse, FinishKind,
-    FinishReason, Message, ModelRef, Outcome, Part, Role, StreamAccumulator, StreamEvent, ToolCall,
-    ToolChoice, ToolSpec, Usage,
+    Attempt, Capabilities, Capability, ChatRequest, ChatResponse, ChatStream, EmbedRequest,
+    EmbedResponse, FinishKind, FinishReason, Message, ModelRef, Outcome, Part, Role,
+    StreamAccumulator, StreamEvent, ToolCall, ToolChoice, ToolSpec, Usage,
 };
 
 /// The README's Rust blocks, compiled and run as doctests.

@@ -124,6 +124,11 @@ async fn default_rule_falls_back_per_kind_as_documented() {
             true,
         ),
         (
+            "nested chain that could not serve the request",
+            Box::new(|| Error::new(ErrorKind::Unsupported, "no target can serve it")),
+            true,
+        ),
+        (
             "local invalid request",
             Box::new(|| Error::new(ErrorKind::InvalidRequest, "bad")),
             false,

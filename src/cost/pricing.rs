@@ -592,7 +592,10 @@ date = "2026-11-01"
             table.context_window("openrouter", "openai/gpt-4o"),
             Some(128_000)
         );
-        assert_eq!(table.context_window("mistral", "mistral-large-latest"), None);
+        assert_eq!(
+            table.context_window("mistral", "mistral-large-latest"),
+            None
+        );
         assert_eq!(table.context_window("nobody", "m"), None);
     }
 

@@ -220,7 +220,9 @@ mod tests {
             Ok(crate::types::finish_stop()),
         ]);
         let s = ChatStream::from_events(StreamMeta::new("p", "m"), events);
-        let committed = until(s, &ClientInfo::new("p", "m"), CommitPoint::FirstContent).await.unwrap();
+        let committed = until(s, &ClientInfo::new("p", "m"), CommitPoint::FirstContent)
+            .await
+            .unwrap();
         let r = committed.collect_response().await.unwrap();
         assert_eq!(r.text(), "hi");
         assert_eq!(r.response_id.as_deref(), Some("r1"));
@@ -236,14 +238,18 @@ mod tests {
             Err(Error::from_status("p", 503, "down")),
         ]);
         let s = ChatStream::from_events(StreamMeta::new("p", "m"), events);
-        let err = until(s, &ClientInfo::new("p", "m"), CommitPoint::FirstContent).await.unwrap_err();
+        let err = until(s, &ClientInfo::new("p", "m"), CommitPoint::FirstContent)
+            .await
+            .unwrap_err();
         assert_eq!(err.status(), Some(503));
     }
 
     #[tokio::test]
     async fn an_empty_stream_is_a_transport_error() {
         let s = ChatStream::new(stream::iter(Vec::<Result<StreamEvent>>::new()));
-        let err = until(s, &ClientInfo::new("p", "m"), CommitPoint::FirstContent).await.unwrap_err();
+        let err = until(s, &ClientInfo::new("p", "m"), CommitPoint::FirstContent)
+            .await
+            .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Transport);
     }
 
@@ -261,5 +267,83 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(r.attempts()[0].provider, "a");
+    }
+
+    #[tokio::test]
+    async fn a_committed_stream_that_just_stops_is_interrupted_not_short() {
+        // A raw stream (no accumulator of its own) that ends without `Done`.
+        let s = ChatStream::new(stream::iter(vec![Ok(StreamEvent::TextDelta {
+            text: "half an ans".into(),
+        })]));
+        let info = ClientInfo::new("p", "m");
+        let committed = until(s, &info, CommitPoint::FirstContent).await.unwrap();
+        let err = committed.collect_response().await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::StreamInterrupted);
+        let partial = err.partial().unwrap();
+        assert_eq!(partial.text(), "half an ans");
+        assert_eq!(partial.attempts()[0].outcome, Outcome::Failed);
+        assert_eq!(partial.attempts()[0].model, "m");
+    }
+
+    #[tokio::test]
+    async fn an_interruption_marks_the_attempt_failed_and_keeps_earlier_ones() {
+        let events = stream::iter(vec![
+            Ok(StreamEvent::TextDelta { text: "hi".into() }),
+            Err(Error::from_status("p", 502, "bad gateway")),
+        ]);
+        let s = ChatStream::from_events(StreamMeta::new("p", "m"), events);
+        let committed = until(s, &ClientInfo::new("p", "m"), CommitPoint::FirstContent)
+            .await
+            .unwrap();
+        let earlier = Attempt::failure(
+            "a",
+            "m0",
+            &Error::from_status("a", 500, "x"),
+            Default::default(),
+        );
+        let err = prepend_attempts(committed, vec![earlier])
+            .collect_response()
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::StreamInterrupted);
+        assert_eq!(err.status(), Some(502));
+        let attempts = err.partial().unwrap().attempts();
+        assert_eq!(attempts.len(), 2);
+        assert_eq!(attempts[0].provider, "a");
+        assert_eq!(attempts[1].outcome, Outcome::Failed);
+        assert_eq!(attempts[1].error_kind, Some(ErrorKind::StreamInterrupted));
+    }
+
+    #[tokio::test]
+    async fn each_commit_point_holds_a_different_amount() {
+        let script = || {
+            stream::iter(vec![
+                Ok(StreamEvent::Started {
+                    response_id: None,
+                    model: None,
+                }),
+                Ok(StreamEvent::Usage {
+                    usage: crate::types::Usage::new(3, 0),
+                }),
+                Err(Error::from_status("p", 503, "down")),
+            ])
+        };
+        let info = ClientInfo::new("p", "m");
+        let open = |point| {
+            let s = ChatStream::from_events(StreamMeta::new("p", "m"), script());
+            let info = info.clone();
+            async move { until(s, &info, point).await }
+        };
+        // Before the commit point the failure is returned, to be retried elsewhere.
+        let err = open(CommitPoint::FirstContent).await.unwrap_err();
+        assert_eq!(err.status(), Some(503));
+        // After it the failure is an interruption inside the stream.
+        for point in [CommitPoint::Headers, CommitPoint::FirstEvent] {
+            let s = open(point).await.unwrap();
+            let err = s.collect_response().await.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::StreamInterrupted, "{point:?}");
+        }
+        assert_eq!(CommitPoint::default(), CommitPoint::FirstContent);
+        assert_eq!(CommitPoint::FirstEvent.as_str(), "first_event");
     }
 }

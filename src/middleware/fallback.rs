@@ -19,6 +19,7 @@
 //! | `rate_limited`, `quota_exceeded`, `overloaded`, `server` | yes |
 //! | `retries_exhausted`, `circuit_open`, `all_targets_failed` (a nested chain) | yes |
 //! | `stream_interrupted` (only possible before the commit point, see below) | yes |
+//! | `unsupported` (a nested chain none of whose targets could serve the request) | yes |
 //! | `invalid_request` etc. raised locally, with no HTTP status | no |
 //! | `budget_exceeded` | no |
 //! | `config` | no |
@@ -32,13 +33,57 @@
 //! one that recovers first and try it (the default), or fail at once with the earliest
 //! `retry_after`.
 //!
+//! # Capabilities
+//!
+//! Before calling a target the chain also checks its
+//! [`Capabilities`] ([`ClientInfo::capabilities`]) against what the
+//! request uses: tools, a JSON schema answer, images, documents, audio, and the estimated
+//! prompt size against the context window. A target that cannot serve the request is
+//! skipped without being called and recorded as an [`Outcome::Skipped`](crate::Outcome::Skipped)
+//! attempt with [`ErrorKind::Unsupported`] and the missing
+//! [`Capability`](crate::Capability) in [`Attempt::missing`]. When every target is
+//! skipped that way, the error is [`ErrorKind::Unsupported`], listing each target's reason
+//! in [`Error::attempt_errors`] with a fix; when some were skipped and the others failed,
+//! it is [`ErrorKind::AllTargetsFailed`] with the skips among the attempts. A chain reports
+//! the union of its targets' capabilities, so an outer chain skips it only when none of its
+//! targets could serve the request.
+//!
 //! # Streams
 //!
-//! A stream may switch target only before its first content event (text, reasoning or a
-//! tool call) reaches the caller. Metadata that arrives earlier (ids, usage) is held back
+//! A stream may switch target only before its commit point ([`CommitPoint`], set with
+//! [`FallbackClientBuilder::commit_point`]); by default that is its first content event
+//! (text, reasoning or a tool call). Events that arrive earlier (ids, usage) are held back
 //! until then, so a provider that accepts the request and fails right away still falls
-//! over invisibly. After the first content event, a failure ends the stream with
-//! [`ErrorKind::StreamInterrupted`] carrying the partial answer; it never falls back.
+//! over invisibly. After the commit point, a failure ends the stream with
+//! [`ErrorKind::StreamInterrupted`]: [`Error::partial`] holds the answer so far, and its
+//! [`attempts`](ChatResponse::attempts) list every attempt, the interrupted one last as
+//! failed. It never falls back, unless continuation is on.
+//!
+//! # Stream continuation
+//!
+//! With [`FallbackClientBuilder::continuation`] (off by default), a stream that breaks after
+//! its commit point with partial text is resumed on the next target, after the one that
+//! broke, that accepts a prefill ([`Capabilities::prefill`](crate::Capabilities::prefill):
+//! Anthropic Messages does; Chat Completions, Responses and Gemini do not). It is sent the
+//! conversation plus the text delivered so far as a final assistant message (without its
+//! trailing whitespace, which Anthropic refuses), with reasoning turned off and
+//! `max_tokens` lowered by what was already generated. The caller sees one stream: the
+//! partial text, then the continuation's text (its leading whitespace dropped when the
+//! delivered text ended in whitespace). The final [`StreamEvent::Done`](crate::StreamEvent::Done)
+//! holds the joined text, the attempts of both targets (the interrupted one as failed, any
+//! skipped in between) and, as usage, the **sum** of both targets' reports: the broken
+//! target's output tokens are what it reported before breaking (often nothing, since most
+//! providers report usage at the end), and the continuation's input tokens include the
+//! prefilled text. Provider, model, ids and finish reason are the continuation's.
+//! `Usage` events from the continuation likewise carry the running sum.
+//!
+//! A stream is never continued when the request asks for JSON or a JSON schema, when the
+//! partial answer has a tool call (complete or cut in the middle), or when it has no text;
+//! it then ends with [`ErrorKind::StreamInterrupted`] as without continuation. A target that
+//! does not accept a prefill, or cannot serve the request, or whose breaker is open, is
+//! skipped with its reason among the attempts; a continuation that fails before its own
+//! commit point moves on to the next. When no target takes it, the stream ends with the
+//! original [`ErrorKind::StreamInterrupted`], whose partial answer lists every attempt.
 
 use std::fmt;
 use std::sync::Arc;
@@ -48,7 +93,9 @@ use super::commit::{self, CommitPoint};
 use super::deadline::current_deadline;
 use crate::client::{BoxFuture, ChatClient, ClientInfo, DynClient, Readiness};
 use crate::error::{Error, ErrorKind, Result};
-use crate::types::{Attempt, Capabilities, ChatRequest, ChatResponse, ChatStream, EmbedRequest, EmbedResponse};
+use crate::types::{
+    Attempt, Capabilities, ChatRequest, ChatResponse, ChatStream, EmbedRequest, EmbedResponse,
+};
 
 /// Decides which errors make a [`FallbackClient`] try its next target.
 #[derive(Clone, Default)]
@@ -374,7 +421,11 @@ pub(crate) fn chain_info(first: ClientInfo, clients: &[DynClient]) -> ClientInfo
 pub(crate) fn unsupported(client: &DynClient, req: &ChatRequest) -> Option<Error> {
     let info = client.info();
     let missing = info.capabilities().check(req).err()?;
-    Some(Error::unsupported_by(info.provider(), info.model(), missing))
+    Some(Error::unsupported_by(
+        info.provider(),
+        info.model(),
+        missing,
+    ))
 }
 
 /// The error recorded for a target skipped because it is not ready (its breaker is open).

@@ -43,8 +43,8 @@ pub use budget::{Budget, BudgetBuilder, BudgetClient, BudgetLimit, DEFAULT_MAX_O
 pub use cache::{
     key_fingerprint, CacheBackend, CacheEntry, CachedClient, FileCache, MemoryCache, CACHE_PROVIDER,
 };
-pub use commit::CommitPoint;
 pub use circuit_breaker::{BreakerConfig, BreakerState, CircuitBreakerClient, TripOn};
+pub use commit::CommitPoint;
 pub use concurrency::ConcurrencyLimitClient;
 pub use deadline::{current_deadline, time_left, DeadlineClient};
 pub use fallback::{AllOpen, FallbackClient, FallbackClientBuilder, FallbackOn};

@@ -615,4 +615,47 @@ mod tests {
         assert_eq!(err.kind(), ErrorKind::StreamInterrupted);
         assert_eq!(calls.load(Ordering::SeqCst), 1);
     }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_commit_point_decides_whether_a_stream_is_retried() {
+        let run = |point: CommitPoint| async move {
+            let calls = Arc::new(AtomicUsize::new(0));
+            let c = calls.clone();
+            let client = FunctionClient::builder("s")
+                .stream(move |_req: &ChatRequest| {
+                    if c.fetch_add(1, Ordering::SeqCst) == 0 {
+                        Ok(vec![
+                            Ok(StreamEvent::Started {
+                                response_id: None,
+                                model: None,
+                            }),
+                            Err(Error::from_status("p", 503, "down")),
+                        ])
+                    } else {
+                        Ok(vec![Ok(StreamEvent::TextDelta { text: "ok".into() })])
+                    }
+                })
+                .build()
+                .with_retry(RetryPolicy::default().with_commit_point(point));
+            let result = client
+                .chat_stream(&ChatRequest::user("x"))
+                .await
+                .unwrap()
+                .collect_response()
+                .await;
+            (result, calls.load(Ordering::SeqCst))
+        };
+        let (result, calls) = run(CommitPoint::FirstContent).await;
+        let r = result.unwrap();
+        assert_eq!((r.text().as_str(), calls), ("ok", 2));
+        assert_eq!(r.attempts()[0].outcome, Outcome::Failed);
+
+        let (result, calls) = run(CommitPoint::FirstEvent).await;
+        let err = result.unwrap_err();
+        assert_eq!((err.kind(), calls), (ErrorKind::StreamInterrupted, 1));
+        assert_eq!(
+            RetryPolicy::default().commit_point(),
+            CommitPoint::FirstContent
+        );
+    }
 }

@@ -11,8 +11,8 @@ use futures_util::stream::{self, BoxStream, StreamExt};
 use crate::client::{BoxFuture, ChatClient, ClientInfo};
 use crate::error::{Error, ErrorKind, Result};
 use crate::types::{
-    finish_stop, new_request_id, response_to_events, Attempt, Capabilities, ChatRequest, ChatResponse,
-    ChatStream, EmbedRequest, EmbedResponse, StreamEvent, StreamMeta,
+    finish_stop, new_request_id, response_to_events, Attempt, Capabilities, ChatRequest,
+    ChatResponse, ChatStream, EmbedRequest, EmbedResponse, StreamEvent, StreamMeta,
 };
 
 type RespondFn = Arc<dyn Fn(ChatRequest) -> BoxFuture<'static, Result<ChatResponse>> + Send + Sync>;

@@ -282,8 +282,9 @@ mod tests {
         assert_eq!(img.capability, Capability::Images);
         assert!(img.detail.contains("1 image part"), "{}", img.detail);
 
-        let doc = ChatRequest::new(vec![Message::user("read")
-            .with_part(Part::Document(Media::bytes("application/pdf", [1u8])))]);
+        let doc =
+            ChatRequest::new(vec![Message::user("read")
+                .with_part(Part::Document(Media::bytes("application/pdf", [1u8])))]);
         let err = caps.with_documents(false).check(&doc).unwrap_err();
         assert_eq!(err.capability, Capability::Documents);
 

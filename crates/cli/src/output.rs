@@ -109,7 +109,7 @@ fn cause_json(e: &Error) -> Value {
 /// Exit code for a failed call: 2 for problems the user must fix locally, 1 otherwise.
 pub(crate) fn exit_code(e: &Error) -> u8 {
     match e.kind() {
-        ErrorKind::Config => 2,
+        ErrorKind::Config | ErrorKind::Unsupported => 2,
         ErrorKind::InvalidRequest if e.status().is_none() => 2,
         _ => 1,
     }

@@ -6,6 +6,7 @@
 //! | missing or wrong gateway key | 401 | `authentication_error` / `invalid_api_key` |
 //! | unknown model or alias | 404 | `invalid_request_error` / `model_not_found` |
 //! | body over `max_body_bytes` | 413 | `invalid_request_error` / `request_too_large` |
+//! | no target of the route can serve what the request uses (tools, images, its size, …) | 400 | `invalid_request_error` / `unsupported` |
 //! | every target rate limited (or out of quota) | 429 + `Retry-After` | `rate_limit_error` |
 //! | every target unavailable (5xx, overloaded, timeout, open breaker) | 503 + `Retry-After` | `server_error` / `all_targets_unavailable` |
 //! | the route's budget refused | 429 | `budget_exceeded`, `x-should-retry: false` |
@@ -164,6 +165,7 @@ fn single(err: &Error) -> ApiError {
             ApiError::invalid("", Some("messages")).code("context_length_exceeded")
         }
         ErrorKind::ContentFiltered => ApiError::invalid("", None).code("content_filter"),
+        ErrorKind::Unsupported => ApiError::invalid("", None).code("unsupported"),
         ErrorKind::RateLimited => {
             ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", "")
                 .code("rate_limit_exceeded")
@@ -345,6 +347,14 @@ mod tests {
         let api = ApiError::from_error(&err);
         assert_eq!(api.status, StatusCode::BAD_REQUEST);
         assert_eq!(api.code.as_deref(), Some("context_length_exceeded"));
+    }
+
+    #[test]
+    fn a_request_no_target_can_serve_is_the_clients_400() {
+        let err = Error::new(ErrorKind::Unsupported, "no target can serve this request");
+        let api = ApiError::from_error(&err);
+        assert_eq!(api.status, StatusCode::BAD_REQUEST);
+        assert_eq!(api.code.as_deref(), Some("unsupported"));
     }
 
     #[test]

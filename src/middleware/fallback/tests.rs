@@ -6,9 +6,10 @@ use tokio::time::Instant;
 
 use super::*;
 use crate::client::ChatClientExt;
+use crate::middleware::CommitPoint;
 use crate::middleware::{BreakerConfig, RetryPolicy, Timeouts};
 use crate::providers::FunctionClient;
-use crate::types::{Outcome, StreamEvent};
+use crate::types::{Capabilities, Capability, Outcome, StreamEvent};
 
 fn down(name: &str) -> FunctionClient {
     FunctionClient::new(name, |_req: &ChatRequest| {
@@ -191,4 +192,280 @@ async fn a_stream_falls_over_before_content_and_hides_the_failed_metadata() {
     assert_eq!(r.text(), "answered by backup");
     assert_eq!(r.response_id, None);
     assert_eq!(r.attempts().len(), 2);
+}
+
+// ---- commit points ---------------------------------------------------------------------
+
+type Script = fn() -> Vec<Result<StreamEvent>>;
+
+fn streaming(name: &str, script: Script) -> FunctionClient {
+    FunctionClient::builder(name)
+        .stream(move |_req: &ChatRequest| Ok(script()))
+        .build()
+}
+
+fn started() -> StreamEvent {
+    StreamEvent::Started {
+        response_id: Some("r-primary".into()),
+        model: None,
+    }
+}
+
+fn text(t: &str) -> StreamEvent {
+    StreamEvent::TextDelta { text: t.into() }
+}
+
+fn e503() -> Error {
+    Error::from_status("p", 503, "down")
+}
+
+fn chain_at(
+    point: CommitPoint,
+    primary: &FunctionClient,
+    backup: &FunctionClient,
+) -> FallbackClient {
+    FallbackClient::builder()
+        .clients([primary.clone().boxed(), backup.clone().boxed()])
+        .commit_point(point)
+        .build()
+        .unwrap()
+}
+
+/// Reads a stream to its end: the events it delivered and how it ended.
+async fn drain(stream: ChatStream) -> (Vec<StreamEvent>, Result<ChatResponse>) {
+    let mut stream = stream.into_inner();
+    let mut events = Vec::new();
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(StreamEvent::Done { response }) => return (events, Ok(*response)),
+            Ok(event) => events.push(event),
+            Err(err) => return (events, Err(err)),
+        }
+    }
+    panic!("the stream ended without Done or an error");
+}
+
+#[tokio::test]
+async fn first_content_falls_over_after_metadata_but_not_after_text() {
+    let meta_then_fail = streaming("primary", || vec![Ok(started()), Err(e503())]);
+    let backup = up("backup");
+    let chain = chain_at(CommitPoint::FirstContent, &meta_then_fail, &backup);
+    let (_, r) = drain(chain.chat_stream(&ChatRequest::user("x")).await.unwrap()).await;
+    assert_eq!(r.unwrap().text(), "answered by backup");
+
+    let text_then_fail = streaming("primary", || vec![Ok(text("Hel")), Err(e503())]);
+    let backup = up("backup");
+    let chain = chain_at(CommitPoint::FirstContent, &text_then_fail, &backup);
+    let (events, r) = drain(chain.chat_stream(&ChatRequest::user("x")).await.unwrap()).await;
+    let err = r.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::StreamInterrupted);
+    assert_eq!(events, [text("Hel")]);
+    assert_eq!(err.partial().unwrap().text(), "Hel");
+    assert_eq!(backup.calls(), 0);
+}
+
+#[tokio::test]
+async fn first_event_commits_on_metadata() {
+    let primary = streaming("primary", || vec![Ok(started()), Err(e503())]);
+    let backup = up("backup");
+    let chain = chain_at(CommitPoint::FirstEvent, &primary, &backup);
+    let (events, r) = drain(chain.chat_stream(&ChatRequest::user("x")).await.unwrap()).await;
+    let err = r.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::StreamInterrupted, "{err}");
+    assert_eq!(events, [started()], "the metadata reached the caller");
+    assert_eq!(err.status(), Some(503));
+    let partial = err.partial().unwrap();
+    assert_eq!(partial.text(), "");
+    assert_eq!(partial.attempts().len(), 1);
+    assert_eq!(partial.attempts()[0].outcome, Outcome::Failed);
+    assert_eq!(backup.calls(), 0);
+
+    // A failure before any event still falls over.
+    let primary = streaming("primary", || vec![Err(e503())]);
+    let backup = up("backup");
+    let chain = chain_at(CommitPoint::FirstEvent, &primary, &backup);
+    let (_, r) = drain(chain.chat_stream(&ChatRequest::user("x")).await.unwrap()).await;
+    assert_eq!(r.unwrap().text(), "answered by backup");
+}
+
+#[tokio::test]
+async fn headers_commit_as_soon_as_the_request_is_accepted() {
+    let primary = streaming("primary", || vec![Err(e503())]);
+    let backup = up("backup");
+    let chain = chain_at(CommitPoint::Headers, &primary, &backup);
+    let (events, r) = drain(chain.chat_stream(&ChatRequest::user("x")).await.unwrap()).await;
+    let err = r.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::StreamInterrupted);
+    assert!(events.is_empty());
+    assert!(err.message().contains("before any answer"), "{err}");
+    assert_eq!(backup.calls(), 0);
+
+    // A refused request (no stream at all) still falls over.
+    let refused = FunctionClient::builder("primary")
+        .stream(|_req: &ChatRequest| Err(Error::from_status("p", 429, "slow down")))
+        .build();
+    let backup = up("backup");
+    let chain = chain_at(CommitPoint::Headers, &refused, &backup);
+    let (_, r) = drain(chain.chat_stream(&ChatRequest::user("x")).await.unwrap()).await;
+    let r = r.unwrap();
+    assert_eq!(r.text(), "answered by backup");
+    assert_eq!(r.attempts()[0].status, Some(429));
+}
+
+#[tokio::test]
+async fn an_interrupted_stream_carries_every_attempt_so_far() {
+    let first = down("first");
+    let second = streaming("second", || vec![Ok(text("partial ")), Err(e503())]);
+    let third = up("third");
+    let chain = FallbackClient::new(vec![
+        first.clone().boxed(),
+        second.clone().boxed(),
+        third.clone().boxed(),
+    ])
+    .unwrap();
+    let (_, r) = drain(chain.chat_stream(&ChatRequest::user("x")).await.unwrap()).await;
+    let err = r.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::StreamInterrupted);
+    let partial = err.partial().unwrap();
+    assert_eq!(partial.text(), "partial ");
+    let attempts: Vec<_> = partial
+        .attempts()
+        .iter()
+        .map(|a| (a.model.as_str(), a.outcome, a.error_kind))
+        .collect();
+    assert_eq!(
+        attempts,
+        [
+            ("first", Outcome::Failed, Some(ErrorKind::Server)),
+            (
+                "second",
+                Outcome::Failed,
+                Some(ErrorKind::StreamInterrupted)
+            ),
+        ]
+    );
+    assert_eq!(third.calls(), 0, "no fallback after the commit point");
+}
+
+// ---- capabilities ----------------------------------------------------------------------
+
+fn lacking(name: &str, caps: Capabilities) -> FunctionClient {
+    let text = format!("answered by {name}");
+    FunctionClient::builder(name)
+        .capabilities(caps)
+        .respond(move |_req: &ChatRequest| Ok(ChatResponse::from_text(text.clone())))
+        .build()
+}
+
+fn with_tool() -> ChatRequest {
+    ChatRequest::user("x").with_tool(crate::ToolSpec::new(
+        "lookup",
+        "looks things up",
+        serde_json::json!({"type": "object"}),
+    ))
+}
+
+fn with_image(prompt: &str) -> ChatRequest {
+    use crate::types::{Media, Message, Part};
+    ChatRequest::new(vec![
+        Message::user(prompt).with_part(Part::Image(Media::bytes("image/png", [0u8; 4])))
+    ])
+}
+
+#[tokio::test]
+async fn a_target_without_tools_is_skipped_without_being_called() {
+    let primary = lacking("primary", Capabilities::permissive().with_tools(false));
+    let backup = up("backup");
+    let chain = FallbackClient::new(vec![primary.clone().boxed(), backup.clone().boxed()]).unwrap();
+    let r = chain.chat(&with_tool()).await.unwrap();
+    assert_eq!(r.text(), "answered by backup");
+    assert_eq!(primary.calls(), 0);
+    let skip = &r.attempts()[0];
+    assert_eq!(skip.outcome, Outcome::Skipped);
+    assert_eq!(skip.error_kind, Some(ErrorKind::Unsupported));
+    assert_eq!(skip.missing, Some(Capability::Tools));
+    // A request without tools goes to the primary as usual.
+    let r = chain.chat(&ChatRequest::user("x")).await.unwrap();
+    assert_eq!(r.text(), "answered by primary");
+}
+
+#[tokio::test]
+async fn streams_skip_targets_that_cannot_serve_the_request_too() {
+    let primary = lacking("primary", Capabilities::permissive().with_images(false));
+    let backup = up("backup");
+    let chain = FallbackClient::new(vec![primary.clone().boxed(), backup.clone().boxed()]).unwrap();
+    let (_, r) = drain(chain.chat_stream(&with_image("what is it?")).await.unwrap()).await;
+    let r = r.unwrap();
+    assert_eq!(r.text(), "answered by backup");
+    assert_eq!(primary.calls(), 0);
+    assert_eq!(r.attempts()[0].missing, Some(Capability::Images));
+}
+
+#[tokio::test]
+async fn when_no_target_can_serve_the_request_the_error_names_each_reason() {
+    let a = lacking("a", Capabilities::permissive().with_images(false));
+    let b = lacking(
+        "b",
+        Capabilities::permissive().with_context_window(Some(100)),
+    );
+    let chain = FallbackClient::new(vec![a.clone().boxed(), b.clone().boxed()]).unwrap();
+    let err = chain
+        .chat(&with_image(&"long prompt ".repeat(200)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unsupported);
+    assert!(!err.is_retryable());
+    assert_eq!((a.calls(), b.calls()), (0, 0));
+    let reasons: Vec<_> = err
+        .attempt_errors()
+        .iter()
+        .map(|e| (e.model(), e.missing_capability()))
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            (Some("a"), Some(Capability::Images)),
+            (Some("b"), Some(Capability::ContextWindow))
+        ]
+    );
+    let shown = err.to_string();
+    assert!(shown.contains("images, context_window"), "{shown}");
+    assert!(shown.contains("context window is 100"), "{shown}");
+    assert!(err.fix().unwrap().contains("add a target"), "{shown}");
+}
+
+#[tokio::test]
+async fn a_skip_and_a_failure_make_all_targets_failed() {
+    let a = lacking("a", Capabilities::permissive().with_tools(false));
+    let b = down("b");
+    let chain = FallbackClient::new(vec![a.boxed(), b.boxed()]).unwrap();
+    let err = chain.chat(&with_tool()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::AllTargetsFailed);
+    let kinds: Vec<_> = err.attempt_errors().iter().map(Error::kind).collect();
+    assert_eq!(kinds, [ErrorKind::Unsupported, ErrorKind::Server]);
+}
+
+#[tokio::test]
+async fn a_chain_reports_what_any_of_its_targets_accepts() {
+    let no_tools = Capabilities::permissive().with_tools(false);
+    let mixed = FallbackClient::new(vec![
+        lacking("a", no_tools).boxed(),
+        lacking("b", Capabilities::permissive()).boxed(),
+    ])
+    .unwrap();
+    assert!(mixed.info().capabilities().tools);
+    assert_eq!(mixed.info().model(), "a");
+
+    let inner_a = lacking("inner-a", no_tools);
+    let inner = FallbackClient::new(vec![
+        inner_a.clone().boxed(),
+        lacking("inner-b", no_tools).boxed(),
+    ])
+    .unwrap();
+    assert!(!inner.info().capabilities().tools);
+    let outer = FallbackClient::new(vec![inner.boxed(), up("outer-backup").boxed()]).unwrap();
+    let r = outer.chat(&with_tool()).await.unwrap();
+    assert_eq!(r.text(), "answered by outer-backup");
+    assert_eq!(inner_a.calls(), 0);
+    assert_eq!(r.attempts()[0].missing, Some(Capability::Tools));
 }

@@ -172,3 +172,84 @@ async fn streams_are_tried_in_turn_not_hedged() {
     assert_eq!(r.text(), "c");
     assert_eq!(r.attempts().len(), 3);
 }
+
+fn meta_then_503(name: &str) -> FunctionClient {
+    FunctionClient::builder(name)
+        .stream(|_req: &ChatRequest| {
+            Ok(vec![
+                Ok(crate::types::StreamEvent::Started {
+                    response_id: None,
+                    model: None,
+                }),
+                Err(Error::from_status("p", 503, "down")),
+            ])
+        })
+        .build()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stream_commit_point_is_configurable() {
+    let (backup, _) = after("backup", 1);
+    let default = HedgedClient::new(
+        vec![meta_then_503("a").boxed(), backup.clone().boxed()],
+        HedgePolicy::fixed(Duration::from_secs(5)),
+    )
+    .unwrap();
+    let r = default.chat_stream(&ChatRequest::user("x")).await.unwrap();
+    assert_eq!(r.collect_response().await.unwrap().text(), "backup");
+
+    let early = HedgedClient::new(
+        vec![meta_then_503("a").boxed(), backup.clone().boxed()],
+        HedgePolicy::fixed(Duration::from_secs(5)).with_commit_point(CommitPoint::FirstEvent),
+    )
+    .unwrap();
+    let s = early.chat_stream(&ChatRequest::user("x")).await.unwrap();
+    let err = s.collect_response().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::StreamInterrupted);
+    assert_eq!(
+        backup.calls(),
+        1,
+        "only the default hedge reached the backup"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_target_that_cannot_serve_the_request_is_skipped() {
+    let no_tools = FunctionClient::builder("no-tools")
+        .capabilities(crate::Capabilities::permissive().with_tools(false))
+        .respond(|_req: &ChatRequest| Ok(ChatResponse::from_text("no-tools")))
+        .build();
+    let (backup, _) = after("backup", 1);
+    let client = HedgedClient::new(
+        vec![no_tools.clone().boxed(), backup.boxed()],
+        HedgePolicy::fixed(Duration::from_secs(5)),
+    )
+    .unwrap();
+    let req = ChatRequest::user("x").with_tool(crate::ToolSpec::new(
+        "f",
+        "does f",
+        serde_json::json!({"type": "object"}),
+    ));
+    let r = client.chat(&req).await.unwrap();
+    assert_eq!(r.text(), "backup");
+    assert_eq!(no_tools.calls(), 0);
+    assert_eq!(r.attempts()[0].outcome, Outcome::Skipped);
+    assert_eq!(r.attempts()[0].missing, Some(crate::Capability::Tools));
+    let s = client.chat_stream(&req).await.unwrap();
+    assert_eq!(s.collect_response().await.unwrap().text(), "backup");
+    assert_eq!(no_tools.calls(), 0);
+
+    let alone = HedgedClient::new(
+        vec![no_tools.boxed()],
+        HedgePolicy::fixed(Duration::from_secs(5)),
+    )
+    .unwrap();
+    assert_eq!(
+        alone.chat(&req).await.unwrap_err().kind(),
+        ErrorKind::Unsupported
+    );
+    assert_eq!(
+        alone.chat_stream(&req).await.unwrap_err().kind(),
+        ErrorKind::Unsupported
+    );
+}

@@ -59,9 +59,8 @@ use crate::client::{BoxFuture, ChatClient, ClientInfo};
 use crate::error::{Error, ErrorKind, Result};
 use crate::providers::http::{parse_json, Auth, HttpSettings, Transport};
 use crate::types::{
-    Capabilities,
-    new_request_id, Attempt, ChatRequest, ChatResponse, ChatStream, EmbedRequest, EmbedResponse,
-    StreamMeta,
+    new_request_id, Attempt, Capabilities, ChatRequest, ChatResponse, ChatStream, EmbedRequest,
+    EmbedResponse, StreamMeta,
 };
 
 use wire::{

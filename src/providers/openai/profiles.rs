@@ -219,7 +219,10 @@ static PROFILES: [Profile; 12] = [
         },
         url_style: UrlStyle::Plain,
         auth_style: AuthStyle::Bearer,
-        capabilities: CHAT_COMPLETIONS.with_images(false).with_documents(false).with_audio(false),
+        capabilities: CHAT_COMPLETIONS
+            .with_images(false)
+            .with_documents(false)
+            .with_audio(false),
     },
     // NOTE: https://docs.together.ai/docs/openai-api-compatibility — OpenAI's schema with
     // `max_tokens`; streams end with a usage-bearing chunk without `stream_options`.
@@ -308,7 +311,10 @@ static PROFILES: [Profile; 12] = [
         quirks: Quirks::COMPATIBLE,
         url_style: UrlStyle::Plain,
         auth_style: AuthStyle::Bearer,
-        capabilities: CHAT_COMPLETIONS.with_images(false).with_documents(false).with_audio(false),
+        capabilities: CHAT_COMPLETIONS
+            .with_images(false)
+            .with_documents(false)
+            .with_audio(false),
     },
 ];
 
