@@ -311,3 +311,6 @@ fn join(prefix: &ChatResponse, mut cont: ChatResponse) -> ChatResponse {
         ..cont
     }
 }
+
+#[cfg(test)]
+mod tests;
