@@ -215,6 +215,7 @@ pub fn assemble(
         .map(|provider| target_stack(route, budget.as_ref(), provider))
         .collect();
     let clients: Vec<DynClient> = targets.iter().map(|t| t.client.clone()).collect();
+    let point = route.commit_point.unwrap_or_default();
     let chain: DynClient = match &route.hedge {
         Some(hedge) => {
             let policy = match (hedge.delay_ms, hedge.percentile) {
@@ -222,12 +223,14 @@ pub fn assemble(
                 (Some(ms), None) => HedgePolicy::fixed(Duration::from_millis(ms)),
                 (None, None) => HedgePolicy::fixed(Duration::from_millis(500)),
             };
-            Arc::new(HedgedClient::new(clients, policy)?)
+            Arc::new(HedgedClient::new(clients, policy.with_commit_point(point))?)
         }
         None => Arc::new(
             FallbackClient::builder()
                 .clients(clients)
                 .when_all_open(AllOpen::FailFast)
+                .commit_point(point)
+                .continuation(route.continuation)
                 .build()?,
         ),
     };
@@ -268,7 +271,8 @@ fn target_stack(
             .with_max_retries(retry.max_retries)
             .with_base_delay(Duration::from_millis(retry.base_delay_ms))
             .with_max_delay(Duration::from_millis(retry.max_delay_ms))
-            .with_max_retry_after(Duration::from_millis(retry.max_retry_after_ms));
+            .with_max_retry_after(Duration::from_millis(retry.max_retry_after_ms))
+            .with_commit_point(route.commit_point.unwrap_or_default());
         client = Arc::new(RetryClient::new(client, policy));
     }
     let mut breaker = None;

@@ -32,6 +32,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::middleware::CommitPoint;
 use crate::providers::known_providers;
 use crate::types::ModelRef;
 
@@ -123,6 +124,15 @@ pub struct RouteSettings {
     /// Races the next target when the current one is slow, instead of waiting for it to fail.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hedge: Option<HedgeSettings>,
+    /// Where a stream commits to a target, for the chain and each target's retries:
+    /// `headers`, `first_event` or `first_content` (the default). See [`CommitPoint`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit_point: Option<CommitPoint>,
+    /// Continues a stream cut after its commit point on the next target that accepts a
+    /// prefill (default `false`); see
+    /// [`FallbackClientBuilder::continuation`](crate::FallbackClientBuilder::continuation).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub continuation: bool,
 }
 
 /// `retry`: full-jitter exponential backoff per target.
@@ -416,6 +426,24 @@ fn validate_route(alias: &str, route: &RouteSettings, known: &[&str]) -> Result<
                 "set max_cost_usd, max_tokens or max_trials, or remove the table",
             ));
         }
+    }
+    if route.continuation && route.hedge.is_some() {
+        return Err(Error::config(
+            format!(
+                "config: `{}` is set on a hedged route; only fallback routes continue streams",
+                at("continuation")
+            ),
+            "remove `continuation`, or remove the hedge table to use a fallback chain",
+        ));
+    }
+    if route.continuation && route.targets.len() < 2 {
+        return Err(Error::config(
+            format!(
+                "config: `{}` needs a second target to continue a stream on",
+                at("continuation")
+            ),
+            "add a target that accepts a prefill (e.g. an `anthropic:` model), or remove `continuation`",
+        ));
     }
     if let Some(hedge) = &route.hedge {
         if route.targets.len() < 2 {

@@ -125,3 +125,88 @@ fn a_missing_key_names_the_configured_variable() {
     assert!(e.message().contains("routes.fast.targets[0]"), "{e}");
     assert_eq!(e.fix(), Some("set MY_OPENAI_KEY"));
 }
+
+#[test]
+fn commit_point_and_continuation_parse_and_are_validated() {
+    let s = Settings::from_toml_str(
+        "[routes.a]\ntargets = [\"openai:m\", \"anthropic:m\"]\ncommit_point = \"first_event\"\ncontinuation = true\n",
+    )
+    .unwrap();
+    let route = s.route("a").unwrap();
+    assert_eq!(route.commit_point, Some(CommitPoint::FirstEvent));
+    assert!(route.continuation);
+    let plain = Settings::from_toml_str("[routes.a]\ntargets = [\"openai:m\"]\n").unwrap();
+    assert_eq!(plain.route("a").unwrap().commit_point, None);
+    assert!(!plain.route("a").unwrap().continuation);
+
+    let e = err("[routes.a]\ntargets = [\"openai:m\"]\ncommit_point = \"soon\"\n");
+    assert_eq!(e.kind(), ErrorKind::Config);
+    assert!(e.to_string().contains("first_content"), "{e}");
+    let e = err("[routes.a]\ntargets = [\"openai:m\"]\ncontinuation = true\n");
+    assert!(e.message().contains("routes.a.continuation"), "{e}");
+    assert!(e.fix().unwrap().contains("prefill"), "{e}");
+    let e = err(
+        "[routes.a]\ntargets = [\"openai:m\", \"groq:m\"]\nhedge = { delay_ms = 5 }\ncontinuation = true\n",
+    );
+    assert!(e.message().contains("hedged"), "{e}");
+}
+
+#[tokio::test]
+async fn an_assembled_route_uses_its_commit_point_and_continuation() {
+    use crate::{ChatClient, ChatClientExt, ChatRequest, FunctionClient, StreamEvent};
+    let cut = || {
+        FunctionClient::builder("primary")
+            .stream(|_req: &ChatRequest| {
+                Ok(vec![
+                    Ok(StreamEvent::TextDelta {
+                        text: "Half".into(),
+                    }),
+                    Err(Error::from_status("p", 503, "reset")),
+                ])
+            })
+            .build()
+            .boxed()
+    };
+    let backup = || {
+        FunctionClient::builder("backup")
+            .stream(|_req: &ChatRequest| {
+                Ok(vec![Ok(StreamEvent::TextDelta {
+                    text: " and half.".into(),
+                })])
+            })
+            .build()
+            .boxed()
+    };
+    let run = |route: RouteSettings| async move {
+        let built = build::assemble("r", &route, vec![cut(), backup()]).unwrap();
+        let stream = built.client.chat_stream(&ChatRequest::user("x")).await;
+        stream.unwrap().collect_response().await
+    };
+    let mut route = RouteSettings {
+        targets: vec!["function:primary".into(), "function:backup".into()],
+        ..RouteSettings::default()
+    };
+    let err = run(route.clone()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::StreamInterrupted);
+
+    route.continuation = true;
+    let r = run(route.clone()).await.unwrap();
+    assert_eq!(r.text(), "Half and half.");
+
+    // With the earliest commit point, a failure right away is no longer hidden.
+    let failing_at_once = || {
+        FunctionClient::builder("primary")
+            .stream(|_req: &ChatRequest| Ok(vec![Err(Error::from_status("p", 503, "reset"))]))
+            .build()
+            .boxed()
+    };
+    route.continuation = false;
+    let built = build::assemble("r", &route, vec![failing_at_once(), backup()]).unwrap();
+    let r = built.client.chat_stream(&ChatRequest::user("x")).await.unwrap();
+    assert_eq!(r.collect_response().await.unwrap().text(), " and half.");
+    route.commit_point = Some(CommitPoint::Headers);
+    let built = build::assemble("r", &route, vec![failing_at_once(), backup()]).unwrap();
+    let r = built.client.chat_stream(&ChatRequest::user("x")).await.unwrap();
+    let err = r.collect_response().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::StreamInterrupted);
+}
