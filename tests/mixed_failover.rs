@@ -251,3 +251,77 @@ async fn a_responses_stream_failing_after_content_is_interrupted_not_failed_over
     assert_eq!(err.partial().unwrap().text(), "Once upon a time");
     assert!(openai_server.received_requests().await.unwrap().is_empty());
 }
+
+/// A stream cut on Chat Completions is continued on Anthropic, which receives the text so
+/// far as a prefill; Gemini, which does not continue a prefill, is skipped on the way.
+#[tokio::test]
+async fn a_stream_cut_on_openai_is_continued_on_anthropic_as_a_prefill() {
+    use futures_util::StreamExt;
+    use switchboard::{Capability, GeminiClient, StreamEvent};
+
+    let openai_server = serve("/v1/chat/completions", 200, "openai/stream_cut.sse").await;
+    let anthropic_server = serve("/v1/messages", 200, "anthropic/stream_text.sse").await;
+    let gemini = GeminiClient::builder()
+        .model("gemini-2.5-flash")
+        .api_key("g-key")
+        .base_url("http://127.0.0.1:9/")
+        .build()
+        .unwrap();
+    let anthropic = AnthropicClient::builder()
+        .model("claude-sonnet-4-5")
+        .api_key("sk-ant")
+        .base_url(anthropic_server.uri())
+        .build()
+        .unwrap();
+    let chain = FallbackClient::builder()
+        .client(openai_client(&openai_server).boxed())
+        .client(gemini.boxed())
+        .client(anthropic.boxed())
+        .continuation(true)
+        .build()
+        .unwrap();
+    let req = ChatRequest::user("Write a short poem about the sea.");
+    let mut stream = chain.chat_stream(&req).await.unwrap();
+    let mut streamed = String::new();
+    let mut done = None;
+    while let Some(event) = stream.next().await {
+        match event.unwrap() {
+            StreamEvent::TextDelta { text } => streamed.push_str(&text),
+            StreamEvent::Done { response } => done = Some(*response),
+            _ => {}
+        }
+    }
+    let r = done.expect("the continued stream ends with Done");
+    let delivered = "Sure, here is a short poem about the sea:\n\n";
+    assert_eq!(r.text(), streamed);
+    assert_eq!(
+        r.text(),
+        format!("{delivered}Hello! How can I help you today?")
+    );
+
+    let body = last_body(&anthropic_server).await;
+    let last = body["messages"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["role"], "assistant");
+    assert_eq!(
+        last["content"],
+        json!([{"type": "text", "text": delivered.trim_end()}])
+    );
+
+    let attempts: Vec<_> = r
+        .attempts()
+        .iter()
+        .map(|a| (a.provider.as_str(), a.outcome, a.missing))
+        .collect();
+    assert_eq!(
+        attempts,
+        [
+            ("openai", Outcome::Failed, None),
+            ("gemini", Outcome::Skipped, Some(Capability::Prefill)),
+            ("anthropic", Outcome::Success, None),
+        ]
+    );
+    assert_eq!(
+        r.attempts()[0].error_kind,
+        Some(ErrorKind::StreamInterrupted)
+    );
+}

@@ -202,11 +202,19 @@ async fn an_assembled_route_uses_its_commit_point_and_continuation() {
     };
     route.continuation = false;
     let built = build::assemble("r", &route, vec![failing_at_once(), backup()]).unwrap();
-    let r = built.client.chat_stream(&ChatRequest::user("x")).await.unwrap();
+    let r = built
+        .client
+        .chat_stream(&ChatRequest::user("x"))
+        .await
+        .unwrap();
     assert_eq!(r.collect_response().await.unwrap().text(), " and half.");
     route.commit_point = Some(CommitPoint::Headers);
     let built = build::assemble("r", &route, vec![failing_at_once(), backup()]).unwrap();
-    let r = built.client.chat_stream(&ChatRequest::user("x")).await.unwrap();
+    let r = built
+        .client
+        .chat_stream(&ChatRequest::user("x"))
+        .await
+        .unwrap();
     let err = r.collect_response().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::StreamInterrupted);
 }

@@ -777,4 +777,50 @@ mod tests {
             "{err}"
         );
     }
+
+    #[test]
+    fn each_protocol_reports_what_it_accepts() {
+        let caps = |spec: &str| {
+            let opts = env(&[]).api_key("k").base_url("https://127.0.0.1:9/v1");
+            *create_client_with(spec, &opts)
+                .unwrap()
+                .info()
+                .capabilities()
+        };
+        // Only Anthropic continues a prefilled assistant message; it takes no audio.
+        let anthropic = caps("anthropic:claude-sonnet-4-5");
+        assert!(anthropic.prefill && anthropic.tools && anthropic.documents);
+        assert!(!anthropic.audio);
+        assert_eq!(anthropic.context_window, Some(200_000));
+        for spec in [
+            "openai:gpt-4o",
+            "gemini:gemini-2.5-flash",
+            "openai-responses:gpt-5",
+            "azure:d",
+        ] {
+            assert!(!caps(spec).prefill, "{spec}");
+        }
+        let openai = caps("openai:gpt-4o-mini");
+        assert!(openai.audio && openai.images && openai.documents);
+        assert_eq!(openai.context_window, Some(128_000));
+        assert!(!caps("openai-responses:gpt-5").audio);
+        assert_eq!(caps("openai-responses:gpt-5").context_window, Some(400_000));
+        assert_eq!(
+            caps("gemini:gemini-2.5-pro").context_window,
+            Some(1_048_576)
+        );
+        // Text-only OpenAI-compatible endpoints.
+        for spec in [
+            "deepseek:deepseek-chat",
+            "bedrock:openai.gpt-oss-120b-1:0",
+            "bedrock-responses:openai.gpt-oss-120b",
+        ] {
+            let c = caps(spec);
+            assert!(!c.images && !c.documents && !c.audio && c.tools, "{spec}");
+        }
+        // Unknown models and servers: permissive, no window to check.
+        let unknown = caps("openai-compatible:my-model");
+        assert!(unknown.images && unknown.documents && unknown.audio);
+        assert_eq!(unknown.context_window, None);
+    }
 }

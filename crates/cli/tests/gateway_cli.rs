@@ -277,10 +277,7 @@ fn models_lists_priced_models() {
         "{text}"
     );
     assert!(!text.contains("anthropic:"));
-    let gpt41 = models
-        .iter()
-        .find(|m| m["id"] == "openai:gpt-4.1")
-        .unwrap();
+    let gpt41 = models.iter().find(|m| m["id"] == "openai:gpt-4.1").unwrap();
     assert_eq!(gpt41["context_window"], 1_047_576);
     assert!(text.contains("1047576"), "{text}");
 }
