@@ -130,7 +130,7 @@ pub struct RouteSettings {
     pub commit_point: Option<CommitPoint>,
     /// Continues a stream cut after its commit point on the next target that accepts a
     /// prefill (default `false`); see
-    /// [`FallbackClientBuilder::continuation`](crate::FallbackClientBuilder::continuation).
+    /// [`FallbackClientBuilder::continuation`](crate::middleware::FallbackClientBuilder::continuation).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub continuation: bool,
 }

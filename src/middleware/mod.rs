@@ -23,9 +23,10 @@
 //! timeout is innermost, around each real attempt. [`HedgedClient`] can stand where
 //! [`FallbackClient`] stands, racing targets instead of trying them one after another.
 //!
-//! A stream may switch attempt or target only before its first content event reaches the
-//! caller (the commit point, `commit.rs`); after it, a failure ends the stream with
-//! [`ErrorKind::StreamInterrupted`](crate::ErrorKind::StreamInterrupted).
+//! A stream may switch attempt or target only before its commit point ([`CommitPoint`]; by
+//! default its first content event); after it, a failure ends the stream with
+//! [`ErrorKind::StreamInterrupted`](crate::ErrorKind::StreamInterrupted), unless a
+//! [`FallbackClient`] with continuation resumes it on another target.
 
 pub mod budget;
 pub mod cache;
