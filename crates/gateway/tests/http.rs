@@ -817,3 +817,90 @@ fn toml_route(text: &str) -> switchboard::config::RouteSettings {
     .unwrap();
     s.routes["x"].clone()
 }
+
+#[tokio::test]
+async fn a_route_can_target_the_responses_api() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/responses"))
+        .and(header("authorization", "Bearer oai-key"))
+        .and(wiremock::matchers::body_partial_json(
+            json!({"stream": true}),
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(
+            fixture("openai-responses/stream_text.sse"),
+            "text/event-stream",
+        ))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/responses"))
+        .and(header("authorization", "Bearer oai-key"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(
+            fixture("openai-responses/response_function_call.json"),
+            "application/json",
+        ))
+        .mount(&server)
+        .await;
+    let config = format!(
+        "[providers.openai-responses]\nbase_url = \"{}/v1\"\napi_key_env = \"OAI\"\n\
+         [routes.reasoner]\ntargets = [\"openai-responses:gpt-5-mini\"]\n",
+        server.uri()
+    );
+    let gw = start(Gateway::with_env(settings(&config), env(&[("OAI", "oai-key")])).unwrap()).await;
+
+    // Whole answer: a function call item comes back as an OpenAI tool call.
+    let req = json!({
+        "model": "reasoner",
+        "messages": [{"role": "user", "content": "Weather in Paris?"}],
+        "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
+    });
+    let resp = post(&gw.base, "/v1/chat/completions", req).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        header_of(&resp, "x-switchboard-provider"),
+        "openai-responses"
+    );
+    let body = json_of(resp).await;
+    assert_eq!(
+        body["model"], "gpt-5-mini-2025-08-07",
+        "the model that served"
+    );
+    assert_eq!(body["choices"][0]["finish_reason"], "tool_calls");
+    let call = &body["choices"][0]["message"]["tool_calls"][0];
+    assert_eq!(call["id"], "call_Xq7Lm2pR9sT4vW1yZ3bN5cD8");
+    assert_eq!(call["function"]["name"], "get_weather");
+    let args: Value =
+        serde_json::from_str(call["function"]["arguments"].as_str().unwrap()).unwrap();
+    assert_eq!(args, json!({"location": "Paris, France"}));
+    assert_eq!(body["usage"]["prompt_tokens"], 291);
+
+    // Streamed: Responses events become Chat Completions chunks, then [DONE].
+    let req = json!({"model": "reasoner", "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+    let text = post(&gw.base, "/v1/chat/completions", req)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+    let lines = data_lines(&text);
+    let content: String = lines[..lines.len() - 1]
+        .iter()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter_map(|c| {
+            c["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(content, "The capital of France is Paris.");
+
+    // The upstream got the Responses shape, not Chat Completions.
+    let sent: Value =
+        serde_json::from_slice(&server.received_requests().await.unwrap()[0].body).unwrap();
+    assert_eq!(sent["model"], "gpt-5-mini");
+    assert!(
+        sent.get("input").is_some() && sent.get("messages").is_none(),
+        "{sent}"
+    );
+}
