@@ -904,3 +904,40 @@ async fn a_route_can_target_the_responses_api() {
         "{sent}"
     );
 }
+
+#[tokio::test]
+async fn metrics_price_each_route_and_keep_latency_buckets() {
+    let gw = start_routes(
+        vec![("priced", vec![answers("openai", "gpt-4o-mini", "x")])],
+        GatewayOptions::default(),
+    )
+    .await;
+    for _ in 0..2 {
+        let resp = post(&gw.base, "/v1/chat/completions", hello("priced")).await;
+        assert_eq!(resp.status(), 200);
+    }
+    let text = reqwest::get(format!("{}/metrics", gw.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    // Two calls of 9 input and 4 output tokens at $0.15 / $0.60 per million.
+    let expected = 2.0 * (9.0 * 0.15 + 4.0 * 0.60) / 1e6;
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("switchboard_gateway_cost_usd_total{route=\"priced\"}"))
+        .unwrap_or_else(|| panic!("no cost line in\n{text}"));
+    let value: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!((value - expected).abs() < 1e-12, "{line} vs {expected}");
+    assert!(text.contains("# TYPE switchboard_gateway_request_duration_seconds histogram"));
+    assert!(
+        text.contains(
+            "switchboard_gateway_request_duration_seconds_bucket{route=\"priced\",le=\"+Inf\"} 2"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("switchboard_gateway_tokens_total{route=\"priced\",direction=\"output\"} 8")
+    );
+}
