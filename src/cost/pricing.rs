@@ -132,7 +132,9 @@ fn line_nanos(tokens: u64, usd_per_million: f64) -> u128 {
 /// ```
 ///
 /// A passthrough provider such as OpenRouter prices `vendor/model` as `model` at the
-/// provider its `[passthrough.<name>]` table maps `vendor` to.
+/// provider its `[passthrough.<name>]` table maps `vendor` to. A provider named in the
+/// `[same_as]` table (`openai-responses = "openai"`) bills the same models at the same
+/// prices as another; its own rows, if any, still win.
 ///
 /// # Examples
 /// ```
@@ -149,6 +151,8 @@ pub struct PriceTable {
     rows: HashMap<String, Vec<(String, ModelPrice)>>,
     /// Passthrough provider → vendor prefix → priced provider.
     passthrough: HashMap<String, HashMap<String, String>>,
+    /// Provider → the provider whose rows price its models.
+    same_as: HashMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -158,6 +162,8 @@ struct PriceFile {
     price: Vec<toml::Spanned<PriceRow>>,
     #[serde(default)]
     passthrough: BTreeMap<String, BTreeMap<String, String>>,
+    #[serde(default)]
+    same_as: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -265,6 +271,15 @@ impl PriceTable {
                 .or_default()
                 .extend(vendors);
         }
+        for (provider, target) in file.same_as {
+            if provider == target {
+                return Err(Error::config(
+                    format!("{origin}: `same_as.{provider}` names the provider itself"),
+                    "name another provider whose rows price this one's models, or remove the line",
+                ));
+            }
+            table.same_as.insert(provider, target);
+        }
         Ok(table)
     }
 
@@ -297,6 +312,7 @@ impl PriceTable {
                 .or_default()
                 .extend(vendors);
         }
+        self.same_as.extend(overrides.same_as);
         self
     }
 
@@ -315,8 +331,18 @@ impl PriceTable {
     }
 
     /// Returns the price of `provider`'s `model`: the row with the longest prefix of the
-    /// name, or for a passthrough provider the price of the vendor's model.
+    /// name, or for a passthrough provider the price of the vendor's model, or for a
+    /// provider listed in `[same_as]` the price the other provider's rows give.
     pub fn price(&self, provider: &str, model: &str) -> Option<&ModelPrice> {
+        self.own_price(provider, model).or_else(|| {
+            let target = self.same_as.get(provider)?;
+            // One hop only, so a cycle in an overrides file cannot loop.
+            self.own_price(target, model)
+        })
+    }
+
+    /// The price from `provider`'s own rows or its passthrough table.
+    fn own_price(&self, provider: &str, model: &str) -> Option<&ModelPrice> {
         let own = self.rows.get(provider).and_then(|rows| {
             rows.iter()
                 .filter(|(prefix, _)| model.starts_with(prefix.as_str()))
@@ -331,7 +357,7 @@ impl PriceTable {
         if target == provider {
             return None;
         }
-        self.price(target, rest)
+        self.own_price(target, rest)
     }
 
     /// Prices `usage` for `provider`'s `model`; `None` when the model has no price.
@@ -497,6 +523,42 @@ mod tests {
         let u = usage(10, 0, 50, 0, 0);
         // The 10 input tokens are all inside the 50 cached ones: 50 × $0.5/M = 25 µ$.
         assert_eq!(price.cost(&u).nanos(), 25_000);
+    }
+
+    #[test]
+    fn responses_and_azure_bill_like_openai_unless_overridden() {
+        let u = usage(1_000_000, 1_000_000, 0, 0, 0);
+        let openai = cost("openai", "gpt-4o-mini", &u);
+        for provider in ["openai-responses", "azure", "azure-responses"] {
+            assert_eq!(cost(provider, "gpt-4o-mini", &u), openai, "{provider}");
+        }
+        // An Azure deployment named after its model takes that model's row.
+        assert_eq!(cost("azure", "gpt-4o-mini-eastus", &u), openai);
+        // A row of the provider's own wins over the shared one.
+        let overrides = PriceTable::from_toml_str(
+            "[[price]]\nprovider = \"azure\"\nmodel = \"gpt-4o-mini\"\ninput = 0.5\noutput = 0.5\nsource = \"contract\"\ndate = \"2026-11-30\"\n",
+            "test",
+        )
+        .unwrap();
+        let table = PriceTable::embedded().clone().merged(overrides);
+        assert_eq!(
+            table.cost_of(&u, "azure", "gpt-4o-mini").unwrap().nanos(),
+            1_000_000_000
+        );
+        assert_eq!(
+            table
+                .cost_of(&u, "azure-responses", "gpt-4o-mini")
+                .unwrap()
+                .nanos(),
+            openai
+        );
+    }
+
+    #[test]
+    fn same_as_may_not_name_the_provider_itself() {
+        let err = PriceTable::from_toml_str("[same_as]\nazure = \"azure\"\n", "test").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config);
+        assert!(err.message().contains("same_as.azure"), "{err}");
     }
 
     #[test]
