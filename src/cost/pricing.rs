@@ -37,6 +37,8 @@ pub struct ModelPrice {
     pub date: String,
     /// Anything a reader must know, such as "unconfirmed".
     pub note: Option<String>,
+    /// The tokens one request may hold (prompt and output together), when known.
+    pub context_window: Option<u64>,
 }
 
 impl ModelPrice {
@@ -52,6 +54,7 @@ impl ModelPrice {
             source: String::new(),
             date: String::new(),
             note: None,
+            context_window: None,
         }
     }
 
@@ -66,6 +69,13 @@ impl ModelPrice {
     #[must_use]
     pub fn with_cache_write(mut self, usd_per_million: f64) -> ModelPrice {
         self.cache_write = Some(usd_per_million);
+        self
+    }
+
+    /// Sets the context window, in tokens.
+    #[must_use]
+    pub fn with_context_window(mut self, tokens: u64) -> ModelPrice {
+        self.context_window = Some(tokens);
         self
     }
 
@@ -179,6 +189,7 @@ struct PriceRow {
     source: String,
     date: String,
     note: Option<String>,
+    context_window: Option<u64>,
 }
 
 impl PriceTable {
@@ -252,6 +263,15 @@ impl PriceTable {
                     }
                 }
             }
+            if row.context_window == Some(0) {
+                return Err(Error::config(
+                    format!(
+                        "{origin}, line {line}: `context_window` of {}:{} is 0",
+                        row.provider, row.model
+                    ),
+                    "give the model's context window in tokens, or leave the field out",
+                ));
+            }
             let price = ModelPrice {
                 input: row.input,
                 output: row.output,
@@ -261,6 +281,7 @@ impl PriceTable {
                 source: row.source,
                 date: row.date,
                 note: row.note,
+                context_window: row.context_window,
             };
             table.insert(row.provider, row.model, price);
         }
@@ -559,6 +580,33 @@ mod tests {
         let err = PriceTable::from_toml_str("[same_as]\nazure = \"azure\"\n", "test").unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Config);
         assert!(err.message().contains("same_as.azure"), "{err}");
+    }
+
+    #[test]
+    fn context_windows_are_read_and_a_zero_window_is_refused() {
+        let table = PriceTable::embedded();
+        let window = |p: &str, m: &str| table.price(p, m).unwrap().context_window;
+        assert_eq!(window("openai", "gpt-4o-mini"), Some(128_000));
+        assert_eq!(window("anthropic", "claude-haiku-4-5"), Some(200_000));
+        assert_eq!(window("gemini", "gemini-2.5-flash"), Some(1_048_576));
+        let known = table
+            .entries()
+            .iter()
+            .filter(|(_, _, p)| p.context_window.is_some())
+            .count();
+        assert!(
+            known * 10 >= table.entries().len() * 9,
+            "{known} rows have a window"
+        );
+        let err = PriceTable::from_toml_str(
+            "[[price]]\nprovider = \"p\"\nmodel = \"m\"\ninput = 1.0\noutput = 1.0\ncontext_window = 0\nsource = \"s\"\ndate = \"d\"\n",
+            "test",
+        )
+        .unwrap_err();
+        assert!(
+            err.message().contains("line 1") && err.message().contains("context_window"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -257,6 +257,12 @@ fn models_lists_priced_models() {
     let body = json_stdout(&out);
     let models = body["models"].as_array().unwrap();
     assert!(models.len() > 10);
+    let gpt = models
+        .iter()
+        .find(|m| m["id"] == "openai:gpt-4o-mini")
+        .expect("gpt-4o-mini listed");
+    assert_eq!(gpt["context_window"], 128_000);
+    assert_eq!(gpt["price_per_million"]["input"], 0.15);
     let first = &models[0];
     for field in [
         "provider",
@@ -277,4 +283,9 @@ fn models_lists_priced_models() {
         "{text}"
     );
     assert!(!text.contains("anthropic:"));
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("openai:gpt-4o-mini "))
+        .unwrap_or_else(|| panic!("no gpt-4o-mini row in\n{text}"));
+    assert!(row.contains("128000"), "{row}");
 }

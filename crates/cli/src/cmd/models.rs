@@ -1,8 +1,8 @@
 //! `switchboard models`: the models Switchboard has prices for, per provider.
 //!
-//! Prices come from the library's embedded price table (USD per million tokens, with the
-//! source and date of each figure). The table has no context-window column, so
-//! `context_window` is `null` until the data carries it.
+//! Prices and context windows come from the library's embedded price table (USD per
+//! million tokens, with the source and date of each figure); `context_window` is `null`
+//! for the few rows whose window could not be confirmed.
 
 use clap::Args;
 use serde_json::json;
@@ -36,7 +36,7 @@ pub(crate) async fn run(args: ModelsArgs) -> u8 {
                     "provider": provider,
                     "model": model,
                     "id": format!("{provider}:{model}"),
-                    "context_window": null,
+                    "context_window": price.context_window,
                     "price_per_million": {
                         "input": price.input,
                         "output": price.output,
@@ -67,7 +67,9 @@ pub(crate) async fn run(args: ModelsArgs) -> u8 {
     for (provider, model, price) in &rows {
         t.row(vec![
             format!("{provider}:{model}"),
-            "-".to_owned(),
+            price
+                .context_window
+                .map_or("-".to_owned(), |w| w.to_string()),
             format!("{:.3}", price.input),
             format!("{:.3}", price.output),
             price
