@@ -159,9 +159,21 @@ impl FallbackClient {
         rest: Vec<DynClient>,
         fallback_on: FallbackOn,
     ) -> FallbackClient {
-        let info = first.info().clone();
         let mut clients = vec![first];
         clients.extend(rest);
+        // The chain's endpoint names every target's, so a cache over the chain is keyed on
+        // all of them.
+        let endpoints: Vec<String> = clients
+            .iter()
+            .map(|c| {
+                let info = c.info();
+                format!("{info}@{}", info.endpoint().unwrap_or(""))
+            })
+            .collect();
+        let info = clients[0]
+            .info()
+            .clone()
+            .with_endpoint_text(endpoints.join(" | "));
         FallbackClient {
             clients,
             fallback_on,

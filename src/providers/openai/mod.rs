@@ -481,7 +481,8 @@ impl OpenAiClientBuilder {
         Ok(OpenAiClient {
             inner: Arc::new(Inner {
                 profile,
-                info: ClientInfo::new(name, model),
+                info: ClientInfo::new(name, model)
+                    .with_endpoint(&base_url, credential.fingerprint().as_deref()),
                 base_url,
                 api_version,
                 credential,

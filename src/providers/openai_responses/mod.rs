@@ -400,9 +400,10 @@ impl OpenAiResponsesClientBuilder {
             openai_error::map_error
         };
         let transport = Transport::new(name.clone(), self.settings)?;
+        let fingerprint = credential.fingerprint();
         Ok(OpenAiResponsesClient {
             inner: Arc::new(Inner {
-                info: ClientInfo::new(name, model),
+                info: ClientInfo::new(name, model).with_endpoint(&base_url, fingerprint.as_deref()),
                 url: format!("{base_url}/responses"),
                 credential,
                 transport,
