@@ -740,6 +740,44 @@ mod transport {
     }
 
     #[tokio::test]
+    async fn a_connect_that_never_completes_times_out_within_the_connect_limit() {
+        // A listener with a backlog of one that never accepts: once its queue is full the
+        // kernel drops further SYNs, so a new connection hangs in the handshake.
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = socket.listen(0).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut fillers = Vec::new();
+        for _ in 0..8 {
+            let connect = tokio::net::TcpStream::connect(addr);
+            match tokio::time::timeout(Duration::from_millis(200), connect).await {
+                Ok(Ok(stream)) => fillers.push(stream),
+                // The queue is full: this is the state the client must meet.
+                _ => break,
+            }
+        }
+        let http = HttpSettings {
+            connect_timeout: Duration::from_millis(300),
+            request_timeout: Duration::from_secs(20),
+            ..HttpSettings::default()
+        };
+        let options = ClientOptions::new()
+            .retry(None)
+            .env(|_| None)
+            .api_key("k")
+            .base_url(format!("http://{addr}/v1"))
+            .http_settings(http);
+        let client = create_client_with("openai:gpt-4o", &options).unwrap();
+        let started = std::time::Instant::now();
+        let err = client.chat(&ChatRequest::user("hi")).await.unwrap_err();
+        let elapsed = started.elapsed();
+        assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+        assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+        assert!(err.is_retryable() && err.is_recoverable());
+        drop((fillers, listener));
+    }
+
+    #[tokio::test]
     async fn an_oversized_reply_is_refused() {
         let server = MockServer::start().await;
         Mock::given(method("POST"))
