@@ -80,8 +80,14 @@ async fn serve_prints_its_address_and_answers_through_the_route() {
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
     let resp = reqwest_post(&format!("{url}/v1/chat/completions")).await;
     child.kill().unwrap();
-    let _ = child.wait();
+    let out = child.wait_with_output().unwrap();
     assert!(resp.contains("The capital of France is Paris."), "{resp}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("aliases: fast"), "{stderr}");
+    assert!(
+        !stderr.contains("sk-upstream-secret") && !resp.contains("sk-upstream-secret"),
+        "the upstream key leaked: {stderr}"
+    );
 }
 
 async fn reqwest_post(url: &str) -> String {
@@ -288,4 +294,52 @@ fn models_lists_priced_models() {
         .find(|l| l.starts_with("openai:gpt-4o-mini "))
         .unwrap_or_else(|| panic!("no gpt-4o-mini row in\n{text}"));
     assert!(row.contains("128000"), "{row}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_live_shows_progress_and_a_table() {
+    let upstream = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_raw(fixture("openai/chat_text.json"), "application/json"),
+        )
+        .mount(&upstream)
+        .await;
+    let config = temp_config(
+        "live-human",
+        &format!(
+            "[providers.openai]\nbase_url = \"{}/v1\"\n[routes.fast]\ntargets = [\"openai:gpt-4o\"]\n",
+            upstream.uri()
+        ),
+    );
+    let path = config.to_str().unwrap().to_owned();
+    let out = tokio::task::spawn_blocking(move || {
+        bin()
+            .args(["check", "--live", "--config", &path])
+            .env("OPENAI_API_KEY", "sk-live-secret")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("[1/1] asking openai"), "progress: {stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let header = stdout.lines().next().unwrap_or_default();
+    assert!(
+        header.starts_with("provider"),
+        "a table header first: {stdout}"
+    );
+    assert!(
+        stdout.lines().any(|l| l.starts_with("openai ")),
+        "a row for openai: {stdout}"
+    );
+    assert!(!stdout.contains("sk-live-secret") && !stderr.contains("sk-live-secret"));
 }
