@@ -941,3 +941,115 @@ async fn metrics_price_each_route_and_keep_latency_buckets() {
         text.contains("switchboard_gateway_tokens_total{route=\"priced\",direction=\"output\"} 8")
     );
 }
+
+/// A target that answers `text` after `delay` (on the runtime's clock).
+fn answers_after(provider: &str, model: &str, text: &'static str, delay: Duration) -> DynClient {
+    Arc::new(
+        FunctionClient::builder(model)
+            .provider(provider)
+            .respond_async(move |_r: ChatRequest| async move {
+                tokio::time::sleep(delay).await;
+                Ok(switchboard::ChatResponse::from_text(text)
+                    .with_usage(switchboard::Usage::new(9, 4)))
+            })
+            .build(),
+    )
+}
+
+#[tokio::test]
+async fn a_route_budget_refuses_once_spent_with_a_429_that_says_not_to_retry() {
+    let route = toml_route("targets = []\nbudget = { max_trials = 2 }\n");
+    let gw = start(
+        Gateway::from_routes_with(
+            vec![("capped", route, vec![answers("a", "m1", "x")])],
+            GatewayOptions::default(),
+        )
+        .unwrap(),
+    )
+    .await;
+    for _ in 0..2 {
+        let resp = post(&gw.base, "/v1/chat/completions", hello("capped")).await;
+        assert_eq!(resp.status(), 200);
+    }
+    let refused = post(&gw.base, "/v1/chat/completions", hello("capped")).await;
+    assert_eq!(refused.status(), 429);
+    assert!(
+        refused.headers().get("retry-after").is_none(),
+        "waiting does not refill a budget"
+    );
+    let body = json_of(refused).await;
+    assert_eq!(body["error"]["code"], "budget_exceeded", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("max_trials")),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_route_timeout_moves_on_from_a_silent_target() {
+    let route = toml_route("targets = []\ntimeout_ms = 100\n");
+    let gw = start(
+        Gateway::from_routes_with(
+            vec![(
+                "timed",
+                route,
+                vec![
+                    answers_after("slow", "m1", "late", Duration::from_secs(10)),
+                    answers("fast", "m2", "in time"),
+                ],
+            )],
+            GatewayOptions::default(),
+        )
+        .unwrap(),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let resp = post(&gw.base, "/v1/chat/completions", hello("timed")).await;
+    assert_eq!(resp.status(), 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(header_of(&resp, "x-switchboard-provider"), "fast");
+    assert_eq!(header_of(&resp, "x-switchboard-attempts"), "2");
+    assert_eq!(
+        json_of(resp).await["choices"][0]["message"]["content"],
+        "in time"
+    );
+}
+
+#[tokio::test]
+async fn a_hedged_route_races_the_next_target_after_the_delay() {
+    let route = toml_route("targets = [\"openai:m\", \"openai:n\"]\nhedge = { delay_ms = 50 }\n");
+    let gw = start(
+        Gateway::from_routes_with(
+            vec![(
+                "hedged",
+                route,
+                vec![
+                    answers_after("slow", "m1", "late", Duration::from_secs(10)),
+                    answers_after("quick", "m2", "raced", Duration::from_millis(10)),
+                ],
+            )],
+            GatewayOptions::default(),
+        )
+        .unwrap(),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let resp = post(&gw.base, "/v1/chat/completions", hello("hedged")).await;
+    assert_eq!(resp.status(), 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(header_of(&resp, "x-switchboard-provider"), "quick");
+    assert_eq!(
+        json_of(resp).await["choices"][0]["message"]["content"],
+        "raced"
+    );
+}
