@@ -343,3 +343,53 @@ async fn check_live_shows_progress_and_a_table() {
     );
     assert!(!stdout.contains("sk-live-secret") && !stderr.contains("sk-live-secret"));
 }
+
+#[test]
+fn serve_json_prints_one_object_with_the_address_and_aliases() {
+    let config = temp_config(
+        "serve-json",
+        "[server]\nport = 0\n[providers.openai]\napi_key_env = \"TEST_SERVE_JSON_KEY\"\n[routes.fast]\ntargets = [\"openai:gpt-4o\"]\n",
+    );
+    let mut child = bin()
+        .args(["serve", "--config", config.to_str().unwrap(), "--json"])
+        .env("TEST_SERVE_JSON_KEY", "sk-serve-json-secret")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    assert!(
+        v["listening"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("http://127.0.0.1:")),
+        "{v}"
+    );
+    assert_eq!(v["aliases"], serde_json::json!(["fast"]));
+    assert_eq!(v["requires_key"], false);
+    assert!(!line.contains("sk-serve-json-secret"));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("sk-serve-json-secret"));
+}
+
+#[test]
+fn serve_json_reports_a_bad_config_as_a_json_error() {
+    let config = temp_config("serve-json-bad", "[routes.fast]\ntargets = [\"nope:m\"]\n");
+    let out = bin()
+        .args(["serve", "--config", config.to_str().unwrap(), "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let v = json_stdout(&out);
+    assert_eq!(v["error"]["kind"], "config", "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("nope")),
+        "{v}"
+    );
+}
