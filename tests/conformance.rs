@@ -801,6 +801,37 @@ mod transport {
     }
 
     #[tokio::test]
+    async fn a_stream_event_past_the_size_cap_ends_the_stream_instead_of_buffering() {
+        let first = "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"model\":\"gpt-4o\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hel\"},\"finish_reason\":null}]}\n\n";
+        // Then one event that never ends: 64 KiB of data with no blank line.
+        let body = format!("{first}data: {}", "x".repeat(64 * 1024));
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(200).set_body_raw(body, "text/event-stream"))
+            .mount(&server)
+            .await;
+        let http = HttpSettings {
+            max_response_bytes: 4096,
+            ..HttpSettings::default()
+        };
+        let err = client(&server, http)
+            .await
+            .chat_stream(&ChatRequest::user("hi"))
+            .await
+            .unwrap()
+            .collect_response()
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::StreamInterrupted, "{err}");
+        assert_eq!(err.partial().unwrap().text(), "Hel");
+        let cause = std::error::Error::source(&err)
+            .and_then(|s| s.downcast_ref::<switchboard::Error>())
+            .unwrap();
+        assert_eq!(cause.kind(), ErrorKind::Decode);
+        assert!(cause.message().contains("4096-byte cap"), "{cause}");
+    }
+
+    #[tokio::test]
     async fn a_stream_whose_headers_never_come_times_out() {
         let server = MockServer::start().await;
         Mock::given(method("POST"))
