@@ -576,6 +576,17 @@ mod tests {
     }
 
     #[test]
+    fn bedrock_prices_gpt_oss_on_both_of_its_endpoints() {
+        let u = usage(1_000_000, 1_000_000, 0, 0, 0);
+        // $0.15 in + $0.60 out per million
+        assert_eq!(cost("bedrock", "openai.gpt-oss-120b-1:0", &u), 750_000_000);
+        assert_eq!(
+            cost("bedrock-responses", "openai.gpt-oss-120b", &u),
+            750_000_000
+        );
+    }
+
+    #[test]
     fn same_as_may_not_name_the_provider_itself() {
         let err = PriceTable::from_toml_str("[same_as]\nazure = \"azure\"\n", "test").unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Config);
