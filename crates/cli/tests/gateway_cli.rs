@@ -350,8 +350,24 @@ fn serve_json_prints_one_object_with_the_address_and_aliases() {
         "serve-json",
         "[server]\nport = 0\n[providers.openai]\napi_key_env = \"TEST_SERVE_JSON_KEY\"\n[routes.fast]\ntargets = [\"openai:gpt-4o\"]\n",
     );
+    // A port known to be free a moment ago; --port overrides the file's 0.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
     let mut child = bin()
-        .args(["serve", "--config", config.to_str().unwrap(), "--json"])
+        .args([
+            "serve",
+            "--config",
+            config.to_str().unwrap(),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--json",
+        ])
         .env("TEST_SERVE_JSON_KEY", "sk-serve-json-secret")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -364,12 +380,7 @@ fn serve_json_prints_one_object_with_the_address_and_aliases() {
     child.kill().unwrap();
     let out = child.wait_with_output().unwrap();
     let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
-    assert!(
-        v["listening"]
-            .as_str()
-            .is_some_and(|u| u.starts_with("http://127.0.0.1:")),
-        "{v}"
-    );
+    assert_eq!(v["listening"], format!("http://127.0.0.1:{port}"), "{v}");
     assert_eq!(v["aliases"], serde_json::json!(["fast"]));
     assert_eq!(v["requires_key"], false);
     assert!(!line.contains("sk-serve-json-secret"));
