@@ -24,13 +24,15 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub type DynClient = Arc<dyn ChatClient>;
 
 /// Names the provider and model a client talks to, for logs, errors, attempts and prices,
-/// and says what the target can accept ([`Capabilities`]), so a fallback chain can skip a
-/// target that could not serve a request.
+/// says what the target can accept ([`Capabilities`]), so a fallback chain can skip a
+/// target that could not serve a request, and for an HTTP client also where it sends requests
+/// and with which credential (as a fingerprint, never the credential itself).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ClientInfo {
     provider: String,
     model: String,
     capabilities: Capabilities,
+    endpoint: Option<String>,
 }
 
 impl ClientInfo {
@@ -40,6 +42,7 @@ impl ClientInfo {
             provider: provider.into(),
             model: model.into(),
             capabilities: Capabilities::permissive(),
+            endpoint: None,
         }
     }
 
@@ -53,6 +56,33 @@ impl ClientInfo {
     /// Returns what the target can accept.
     pub fn capabilities(&self) -> &Capabilities {
         &self.capabilities
+    }
+
+    /// Records the base URL requests go to and a fingerprint of the credential they carry
+    /// (see [`key_fingerprint`](crate::middleware::key_fingerprint)); a
+    /// [`CachedClient`] keys its entries on it, so two endpoints or two accounts never share
+    /// answers.
+    #[must_use]
+    pub fn with_endpoint(mut self, base_url: &str, credential: Option<&str>) -> ClientInfo {
+        let base_url = base_url.trim().trim_end_matches('/');
+        self.endpoint = Some(match credential {
+            Some(fingerprint) => format!("{base_url} key:{fingerprint}"),
+            None => base_url.to_owned(),
+        });
+        self
+    }
+
+    /// Sets the endpoint text as is (a wrapper over several clients joins theirs).
+    #[must_use]
+    pub(crate) fn with_endpoint_text(mut self, endpoint: String) -> ClientInfo {
+        self.endpoint = Some(endpoint);
+        self
+    }
+
+    /// Returns the base URL and credential fingerprint set by
+    /// [`with_endpoint`](ClientInfo::with_endpoint), if any.
+    pub fn endpoint(&self) -> Option<&str> {
+        self.endpoint.as_deref()
     }
 
     /// Returns the provider's name.

@@ -3,6 +3,11 @@
 //!
 //! Each row names a scenario; each protocol maps it to its own fixture (or marks it as not
 //! applicable). Adding a protocol means adding a column to [`fixture_for`], not new tests.
+//!
+//! Azure OpenAI and Amazon Bedrock speak the Chat Completions wire format (Azure's
+//! `azure-responses` and OpenAI's `openai-responses` the Responses one), so their columns
+//! replay the same documented wire data as their protocol, plus their own captures where the
+//! vendor documents a difference (`azure/`, `bedrock/`).
 
 use std::time::Duration;
 
@@ -18,9 +23,54 @@ enum Protocol {
     OpenAi,
     Anthropic,
     Gemini,
+    Responses,
+    Azure,
+    AzureResponses,
+    Bedrock,
 }
 
-const PROTOCOLS: [Protocol; 3] = [Protocol::OpenAi, Protocol::Anthropic, Protocol::Gemini];
+const PROTOCOLS: [Protocol; 7] = [
+    Protocol::OpenAi,
+    Protocol::Anthropic,
+    Protocol::Gemini,
+    Protocol::Responses,
+    Protocol::Azure,
+    Protocol::AzureResponses,
+    Protocol::Bedrock,
+];
+
+/// The wire format a protocol speaks.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Wire {
+    ChatCompletions,
+    Anthropic,
+    Gemini,
+    Responses,
+}
+
+impl Protocol {
+    fn wire(self) -> Wire {
+        match self {
+            Protocol::OpenAi | Protocol::Azure | Protocol::Bedrock => Wire::ChatCompletions,
+            Protocol::Anthropic => Wire::Anthropic,
+            Protocol::Gemini => Wire::Gemini,
+            Protocol::Responses | Protocol::AzureResponses => Wire::Responses,
+        }
+    }
+
+    /// The provider name a response or error from this protocol carries.
+    fn provider(self) -> &'static str {
+        match self {
+            Protocol::OpenAi => "openai",
+            Protocol::Anthropic => "anthropic",
+            Protocol::Gemini => "gemini",
+            Protocol::Responses => "openai-responses",
+            Protocol::Azure => "azure",
+            Protocol::AzureResponses => "azure-responses",
+            Protocol::Bedrock => "bedrock",
+        }
+    }
+}
 
 /// What a scenario must normalise to.
 #[derive(Clone, Copy, Debug)]
@@ -170,27 +220,36 @@ const SCENARIOS: &[Scenario] = &[
 /// The fixture each protocol answers a scenario with, or `None` when the protocol has no
 /// such case. The status for `overloaded` is the protocol's own (503 or 529).
 fn fixture_for(protocol: Protocol, scenario: &str) -> Option<(&'static str, u16)> {
-    use Protocol::*;
-    let row = match (protocol, scenario) {
-        (OpenAi, "plain text") => ("openai/chat_text.json", 200),
-        (OpenAi, "tool call") => ("openai/chat_tool_call.json", 200),
-        (OpenAi, "parallel tool calls") => ("openai/chat_parallel_tool_calls.json", 200),
-        (OpenAi, "token limit") => ("openai/chat_finish_length.json", 200),
-        (OpenAi, "thinking") => ("openai/chat_reasoning_usage.json", 200),
-        (OpenAi, "streamed text") => ("openai/stream_text.sse", 200),
-        (OpenAi, "streamed tool call") => ("openai/stream_tool_call.sse", 200),
-        (OpenAi, "streamed thinking") => return None,
-        (OpenAi, "cut stream") => ("openai/stream_cut.sse", 200),
-        (OpenAi, "in-stream error after text") => ("openai/stream_error_event.sse", 200),
-        (OpenAi, "400 invalid request") => ("openai/error_400_invalid_request.json", 400),
-        (OpenAi, "400 context length") => ("openai/error_400_context_length.json", 400),
-        (OpenAi, "401 authentication") => ("openai/error_401.json", 401),
-        (OpenAi, "403 permission") => ("openai/error_403.json", 403),
-        (OpenAi, "404 not found") => ("openai/error_404_model.json", 404),
-        (OpenAi, "429 rate limited") => ("openai/error_429_rate_limit.json", 429),
-        (OpenAi, "500 server") => ("openai/error_500.json", 500),
-        (OpenAi, "overloaded") => return None,
-        (OpenAi, "error status on a stream request") => ("openai/error_429_rate_limit.json", 429),
+    // Vendor captures that differ from their protocol's shared wire data.
+    match (protocol, scenario) {
+        (Protocol::Azure, "plain text") => return Some(("azure/chat_text.json", 200)),
+        (Protocol::Azure, "overloaded") => return None,
+        (Protocol::Bedrock, "plain text") => return Some(("bedrock/chat_text.json", 200)),
+        _ => {}
+    }
+    use Wire::*;
+    let row = match (protocol.wire(), scenario) {
+        (ChatCompletions, "plain text") => ("openai/chat_text.json", 200),
+        (ChatCompletions, "tool call") => ("openai/chat_tool_call.json", 200),
+        (ChatCompletions, "parallel tool calls") => ("openai/chat_parallel_tool_calls.json", 200),
+        (ChatCompletions, "token limit") => ("openai/chat_finish_length.json", 200),
+        (ChatCompletions, "thinking") => ("openai/chat_reasoning_usage.json", 200),
+        (ChatCompletions, "streamed text") => ("openai/stream_text.sse", 200),
+        (ChatCompletions, "streamed tool call") => ("openai/stream_tool_call.sse", 200),
+        (ChatCompletions, "streamed thinking") => return None,
+        (ChatCompletions, "cut stream") => ("openai/stream_cut.sse", 200),
+        (ChatCompletions, "in-stream error after text") => ("openai/stream_error_event.sse", 200),
+        (ChatCompletions, "400 invalid request") => ("openai/error_400_invalid_request.json", 400),
+        (ChatCompletions, "400 context length") => ("openai/error_400_context_length.json", 400),
+        (ChatCompletions, "401 authentication") => ("openai/error_401.json", 401),
+        (ChatCompletions, "403 permission") => ("openai/error_403.json", 403),
+        (ChatCompletions, "404 not found") => ("openai/error_404_model.json", 404),
+        (ChatCompletions, "429 rate limited") => ("openai/error_429_rate_limit.json", 429),
+        (ChatCompletions, "500 server") => ("openai/error_500.json", 500),
+        (ChatCompletions, "overloaded") => return None,
+        (ChatCompletions, "error status on a stream request") => {
+            ("openai/error_429_rate_limit.json", 429)
+        }
 
         (Anthropic, "plain text") => ("anthropic/messages_text.json", 200),
         (Anthropic, "tool call") => ("anthropic/messages_tool_use.json", 200),
@@ -231,6 +290,33 @@ fn fixture_for(protocol: Protocol, scenario: &str) -> Option<(&'static str, u16)
         (Gemini, "500 server") => ("gemini/error_500.json", 500),
         (Gemini, "overloaded") => ("gemini/error_503.json", 503),
         (Gemini, "error status on a stream request") => ("gemini/error_429.json", 429),
+        (Responses, "plain text") => ("openai-responses/response_text.json", 200),
+        (Responses, "tool call") => ("openai-responses/response_function_call.json", 200),
+        (Responses, "parallel tool calls") => (
+            "openai-responses/response_parallel_function_calls.json",
+            200,
+        ),
+        (Responses, "token limit") => ("openai-responses/response_incomplete.json", 200),
+        (Responses, "thinking") => ("openai-responses/response_reasoning.json", 200),
+        (Responses, "streamed text") => ("openai-responses/stream_text.sse", 200),
+        (Responses, "streamed tool call") => ("openai-responses/stream_function_call.sse", 200),
+        (Responses, "streamed thinking") => ("openai-responses/stream_reasoning.sse", 200),
+        (Responses, "cut stream") => ("openai-responses/stream_cut.sse", 200),
+        (Responses, "in-stream error after text") => {
+            ("openai-responses/stream_error_after_content.sse", 200)
+        }
+        // The Responses API answers errors with the same error object as Chat Completions.
+        (Responses, "400 invalid request") => ("openai/error_400_invalid_request.json", 400),
+        (Responses, "400 context length") => ("openai/error_400_context_length.json", 400),
+        (Responses, "401 authentication") => ("openai/error_401.json", 401),
+        (Responses, "403 permission") => ("openai/error_403.json", 403),
+        (Responses, "404 not found") => ("openai/error_404_model.json", 404),
+        (Responses, "429 rate limited") => ("openai/error_429_rate_limit.json", 429),
+        (Responses, "500 server") => ("openai/error_500.json", 500),
+        (Responses, "overloaded") => return None,
+        (Responses, "error status on a stream request") => {
+            ("openai/error_429_rate_limit.json", 429)
+        }
         (_, other) => panic!("scenario `{other}` has no row for {protocol:?}"),
     };
     Some(row)
@@ -241,6 +327,16 @@ async fn client_for(protocol: Protocol, server: &MockServer) -> DynClient {
         Protocol::OpenAi => ("openai:gpt-4o", format!("{}/v1", server.uri())),
         Protocol::Anthropic => ("anthropic:claude-sonnet-4-5", server.uri()),
         Protocol::Gemini => ("gemini:gemini-2.5-flash", server.uri()),
+        Protocol::Responses => (
+            "openai-responses:gpt-5-mini",
+            format!("{}/v1", server.uri()),
+        ),
+        Protocol::Azure => ("azure:gpt-4o-prod", server.uri()),
+        Protocol::AzureResponses => ("azure-responses:gpt-5-mini", server.uri()),
+        Protocol::Bedrock => (
+            "bedrock:openai.gpt-oss-120b-1:0",
+            format!("{}/openai/v1", server.uri()),
+        ),
     };
     let options = ClientOptions::new()
         .retry(None)
@@ -324,6 +420,7 @@ async fn every_scenario_normalises_the_same_on_every_protocol() {
                     assert!(r.response_id.is_some(), "{label}: response id read");
                     assert!(r.served_model.is_some(), "{label}: served model read");
                     assert_eq!(r.attempts().len(), 1, "{label}");
+                    assert_eq!(r.provider, protocol.provider(), "{label}");
                     for call in r.tool_calls() {
                         assert!(call.arguments.is_object(), "{label}: arguments parsed");
                         assert!(!call.name.is_empty(), "{label}");
@@ -334,7 +431,7 @@ async fn every_scenario_normalises_the_same_on_every_protocol() {
                     if let Some(status) = status {
                         assert_eq!(e.status(), Some(status), "{label}");
                     }
-                    assert!(e.provider().is_some(), "{label}: provider named");
+                    assert_eq!(e.provider(), Some(protocol.provider()), "{label}");
                     assert!(
                         e.is_recoverable(),
                         "{label}: a provider failure may fall back"
@@ -348,7 +445,7 @@ async fn every_scenario_normalises_the_same_on_every_protocol() {
             }
         }
     }
-    assert!(ran >= 45, "only {ran} scenario rows ran");
+    assert!(ran >= 100, "only {ran} scenario rows ran");
 }
 
 #[tokio::test]
@@ -395,6 +492,182 @@ async fn streamed_and_whole_answers_agree_on_every_protocol() {
         };
         assert_eq!(names(&streamed), names(&whole), "{protocol:?}");
     }
+}
+
+/// An error body in the protocol's own documented envelope, with an error type the mapping
+/// does not know, so the HTTP status alone decides the kind.
+fn status_body(wire: Wire, status: u16) -> String {
+    let message = format!("upstream answered {status}");
+    match wire {
+        Wire::ChatCompletions | Wire::Responses => serde_json::json!({
+            "error": {"message": message, "type": "upstream_error", "param": null, "code": null}
+        }),
+        Wire::Anthropic => serde_json::json!({
+            "type": "error",
+            "error": {"type": "upstream_error", "message": message}
+        }),
+        Wire::Gemini => serde_json::json!({
+            "error": {"code": status, "message": message}
+        }),
+    }
+    .to_string()
+}
+
+#[tokio::test]
+async fn every_error_status_maps_to_its_kind_on_every_protocol() {
+    // (status, kind, whether a retry of the same call may succeed)
+    let table = [
+        (400, ErrorKind::InvalidRequest, false),
+        (401, ErrorKind::Authentication, false),
+        (403, ErrorKind::PermissionDenied, false),
+        (404, ErrorKind::NotFound, false),
+        (408, ErrorKind::Timeout, true),
+        (409, ErrorKind::Overloaded, true),
+        (413, ErrorKind::InvalidRequest, false),
+        (422, ErrorKind::InvalidRequest, false),
+        (425, ErrorKind::Overloaded, true),
+        (429, ErrorKind::RateLimited, true),
+        (500, ErrorKind::Server, true),
+        (502, ErrorKind::Server, true),
+        (503, ErrorKind::Server, true),
+        (504, ErrorKind::Server, true),
+        (529, ErrorKind::Overloaded, true),
+    ];
+    for protocol in PROTOCOLS {
+        let server = MockServer::start().await;
+        let client = client_for(protocol, &server).await;
+        for (status, kind, retryable) in table {
+            // Google documents 504 as DEADLINE_EXCEEDED: the request ran out of time.
+            let kind = if protocol == Protocol::Gemini && status == 504 {
+                ErrorKind::Timeout
+            } else {
+                kind
+            };
+            server.reset().await;
+            Mock::given(method("POST"))
+                .respond_with(
+                    ResponseTemplate::new(status)
+                        .insert_header("retry-after", "3")
+                        .set_body_raw(status_body(protocol.wire(), status), "application/json"),
+                )
+                .mount(&server)
+                .await;
+            let label = format!("{protocol:?} / HTTP {status}");
+            for stream in [false, true] {
+                let req = ChatRequest::user("hello");
+                let err = if stream {
+                    match client.chat_stream(&req).await {
+                        Ok(s) => s.collect_response().await.unwrap_err(),
+                        Err(e) => e,
+                    }
+                } else {
+                    client.chat(&req).await.unwrap_err()
+                };
+                let label = format!("{label} (stream: {stream})");
+                assert_eq!(err.kind(), kind, "{label}: {err}");
+                assert_eq!(err.status(), Some(status), "{label}");
+                assert_eq!(err.provider(), Some(protocol.provider()), "{label}");
+                assert_eq!(err.is_retryable(), retryable, "{label}");
+                assert!(
+                    err.is_recoverable(),
+                    "{label}: a provider's answer may fall back"
+                );
+                assert_eq!(err.retry_after(), Some(Duration::from_secs(3)), "{label}");
+                assert!(
+                    err.message()
+                        .contains(&format!("upstream answered {status}")),
+                    "{label}: {err}"
+                );
+                assert!(!err.to_string().contains("test-key-not-real"), "{label}");
+            }
+        }
+    }
+}
+
+/// The turn before the one that fails over: a tool call and its result, in neutral types.
+fn conversation_with_a_tool_round() -> ChatRequest {
+    use switchboard::{Message, Part, Role, ToolCall, ToolSpec};
+    let call = ToolCall {
+        id: "call_weather_1".into(),
+        name: "get_weather".into(),
+        arguments: serde_json::json!({"location": "Paris"}),
+        signature: None,
+    };
+    ChatRequest::new(vec![
+        Message::system("Answer briefly."),
+        Message::user("What's the weather in Paris?"),
+        Message::new(Role::Assistant, vec![Part::ToolCall(call)]),
+        Message::tool_result("call_weather_1", "{\"sky\":\"sunny\",\"temp_c\":21}"),
+        Message::user("And what should I wear?"),
+    ])
+    .with_tool(ToolSpec::new(
+        "get_weather",
+        "Current weather for a place",
+        serde_json::json!({"type": "object", "properties": {"location": {"type": "string"}}}),
+    ))
+}
+
+#[tokio::test]
+async fn every_protocol_backs_up_every_other_mid_conversation() {
+    let req = conversation_with_a_tool_round();
+    let mut pairs = 0;
+    for primary in PROTOCOLS {
+        for backup in PROTOCOLS {
+            if primary == backup {
+                continue;
+            }
+            let label = format!("{primary:?} -> {backup:?}");
+            let down = MockServer::start().await;
+            Mock::given(method("POST"))
+                .respond_with(
+                    ResponseTemplate::new(503)
+                        .set_body_raw(status_body(primary.wire(), 503), "application/json"),
+                )
+                .mount(&down)
+                .await;
+            let up = MockServer::start().await;
+            let (file, _) = fixture_for(backup, "plain text").unwrap();
+            Mock::given(method("POST"))
+                .respond_with(
+                    ResponseTemplate::new(200).set_body_raw(fixture(file), "application/json"),
+                )
+                .mount(&up)
+                .await;
+            let chain = switchboard::FallbackClient::new(vec![
+                client_for(primary, &down).await,
+                client_for(backup, &up).await,
+            ])
+            .unwrap();
+            let r = chain
+                .chat(&req)
+                .await
+                .unwrap_or_else(|e| panic!("{label}: {e}"));
+            assert_eq!(r.provider, backup.provider(), "{label}");
+            assert!(!r.text().is_empty(), "{label}");
+            let attempts = r.attempts();
+            assert_eq!(attempts.len(), 2, "{label}");
+            assert_eq!(attempts[0].provider, primary.provider(), "{label}");
+            assert_eq!(attempts[0].status, Some(503), "{label}");
+            assert_eq!(attempts[1].provider, backup.provider(), "{label}");
+            // The backup received the whole conversation, tool round included.
+            let sent = &up.received_requests().await.unwrap()[0];
+            let body = String::from_utf8_lossy(&sent.body);
+            for needle in [
+                "What's the weather in Paris?",
+                "get_weather",
+                "sunny",
+                "And what should I wear?",
+                "Answer briefly.",
+            ] {
+                assert!(
+                    body.contains(needle),
+                    "{label}: {needle} missing from {body}"
+                );
+            }
+            pairs += 1;
+        }
+    }
+    assert_eq!(pairs, PROTOCOLS.len() * (PROTOCOLS.len() - 1));
 }
 
 /// Timeouts that really fire, over a real socket.
@@ -467,6 +740,44 @@ mod transport {
     }
 
     #[tokio::test]
+    async fn a_connect_that_never_completes_times_out_within_the_connect_limit() {
+        // A listener with a backlog of one that never accepts: once its queue is full the
+        // kernel drops further SYNs, so a new connection hangs in the handshake.
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = socket.listen(0).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut fillers = Vec::new();
+        for _ in 0..8 {
+            let connect = tokio::net::TcpStream::connect(addr);
+            match tokio::time::timeout(Duration::from_millis(200), connect).await {
+                Ok(Ok(stream)) => fillers.push(stream),
+                // The queue is full: this is the state the client must meet.
+                _ => break,
+            }
+        }
+        let http = HttpSettings {
+            connect_timeout: Duration::from_millis(300),
+            request_timeout: Duration::from_secs(20),
+            ..HttpSettings::default()
+        };
+        let options = ClientOptions::new()
+            .retry(None)
+            .env(|_| None)
+            .api_key("k")
+            .base_url(format!("http://{addr}/v1"))
+            .http_settings(http);
+        let client = create_client_with("openai:gpt-4o", &options).unwrap();
+        let started = std::time::Instant::now();
+        let err = client.chat(&ChatRequest::user("hi")).await.unwrap_err();
+        let elapsed = started.elapsed();
+        assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+        assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+        assert!(err.is_retryable() && err.is_recoverable());
+        drop((fillers, listener));
+    }
+
+    #[tokio::test]
     async fn an_oversized_reply_is_refused() {
         let server = MockServer::start().await;
         Mock::given(method("POST"))
@@ -487,6 +798,37 @@ mod transport {
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Decode, "{err}");
         assert!(err.message().contains("cap"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_stream_event_past_the_size_cap_ends_the_stream_instead_of_buffering() {
+        let first = "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"model\":\"gpt-4o\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hel\"},\"finish_reason\":null}]}\n\n";
+        // Then one event that never ends: 64 KiB of data with no blank line.
+        let body = format!("{first}data: {}", "x".repeat(64 * 1024));
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(200).set_body_raw(body, "text/event-stream"))
+            .mount(&server)
+            .await;
+        let http = HttpSettings {
+            max_response_bytes: 4096,
+            ..HttpSettings::default()
+        };
+        let err = client(&server, http)
+            .await
+            .chat_stream(&ChatRequest::user("hi"))
+            .await
+            .unwrap()
+            .collect_response()
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::StreamInterrupted, "{err}");
+        assert_eq!(err.partial().unwrap().text(), "Hel");
+        let cause = std::error::Error::source(&err)
+            .and_then(|s| s.downcast_ref::<switchboard::Error>())
+            .unwrap();
+        assert_eq!(cause.kind(), ErrorKind::Decode);
+        assert!(cause.message().contains("4096-byte cap"), "{cause}");
     }
 
     #[tokio::test]

@@ -119,6 +119,11 @@ async fn default_rule_falls_back_per_kind_as_documented() {
             true,
         ),
         (
+            "stream interrupted before the commit point",
+            Box::new(|| Error::new(ErrorKind::StreamInterrupted, "cut").with_provider("p")),
+            true,
+        ),
+        (
             "nested chain failed",
             Box::new(|| Error::new(ErrorKind::AllTargetsFailed, "all")),
             true,
@@ -139,6 +144,11 @@ async fn default_rule_falls_back_per_kind_as_documented() {
             false,
         ),
         (
+            "local permission (no HTTP status)",
+            Box::new(|| Error::new(ErrorKind::PermissionDenied, "not allowed")),
+            false,
+        ),
+        (
             "budget exceeded",
             Box::new(|| Error::new(ErrorKind::BudgetExceeded, "cap")),
             false,
@@ -149,6 +159,11 @@ async fn default_rule_falls_back_per_kind_as_documented() {
             false,
         ),
     ];
+    let covered: std::collections::HashSet<ErrorKind> =
+        table.iter().map(|(_, make, _)| make().kind()).collect();
+    for kind in ErrorKind::all() {
+        assert!(covered.contains(kind), "the table has no row for {kind:?}");
+    }
     for (name, make, falls_back) in table {
         let primary = FunctionClient::new("primary", move |_r: &ChatRequest| Err(make()));
         let backup = answering("backup", "ok");

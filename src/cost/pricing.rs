@@ -142,7 +142,9 @@ fn line_nanos(tokens: u64, usd_per_million: f64) -> u128 {
 /// ```
 ///
 /// A passthrough provider such as OpenRouter prices `vendor/model` as `model` at the
-/// provider its `[passthrough.<name>]` table maps `vendor` to.
+/// provider its `[passthrough.<name>]` table maps `vendor` to. A provider named in the
+/// `[same_as]` table (`openai-responses = "openai"`) bills the same models at the same
+/// prices as another; its own rows, if any, still win.
 ///
 /// # Examples
 /// ```
@@ -159,6 +161,8 @@ pub struct PriceTable {
     rows: HashMap<String, Vec<(String, ModelPrice)>>,
     /// Passthrough provider → vendor prefix → priced provider.
     passthrough: HashMap<String, HashMap<String, String>>,
+    /// Provider → the provider whose rows price its models.
+    same_as: HashMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -168,6 +172,8 @@ struct PriceFile {
     price: Vec<toml::Spanned<PriceRow>>,
     #[serde(default)]
     passthrough: BTreeMap<String, BTreeMap<String, String>>,
+    #[serde(default)]
+    same_as: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -286,6 +292,15 @@ impl PriceTable {
                 .or_default()
                 .extend(vendors);
         }
+        for (provider, target) in file.same_as {
+            if provider == target {
+                return Err(Error::config(
+                    format!("{origin}: `same_as.{provider}` names the provider itself"),
+                    "name another provider whose rows price this one's models, or remove the line",
+                ));
+            }
+            table.same_as.insert(provider, target);
+        }
         Ok(table)
     }
 
@@ -318,6 +333,7 @@ impl PriceTable {
                 .or_default()
                 .extend(vendors);
         }
+        self.same_as.extend(overrides.same_as);
         self
     }
 
@@ -336,8 +352,18 @@ impl PriceTable {
     }
 
     /// Returns the price of `provider`'s `model`: the row with the longest prefix of the
-    /// name, or for a passthrough provider the price of the vendor's model.
+    /// name, or for a passthrough provider the price of the vendor's model, or for a
+    /// provider listed in `[same_as]` the price the other provider's rows give.
     pub fn price(&self, provider: &str, model: &str) -> Option<&ModelPrice> {
+        self.own_price(provider, model).or_else(|| {
+            let target = self.same_as.get(provider)?;
+            // One hop only, so a cycle in an overrides file cannot loop.
+            self.own_price(target, model)
+        })
+    }
+
+    /// The price from `provider`'s own rows or its passthrough table.
+    fn own_price(&self, provider: &str, model: &str) -> Option<&ModelPrice> {
         let own = self.rows.get(provider).and_then(|rows| {
             rows.iter()
                 .filter(|(prefix, _)| model.starts_with(prefix.as_str()))
@@ -352,7 +378,7 @@ impl PriceTable {
         if target == provider {
             return None;
         }
-        self.price(target, rest)
+        self.own_price(target, rest)
     }
 
     /// Returns the context window of `provider`'s `model` in tokens, when its row has one.
@@ -526,6 +552,80 @@ mod tests {
     }
 
     #[test]
+    fn responses_and_azure_bill_like_openai_unless_overridden() {
+        let u = usage(1_000_000, 1_000_000, 0, 0, 0);
+        let openai = cost("openai", "gpt-4o-mini", &u);
+        for provider in ["openai-responses", "azure", "azure-responses"] {
+            assert_eq!(cost(provider, "gpt-4o-mini", &u), openai, "{provider}");
+        }
+        // An Azure deployment named after its model takes that model's row.
+        assert_eq!(cost("azure", "gpt-4o-mini-eastus", &u), openai);
+        // A row of the provider's own wins over the shared one.
+        let overrides = PriceTable::from_toml_str(
+            "[[price]]\nprovider = \"azure\"\nmodel = \"gpt-4o-mini\"\ninput = 0.5\noutput = 0.5\nsource = \"contract\"\ndate = \"2026-11-30\"\n",
+            "test",
+        )
+        .unwrap();
+        let table = PriceTable::embedded().clone().merged(overrides);
+        assert_eq!(
+            table.cost_of(&u, "azure", "gpt-4o-mini").unwrap().nanos(),
+            1_000_000_000
+        );
+        assert_eq!(
+            table
+                .cost_of(&u, "azure-responses", "gpt-4o-mini")
+                .unwrap()
+                .nanos(),
+            openai
+        );
+    }
+
+    #[test]
+    fn bedrock_prices_gpt_oss_on_both_of_its_endpoints() {
+        let u = usage(1_000_000, 1_000_000, 0, 0, 0);
+        // $0.15 in + $0.60 out per million
+        assert_eq!(cost("bedrock", "openai.gpt-oss-120b-1:0", &u), 750_000_000);
+        assert_eq!(
+            cost("bedrock-responses", "openai.gpt-oss-120b", &u),
+            750_000_000
+        );
+    }
+
+    #[test]
+    fn same_as_may_not_name_the_provider_itself() {
+        let err = PriceTable::from_toml_str("[same_as]\nazure = \"azure\"\n", "test").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config);
+        assert!(err.message().contains("same_as.azure"), "{err}");
+    }
+
+    #[test]
+    fn context_windows_are_read_and_a_zero_window_is_refused() {
+        let table = PriceTable::embedded();
+        let window = |p: &str, m: &str| table.price(p, m).unwrap().context_window;
+        assert_eq!(window("openai", "gpt-4o-mini"), Some(128_000));
+        assert_eq!(window("anthropic", "claude-haiku-4-5"), Some(200_000));
+        assert_eq!(window("gemini", "gemini-2.5-flash"), Some(1_048_576));
+        let known = table
+            .entries()
+            .iter()
+            .filter(|(_, _, p)| p.context_window.is_some())
+            .count();
+        assert!(
+            known * 10 >= table.entries().len() * 9,
+            "{known} rows have a window"
+        );
+        let err = PriceTable::from_toml_str(
+            "[[price]]\nprovider = \"p\"\nmodel = \"m\"\ninput = 1.0\noutput = 1.0\ncontext_window = 0\nsource = \"s\"\ndate = \"d\"\n",
+            "test",
+        )
+        .unwrap_err();
+        assert!(
+            err.message().contains("line 1") && err.message().contains("context_window"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn unknown_model_has_no_price() {
         assert!(PriceTable::embedded()
             .cost_of(&Usage::new(1, 1), "openai", "davinci-001")
@@ -587,16 +687,23 @@ date = "2026-11-01"
             table.context_window("anthropic", "claude-sonnet-4-5"),
             Some(200_000)
         );
-        // Through a passthrough vendor, and unknown where the row has none.
+        // Through a passthrough vendor, by prefix, and unknown where no row matches.
         assert_eq!(
             table.context_window("openrouter", "openai/gpt-4o"),
             Some(128_000)
         );
         assert_eq!(
             table.context_window("mistral", "mistral-large-latest"),
-            None
+            Some(131_072)
         );
         assert_eq!(table.context_window("nobody", "m"), None);
+        // A row without the field has no window.
+        let bare = PriceTable::from_toml_str(
+            "[[price]]\nprovider = \"x\"\nmodel = \"m\"\ninput = 1.0\noutput = 1.0\nsource = \"s\"\ndate = \"d\"\n",
+            "inline",
+        )
+        .unwrap();
+        assert_eq!(bare.context_window("x", "m"), None);
     }
 
     #[test]

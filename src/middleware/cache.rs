@@ -8,9 +8,12 @@
 //!
 //! The key is the SHA-256 of the request as normalised JSON (the serde form of
 //! [`ChatRequest`]: fixed field order, `extra` sorted), the target's provider and model,
-//! and a **scope** given with [`CachedClient::with_scope`]: use the base URL plus a
-//! fingerprint of the key ([`key_fingerprint`]), never the key itself, so two accounts or
-//! two endpoints never share answers.
+//! its endpoint — the base URL and a fingerprint of the key ([`key_fingerprint`]), never
+//! the key itself, which every HTTP provider records in its
+//! [`ClientInfo::endpoint`](crate::ClientInfo::endpoint) (a fallback chain records all of
+//! its targets') — and an optional **scope** given with [`CachedClient::with_scope`] for
+//! anything else that must keep answers apart. Two accounts or two endpoints never share
+//! answers.
 //!
 //! # What is stored
 //!
@@ -348,8 +351,8 @@ impl<C: ChatClient> CachedClient<C> {
         }
     }
 
-    /// Sets the scope mixed into every key: the base URL and a [`key_fingerprint`], never
-    /// the key itself.
+    /// Sets an extra scope mixed into every key, beside the inner client's endpoint (base
+    /// URL and [`key_fingerprint`]), e.g. a tenant name; never a key itself.
     #[must_use]
     pub fn with_scope(mut self, scope: impl Into<String>) -> CachedClient<C> {
         self.scope = scope.into();
@@ -364,14 +367,15 @@ impl<C: ChatClient> CachedClient<C> {
     }
 
     /// Returns the key `req` is cached under: hex SHA-256 of the normalised request,
-    /// provider, model and scope.
+    /// provider, model, endpoint (base URL and key fingerprint) and scope.
     pub fn key(&self, req: &ChatRequest) -> String {
         let info = self.inner.info();
         let mut hasher = Sha256::new();
         // Serialising our own plain data types cannot fail; an empty body still keys
-        // provider, model and scope.
+        // provider, model, endpoint and scope.
         hasher.update(serde_json::to_vec(req).unwrap_or_default());
-        for part in [info.provider(), info.model(), self.scope.as_str()] {
+        let endpoint = info.endpoint().unwrap_or("");
+        for part in [info.provider(), info.model(), endpoint, self.scope.as_str()] {
             hasher.update([0u8]);
             hasher.update(part.as_bytes());
         }
@@ -645,6 +649,58 @@ mod tests {
             assert_eq!(mode & 0o777, 0o600);
         }
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn openai(base_url: &str, key: &str) -> crate::OpenAiClient {
+        crate::OpenAiClient::builder()
+            .model("gpt-4o-mini")
+            .api_key(key)
+            .base_url(base_url)
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn keys_follow_the_base_url_and_the_key_without_holding_the_key() {
+        let req = ChatRequest::user("hi");
+        let key = |c: crate::OpenAiClient| c.with_cache(MemoryCache::new(4)).key(&req);
+        let base = key(openai("https://api.openai.com/v1", "sk-aaaa"));
+        assert_eq!(base, key(openai("https://api.openai.com/v1/", "sk-aaaa")));
+        assert_ne!(base, key(openai("https://eu.api.openai.com/v1", "sk-aaaa")));
+        assert_ne!(base, key(openai("https://api.openai.com/v1", "sk-bbbb")));
+        let client = openai("https://api.openai.com/v1", "sk-aaaa");
+        let endpoint = client.info().endpoint().unwrap().to_owned();
+        assert!(
+            endpoint.starts_with("https://api.openai.com/v1 key:"),
+            "{endpoint}"
+        );
+        assert!(
+            !endpoint.contains("sk-aaaa") && !format!("{:?}", client.info()).contains("sk-aaaa")
+        );
+        // The same provider, model and request at another provider's endpoint is another entry.
+        let anthropic = |k: &str| {
+            crate::AnthropicClient::builder()
+                .model("claude-haiku-4-5")
+                .api_key(k)
+                .build()
+                .unwrap()
+                .with_cache(MemoryCache::new(4))
+                .key(&req)
+        };
+        assert_ne!(anthropic("k1"), anthropic("k2"));
+    }
+
+    #[tokio::test]
+    async fn a_chain_is_keyed_on_every_target() {
+        let req = ChatRequest::user("hi");
+        let chain = |backup_key: &str| {
+            openai("https://api.openai.com/v1", "sk-a")
+                .with_fallback([openai("https://backup.example/v1", backup_key).boxed()])
+                .with_cache(MemoryCache::new(4))
+                .key(&req)
+        };
+        assert_eq!(chain("sk-b"), chain("sk-b"));
+        assert_ne!(chain("sk-b"), chain("sk-c"));
     }
 
     #[test]

@@ -414,7 +414,18 @@ pub(crate) fn chain_info(first: ClientInfo, clients: &[DynClient]) -> ClientInfo
         .map(|c| *c.info().capabilities())
         .reduce(Capabilities::union)
         .unwrap_or_else(|| *first.capabilities());
-    first.with_capabilities(capabilities)
+    // The chain's endpoint names every target's, so a cache over the chain is keyed on all
+    // of them.
+    let endpoints: Vec<String> = clients
+        .iter()
+        .map(|c| {
+            let info = c.info();
+            format!("{info}@{}", info.endpoint().unwrap_or(""))
+        })
+        .collect();
+    first
+        .with_capabilities(capabilities)
+        .with_endpoint_text(endpoints.join(" | "))
 }
 
 /// The error recorded for a target skipped because its capabilities cannot serve `req`.

@@ -17,7 +17,9 @@
 //! calls; read them with [`InstrumentedClient::totals`] and start over with
 //! [`InstrumentedClient::reset`].
 //!
-//! Hooks see only neutral types — [`ChatRequest`], [`ChatResponse`], [`Attempt`],
+//! Hooks run on request, on response, on error, on every attempt and on every retry (a failed
+//! attempt that was tried again on the same target, found from the call's attempts once the
+//! call has ended). They see only neutral types — [`ChatRequest`], [`ChatResponse`], [`Attempt`],
 //! [`Error`] — none of which carries a key or a header.
 
 use std::collections::HashMap;
@@ -64,6 +66,7 @@ struct Hooks {
     on_response: Hook<ChatResponse>,
     on_error: Hook<Error>,
     on_attempt: Hook<Attempt>,
+    on_retry: Hook<Attempt>,
 }
 
 /// Records totals, spans and events for every call through it.
@@ -157,6 +160,15 @@ impl<C: ChatClient> InstrumentedClient<C> {
         self
     }
 
+    /// Calls `hook` with every attempt that failed and was tried again on the same target
+    /// (same provider and model) — each retry a [`RetryClient`](crate::RetryClient) made,
+    /// in order — once the call has ended, whether it was answered or not.
+    #[must_use]
+    pub fn on_retry(mut self, hook: impl Fn(&Attempt) + Send + Sync + 'static) -> Self {
+        Arc::make_mut(&mut self.rec.hooks).on_retry = Some(Arc::new(hook));
+        self
+    }
+
     /// Returns a snapshot of the totals.
     pub fn totals(&self) -> Totals {
         self.rec.lock().clone()
@@ -225,6 +237,7 @@ impl Recorder {
         for attempt in &response.attempts {
             self.attempt(span, attempt);
         }
+        self.retries(&response.attempts);
         let cost = self.prices.cost_of_response(response);
         {
             let mut totals = self.lock();
@@ -247,7 +260,7 @@ impl Recorder {
     fn failed(&self, span: &Span, err: &Error, started: Instant) {
         span.record("error.type", err.kind().as_str());
         let info = &self.info;
-        let nested = err.attempt_errors();
+        let nested = leaf_attempts(err);
         let attempts: Vec<Attempt> = if nested.is_empty() {
             vec![Attempt::failure(
                 err.provider().unwrap_or(info.provider()),
@@ -271,6 +284,7 @@ impl Recorder {
         for attempt in &attempts {
             self.attempt(span, attempt);
         }
+        self.retries(&attempts);
         {
             let mut totals = self.lock();
             totals.attempts += attempts.len() as u64;
@@ -280,6 +294,22 @@ impl Recorder {
         }
         if let Some(hook) = &self.hooks.on_error {
             hook(err);
+        }
+    }
+
+    /// Calls the retry hook for every failed attempt followed by another on the same target.
+    fn retries(&self, attempts: &[Attempt]) {
+        let Some(hook) = &self.hooks.on_retry else {
+            return;
+        };
+        for pair in attempts.windows(2) {
+            let (tried, next) = (&pair[0], &pair[1]);
+            if tried.outcome == crate::types::Outcome::Failed
+                && tried.provider == next.provider
+                && tried.model == next.model
+            {
+                hook(tried);
+            }
         }
     }
 
@@ -299,6 +329,21 @@ impl Recorder {
             hook(attempt);
         }
     }
+}
+
+/// Returns the errors of every real attempt behind `err`, in order: a fallback chain's
+/// targets and, inside each, every try a retry loop made. Empty when `err` lists none.
+fn leaf_attempts(err: &Error) -> Vec<&Error> {
+    err.attempt_errors()
+        .iter()
+        .flat_map(|e| {
+            if e.attempt_errors().is_empty() {
+                vec![e]
+            } else {
+                leaf_attempts(e)
+            }
+        })
+        .collect()
 }
 
 impl<C: ChatClient> ChatClient for InstrumentedClient<C> {
@@ -428,7 +473,11 @@ mod tests {
     fn capture() -> (Capture, tracing::subscriber::DefaultGuard) {
         let capture = Capture::default();
         let subscriber = tracing_subscriber::registry().with(capture.clone());
-        (capture, tracing::subscriber::set_default(subscriber))
+        let guard = tracing::subscriber::set_default(subscriber);
+        // Another test thread may have registered a callsite while no subscriber was set,
+        // caching "never interested"; recompute with this subscriber in place.
+        tracing::callsite::rebuild_interest_cache();
+        (capture, guard)
     }
 
     fn priced_model() -> FunctionClient {
@@ -538,6 +587,84 @@ mod tests {
         let totals = client.totals();
         assert_eq!(totals.attempts, 2);
         assert_eq!(totals.errors[&ErrorKind::Server], 1);
+    }
+
+    fn flaky(name: &str, failures: usize) -> FunctionClient {
+        let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let provider = name.to_owned();
+        FunctionClient::builder(name)
+            .provider(name)
+            .respond(move |_r: &ChatRequest| {
+                if calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < failures {
+                    Err(Error::from_status(provider.clone(), 503, "down").with_model("m"))
+                } else {
+                    Ok(ChatResponse::from_text("ok"))
+                }
+            })
+            .build()
+    }
+
+    fn retry_log(
+        client: InstrumentedClient<impl ChatClient>,
+    ) -> (InstrumentedClient<impl ChatClient>, Arc<Mutex<Vec<String>>>) {
+        let log = Arc::new(Mutex::new(Vec::<String>::new()));
+        let l = log.clone();
+        let client = client.on_retry(move |a| {
+            l.lock().unwrap().push(format!(
+                "{} {:?} {:?}",
+                a.provider,
+                a.error_kind.map(ErrorKind::as_str),
+                a.status
+            ))
+        });
+        (client, log)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retry_hook_sees_each_retry_of_an_answered_call() {
+        let policy = crate::RetryPolicy::default().with_max_retries(3);
+        let (client, log) = retry_log(flaky("p", 2).with_retry(policy).instrumented());
+        assert_eq!(
+            client.chat(&ChatRequest::user("a")).await.unwrap().text(),
+            "ok"
+        );
+        assert_eq!(
+            *log.lock().unwrap(),
+            vec!["p Some(\"server\") Some(503)"; 2]
+        );
+        assert_eq!(client.totals().attempts, 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retry_hook_sees_retries_inside_a_failed_fallback_chain_but_not_the_fallback() {
+        let policy = crate::RetryPolicy::default().with_max_retries(1);
+        let primary = flaky("a", usize::MAX).with_retry(policy.clone());
+        let backup = flaky("b", usize::MAX).with_retry(policy);
+        let (client, log) = retry_log(primary.with_fallback([backup.boxed()]).instrumented());
+        let err = client.chat(&ChatRequest::user("a")).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::AllTargetsFailed);
+        assert_eq!(
+            *log.lock().unwrap(),
+            vec![
+                "a Some(\"server\") Some(503)",
+                "b Some(\"server\") Some(503)"
+            ],
+            "one retry per target; moving from a to b is a fallback, not a retry"
+        );
+        let totals = client.totals();
+        assert_eq!(totals.attempts, 4, "every real attempt is counted");
+        assert_eq!(totals.errors[&ErrorKind::Server], 4);
+    }
+
+    #[tokio::test]
+    async fn a_fallback_without_retries_calls_no_retry_hook() {
+        let (client, log) = retry_log(
+            flaky("a", usize::MAX)
+                .with_fallback([flaky("b", 0).boxed()])
+                .instrumented(),
+        );
+        client.chat(&ChatRequest::user("a")).await.unwrap();
+        assert!(log.lock().unwrap().is_empty());
     }
 
     #[tokio::test]

@@ -147,6 +147,16 @@ impl From<AzureAuth> for Credential {
 }
 
 impl Credential {
+    /// Names the credential for [`ClientInfo::endpoint`](crate::ClientInfo::endpoint)
+    /// without revealing it: a fingerprint of a fixed key or token, `entra-id` for a
+    /// token provider (its tokens change; one resource, one identity), `None` without one.
+    pub(crate) fn fingerprint(&self) -> Option<String> {
+        match self {
+            Credential::Fixed(auth) => auth.secret().map(crate::middleware::key_fingerprint),
+            Credential::Refreshing(_) => Some("entra-id".to_owned()),
+        }
+    }
+
     /// Returns the header to send now, fetching a token if the cache has none fresh enough.
     pub(crate) async fn auth(&self, provider_name: &str) -> Result<Auth> {
         match self {

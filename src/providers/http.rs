@@ -13,7 +13,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::cassette::Cassette;
-use super::sse::{decode_stream, SseEvent};
+use super::sse::{decode_stream_limited, SseEvent};
 use crate::error::{Error, ErrorKind, Result};
 
 /// Timeouts and limits for one provider's HTTP calls.
@@ -25,7 +25,8 @@ pub struct HttpSettings {
     pub request_timeout: Duration,
     /// Limit on the silence between two pieces of a stream.
     pub stream_idle_timeout: Duration,
-    /// Largest response body accepted, in bytes.
+    /// Largest response body accepted, in bytes; for a stream, the largest single event
+    /// (a stream as a whole may run longer, but no event is buffered past this).
     pub max_response_bytes: usize,
     /// Records every exchange to, or replays it from, this cassette (default: none). See
     /// [`cassette`](super::cassette).
@@ -271,7 +272,19 @@ impl Transport {
             }
         };
         let bytes = start.into_body(&self.provider, map_error)?;
-        Ok(self.guard_idle(decode_stream(bytes)))
+        let cap = self.settings.max_response_bytes;
+        let provider = self.provider.clone();
+        let events = decode_stream_limited(bytes, cap, move |buffered| {
+            Error::new(
+                ErrorKind::Decode,
+                format!(
+                    "one stream event grew past the {cap}-byte cap ({buffered} bytes without an end)"
+                ),
+            )
+            .with_provider(provider.clone())
+            .with_fix("raise `max_response_bytes` if such large events are expected")
+        });
+        Ok(self.guard_idle(events))
     }
 
     /// Sends a streaming POST and waits for the response headers; a non-2xx answer is read

@@ -217,27 +217,67 @@ where
     B: AsRef<[u8]> + Send,
     E: Send + 'static,
 {
-    let state = (Box::pin(bytes), SseDecoder::new(), false);
-    stream::unfold(state, |(mut bytes, mut decoder, mut done)| async move {
-        loop {
-            if let Some(event) = decoder.next_event() {
-                return Some((Ok(event), (bytes, decoder, done)));
-            }
-            if done {
-                return None;
-            }
-            match bytes.next().await {
-                Some(Ok(chunk)) => decoder.push(chunk.as_ref()),
-                Some(Err(err)) => return Some((Err(err), (bytes, decoder, done))),
-                None => {
-                    done = true;
-                    if let Some(event) = decoder.finish() {
-                        return Some((Ok(event), (bytes, decoder, done)));
+    decode(bytes, None::<(usize, fn(usize) -> E)>)
+}
+
+/// Like [`decode_stream`], but when one unfinished event holds more than `limit` bytes the
+/// stream ends with the error `too_large(buffered)` instead of buffering without bound.
+/// Events completed before it are delivered first.
+pub fn decode_stream_limited<S, B, E, F>(
+    bytes: S,
+    limit: usize,
+    too_large: F,
+) -> impl Stream<Item = Result<SseEvent, E>> + Send
+where
+    S: Stream<Item = Result<B, E>> + Send + 'static,
+    B: AsRef<[u8]> + Send,
+    E: Send + 'static,
+    F: Fn(usize) -> E + Send + 'static,
+{
+    decode(bytes, Some((limit, too_large)))
+}
+
+fn decode<S, B, E, F>(
+    bytes: S,
+    limit: Option<(usize, F)>,
+) -> impl Stream<Item = Result<SseEvent, E>> + Send
+where
+    S: Stream<Item = Result<B, E>> + Send + 'static,
+    B: AsRef<[u8]> + Send,
+    E: Send + 'static,
+    F: Fn(usize) -> E + Send + 'static,
+{
+    let state = (Box::pin(bytes), SseDecoder::new(), false, limit);
+    stream::unfold(
+        state,
+        |(mut bytes, mut decoder, mut done, limit)| async move {
+            loop {
+                if let Some(event) = decoder.next_event() {
+                    return Some((Ok(event), (bytes, decoder, done, limit)));
+                }
+                if done {
+                    return None;
+                }
+                if let Some((max, too_large)) = &limit {
+                    let buffered = decoder.pending_bytes();
+                    if buffered > *max {
+                        let err = too_large(buffered);
+                        return Some((Err(err), (bytes, SseDecoder::new(), true, limit)));
+                    }
+                }
+                match bytes.next().await {
+                    Some(Ok(chunk)) => decoder.push(chunk.as_ref()),
+                    Some(Err(err)) => return Some((Err(err), (bytes, decoder, done, limit))),
+                    None => {
+                        done = true;
+                        if let Some(event) = decoder.finish() {
+                            return Some((Ok(event), (bytes, decoder, done, limit)));
+                        }
                     }
                 }
             }
-        }
-    })
+        },
+    )
 }
 
 #[cfg(test)]
@@ -365,6 +405,27 @@ mod tests {
         assert_eq!(datas(&[b"\xEF\xBB\xBF\xEF\xBB\xBFdata: a\n\n"]), [""; 0]);
         assert_eq!(datas(&[b"\xEF\xBBdata: a\n\ndata: b\n\n"]), ["b"]);
         assert_eq!(datas(&[b"\n", b"data: a\n\n"]), ["a"]);
+    }
+
+    #[tokio::test]
+    async fn an_event_past_the_limit_ends_the_stream_after_the_events_before_it() {
+        let ok = |s: String| Ok::<_, String>(bytes::Bytes::from(s));
+        let chunks = vec![
+            ok("data: a\n\ndata: ".to_owned()),
+            ok("x".repeat(100)),
+            ok("never read\n\n".to_owned()),
+        ];
+        let events: Vec<_> =
+            decode_stream_limited(stream::iter(chunks), 64, |n| format!("{n} bytes"))
+                .collect()
+                .await;
+        assert_eq!(events, [Ok(ev("", "a")), Err("106 bytes".to_owned())]);
+        // Under the limit nothing changes.
+        let small = vec![ok("data: a\n\ndata: b\n\n".to_owned())];
+        let events: Vec<_> = decode_stream_limited(stream::iter(small), 64, |n| n.to_string())
+            .collect()
+            .await;
+        assert_eq!(events, [Ok(ev("", "a")), Ok(ev("", "b"))]);
     }
 
     #[tokio::test]

@@ -56,9 +56,8 @@ pub(crate) fn response_json(r: &ChatResponse) -> Value {
 
 /// Renders an error as the `--json` object `{"error": {...}}`.
 pub(crate) fn error_json(e: &Error) -> Value {
-    let attempts: Vec<Value> = e
-        .attempt_errors()
-        .iter()
+    let attempts: Vec<Value> = real_attempts(e)
+        .into_iter()
         .map(|a| {
             json!({
                 "provider": a.provider(),
@@ -91,6 +90,21 @@ pub(crate) fn error_json(e: &Error) -> Value {
             "attempts": attempts,
         }
     })
+}
+
+/// Returns every attempt behind `e` in order, each as the error a provider really gave: a
+/// fallback chain's targets, and inside each target every try a retry loop made.
+fn real_attempts(e: &Error) -> Vec<&Error> {
+    e.attempt_errors()
+        .iter()
+        .flat_map(|a| {
+            if a.attempt_errors().is_empty() {
+                vec![a]
+            } else {
+                real_attempts(a)
+            }
+        })
+        .collect()
 }
 
 /// Describes the underlying error (e.g. the provider's error behind an interrupted stream).

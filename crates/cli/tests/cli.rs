@@ -274,3 +274,125 @@ fn message_from_stdin_is_used_and_empty_input_is_refused() {
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(json_of(&out)["error"]["kind"], "invalid_request");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn system_max_tokens_temperature_and_stdin_message_reach_the_wire() {
+    use std::io::Write;
+    let server = openai_mock(200, "openai/chat_text.json", false).await;
+    let base = format!("{}/v1", server.uri());
+    let out = tokio::task::spawn_blocking(move || {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .args([
+                "chat",
+                "--model",
+                "openai:gpt-4o",
+                "--system",
+                "Answer in one word.",
+                "--max-tokens",
+                "7",
+                "--temperature",
+                "0.25",
+                "--json",
+            ])
+            .env_remove("OPENAI_API_KEY")
+            .env_remove("OPENAI_BASE_URL")
+            .env("SWITCHBOARD_OPENAI_API_KEY", "sk-test")
+            .env("SWITCHBOARD_OPENAI_BASE_URL", base)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"What is the capital of France?\n")
+            .unwrap();
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json_of(&out);
+    assert_eq!(v["attempts"][0]["provider"], "openai");
+    assert_eq!(v["attempts"][0]["model"], "gpt-4o");
+    assert_eq!(v["attempts"][0]["error_kind"], Value::Null);
+    assert_eq!(v["model"], "gpt-4o-2024-08-06", "the model that served");
+
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(requests.len(), 1);
+    let body: Value = serde_json::from_slice(&requests[0].body).unwrap();
+    let messages = body["messages"].as_array().unwrap();
+    assert_eq!(messages[0]["role"], "system");
+    assert_eq!(messages[0]["content"], "Answer in one word.");
+    assert_eq!(messages[1]["role"], "user");
+    assert_eq!(
+        messages[1]["content"], "What is the capital of France?\n",
+        "the message read from standard input"
+    );
+    let max = body
+        .get("max_completion_tokens")
+        .or_else(|| body.get("max_tokens"));
+    assert_eq!(max, Some(&Value::from(7)), "{body}");
+    assert_eq!(body["temperature"], 0.25);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_fallback_chain_lists_every_attempt_in_the_error_object() {
+    let primary = openai_mock(503, "openai/error_503.json", false).await;
+    let backup = openai_mock(429, "openai/error_429_rate_limit.json", false).await;
+    let env = [
+        ("SWITCHBOARD_OPENAI_API_KEY", "sk-test".to_owned()),
+        (
+            "SWITCHBOARD_OPENAI_BASE_URL",
+            format!("{}/v1", primary.uri()),
+        ),
+        ("SWITCHBOARD_GROQ_API_KEY", "gsk-test".to_owned()),
+        ("SWITCHBOARD_GROQ_BASE_URL", format!("{}/v1", backup.uri())),
+    ];
+    let out = tokio::task::spawn_blocking(move || {
+        switchboard(
+            &[
+                "chat",
+                "--model",
+                "openai:gpt-4o",
+                "--fallback",
+                "groq:llama-3.3-70b-versatile",
+                "--message",
+                "hi",
+                "--retries",
+                "0",
+                "--json",
+            ],
+            &env,
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let v = json_of(&out);
+    assert_eq!(v["error"]["kind"], "all_targets_failed", "{v}");
+    assert!(v["error"]["message"]
+        .as_str()
+        .is_some_and(|m| !m.is_empty()));
+    let attempts = v["error"]["attempts"].as_array().expect("attempts listed");
+    let seen: Vec<(&str, &str, u64)> = attempts
+        .iter()
+        .map(|a| {
+            (
+                a["provider"].as_str().unwrap(),
+                a["error_kind"].as_str().unwrap(),
+                a["status"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [("openai", "server", 503), ("groq", "rate_limited", 429)]
+    );
+}

@@ -80,8 +80,14 @@ async fn serve_prints_its_address_and_answers_through_the_route() {
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
     let resp = reqwest_post(&format!("{url}/v1/chat/completions")).await;
     child.kill().unwrap();
-    let _ = child.wait();
+    let out = child.wait_with_output().unwrap();
     assert!(resp.contains("The capital of France is Paris."), "{resp}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("aliases: fast"), "{stderr}");
+    assert!(
+        !stderr.contains("sk-upstream-secret") && !resp.contains("sk-upstream-secret"),
+        "the upstream key leaked: {stderr}"
+    );
 }
 
 async fn reqwest_post(url: &str) -> String {
@@ -257,6 +263,12 @@ fn models_lists_priced_models() {
     let body = json_stdout(&out);
     let models = body["models"].as_array().unwrap();
     assert!(models.len() > 10);
+    let gpt = models
+        .iter()
+        .find(|m| m["id"] == "openai:gpt-4o-mini")
+        .expect("gpt-4o-mini listed");
+    assert_eq!(gpt["context_window"], 128_000);
+    assert_eq!(gpt["price_per_million"]["input"], 0.15);
     let first = &models[0];
     for field in [
         "provider",
@@ -280,4 +292,118 @@ fn models_lists_priced_models() {
     let gpt41 = models.iter().find(|m| m["id"] == "openai:gpt-4.1").unwrap();
     assert_eq!(gpt41["context_window"], 1_047_576);
     assert!(text.contains("1047576"), "{text}");
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("openai:gpt-4o-mini "))
+        .unwrap_or_else(|| panic!("no gpt-4o-mini row in\n{text}"));
+    assert!(row.contains("128000"), "{row}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_live_shows_progress_and_a_table() {
+    let upstream = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_raw(fixture("openai/chat_text.json"), "application/json"),
+        )
+        .mount(&upstream)
+        .await;
+    let config = temp_config(
+        "live-human",
+        &format!(
+            "[providers.openai]\nbase_url = \"{}/v1\"\n[routes.fast]\ntargets = [\"openai:gpt-4o\"]\n",
+            upstream.uri()
+        ),
+    );
+    let path = config.to_str().unwrap().to_owned();
+    let out = tokio::task::spawn_blocking(move || {
+        bin()
+            .args(["check", "--live", "--config", &path])
+            .env("OPENAI_API_KEY", "sk-live-secret")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("[1/1] asking openai"), "progress: {stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let header = stdout.lines().next().unwrap_or_default();
+    assert!(
+        header.starts_with("provider"),
+        "a table header first: {stdout}"
+    );
+    assert!(
+        stdout.lines().any(|l| l.starts_with("openai ")),
+        "a row for openai: {stdout}"
+    );
+    assert!(!stdout.contains("sk-live-secret") && !stderr.contains("sk-live-secret"));
+}
+
+#[test]
+fn serve_json_prints_one_object_with_the_address_and_aliases() {
+    let config = temp_config(
+        "serve-json",
+        "[server]\nport = 0\n[providers.openai]\napi_key_env = \"TEST_SERVE_JSON_KEY\"\n[routes.fast]\ntargets = [\"openai:gpt-4o\"]\n",
+    );
+    // A port known to be free a moment ago; --port overrides the file's 0.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let mut child = bin()
+        .args([
+            "serve",
+            "--config",
+            config.to_str().unwrap(),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--json",
+        ])
+        .env("TEST_SERVE_JSON_KEY", "sk-serve-json-secret")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    assert_eq!(v["listening"], format!("http://127.0.0.1:{port}"), "{v}");
+    assert_eq!(v["aliases"], serde_json::json!(["fast"]));
+    assert_eq!(v["requires_key"], false);
+    assert!(!line.contains("sk-serve-json-secret"));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("sk-serve-json-secret"));
+}
+
+#[test]
+fn serve_json_reports_a_bad_config_as_a_json_error() {
+    let config = temp_config("serve-json-bad", "[routes.fast]\ntargets = [\"nope:m\"]\n");
+    let out = bin()
+        .args(["serve", "--config", config.to_str().unwrap(), "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let v = json_stdout(&out);
+    assert_eq!(v["error"]["kind"], "config", "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("nope")),
+        "{v}"
+    );
 }

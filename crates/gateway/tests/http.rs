@@ -817,3 +817,239 @@ fn toml_route(text: &str) -> switchboard::config::RouteSettings {
     .unwrap();
     s.routes["x"].clone()
 }
+
+#[tokio::test]
+async fn a_route_can_target_the_responses_api() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/responses"))
+        .and(header("authorization", "Bearer oai-key"))
+        .and(wiremock::matchers::body_partial_json(
+            json!({"stream": true}),
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(
+            fixture("openai-responses/stream_text.sse"),
+            "text/event-stream",
+        ))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/responses"))
+        .and(header("authorization", "Bearer oai-key"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(
+            fixture("openai-responses/response_function_call.json"),
+            "application/json",
+        ))
+        .mount(&server)
+        .await;
+    let config = format!(
+        "[providers.openai-responses]\nbase_url = \"{}/v1\"\napi_key_env = \"OAI\"\n\
+         [routes.reasoner]\ntargets = [\"openai-responses:gpt-5-mini\"]\n",
+        server.uri()
+    );
+    let gw = start(Gateway::with_env(settings(&config), env(&[("OAI", "oai-key")])).unwrap()).await;
+
+    // Whole answer: a function call item comes back as an OpenAI tool call.
+    let req = json!({
+        "model": "reasoner",
+        "messages": [{"role": "user", "content": "Weather in Paris?"}],
+        "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
+    });
+    let resp = post(&gw.base, "/v1/chat/completions", req).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        header_of(&resp, "x-switchboard-provider"),
+        "openai-responses"
+    );
+    let body = json_of(resp).await;
+    assert_eq!(
+        body["model"], "gpt-5-mini-2025-08-07",
+        "the model that served"
+    );
+    assert_eq!(body["choices"][0]["finish_reason"], "tool_calls");
+    let call = &body["choices"][0]["message"]["tool_calls"][0];
+    assert_eq!(call["id"], "call_Xq7Lm2pR9sT4vW1yZ3bN5cD8");
+    assert_eq!(call["function"]["name"], "get_weather");
+    let args: Value =
+        serde_json::from_str(call["function"]["arguments"].as_str().unwrap()).unwrap();
+    assert_eq!(args, json!({"location": "Paris, France"}));
+    assert_eq!(body["usage"]["prompt_tokens"], 291);
+
+    // Streamed: Responses events become Chat Completions chunks, then [DONE].
+    let req = json!({"model": "reasoner", "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+    let text = post(&gw.base, "/v1/chat/completions", req)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+    let lines = data_lines(&text);
+    let content: String = lines[..lines.len() - 1]
+        .iter()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter_map(|c| {
+            c["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(content, "The capital of France is Paris.");
+
+    // The upstream got the Responses shape, not Chat Completions.
+    let sent: Value =
+        serde_json::from_slice(&server.received_requests().await.unwrap()[0].body).unwrap();
+    assert_eq!(sent["model"], "gpt-5-mini");
+    assert!(
+        sent.get("input").is_some() && sent.get("messages").is_none(),
+        "{sent}"
+    );
+}
+
+#[tokio::test]
+async fn metrics_price_each_route_and_keep_latency_buckets() {
+    let gw = start_routes(
+        vec![("priced", vec![answers("openai", "gpt-4o-mini", "x")])],
+        GatewayOptions::default(),
+    )
+    .await;
+    for _ in 0..2 {
+        let resp = post(&gw.base, "/v1/chat/completions", hello("priced")).await;
+        assert_eq!(resp.status(), 200);
+    }
+    let text = reqwest::get(format!("{}/metrics", gw.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    // Two calls of 9 input and 4 output tokens at $0.15 / $0.60 per million.
+    let expected = 2.0 * (9.0 * 0.15 + 4.0 * 0.60) / 1e6;
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("switchboard_gateway_cost_usd_total{route=\"priced\"}"))
+        .unwrap_or_else(|| panic!("no cost line in\n{text}"));
+    let value: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!((value - expected).abs() < 1e-12, "{line} vs {expected}");
+    assert!(text.contains("# TYPE switchboard_gateway_request_duration_seconds histogram"));
+    assert!(
+        text.contains(
+            "switchboard_gateway_request_duration_seconds_bucket{route=\"priced\",le=\"+Inf\"} 2"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("switchboard_gateway_tokens_total{route=\"priced\",direction=\"output\"} 8")
+    );
+}
+
+/// A target that answers `text` after `delay` (on the runtime's clock).
+fn answers_after(provider: &str, model: &str, text: &'static str, delay: Duration) -> DynClient {
+    Arc::new(
+        FunctionClient::builder(model)
+            .provider(provider)
+            .respond_async(move |_r: ChatRequest| async move {
+                tokio::time::sleep(delay).await;
+                Ok(switchboard::ChatResponse::from_text(text)
+                    .with_usage(switchboard::Usage::new(9, 4)))
+            })
+            .build(),
+    )
+}
+
+#[tokio::test]
+async fn a_route_budget_refuses_once_spent_with_a_429_that_says_not_to_retry() {
+    let route = toml_route("targets = []\nbudget = { max_trials = 2 }\n");
+    let gw = start(
+        Gateway::from_routes_with(
+            vec![("capped", route, vec![answers("a", "m1", "x")])],
+            GatewayOptions::default(),
+        )
+        .unwrap(),
+    )
+    .await;
+    for _ in 0..2 {
+        let resp = post(&gw.base, "/v1/chat/completions", hello("capped")).await;
+        assert_eq!(resp.status(), 200);
+    }
+    let refused = post(&gw.base, "/v1/chat/completions", hello("capped")).await;
+    assert_eq!(refused.status(), 429);
+    assert!(
+        refused.headers().get("retry-after").is_none(),
+        "waiting does not refill a budget"
+    );
+    let body = json_of(refused).await;
+    assert_eq!(body["error"]["code"], "budget_exceeded", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("max_trials")),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_route_timeout_moves_on_from_a_silent_target() {
+    let route = toml_route("targets = []\ntimeout_ms = 100\n");
+    let gw = start(
+        Gateway::from_routes_with(
+            vec![(
+                "timed",
+                route,
+                vec![
+                    answers_after("slow", "m1", "late", Duration::from_secs(10)),
+                    answers("fast", "m2", "in time"),
+                ],
+            )],
+            GatewayOptions::default(),
+        )
+        .unwrap(),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let resp = post(&gw.base, "/v1/chat/completions", hello("timed")).await;
+    assert_eq!(resp.status(), 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(header_of(&resp, "x-switchboard-provider"), "fast");
+    assert_eq!(header_of(&resp, "x-switchboard-attempts"), "2");
+    assert_eq!(
+        json_of(resp).await["choices"][0]["message"]["content"],
+        "in time"
+    );
+}
+
+#[tokio::test]
+async fn a_hedged_route_races_the_next_target_after_the_delay() {
+    let route = toml_route("targets = [\"openai:m\", \"openai:n\"]\nhedge = { delay_ms = 50 }\n");
+    let gw = start(
+        Gateway::from_routes_with(
+            vec![(
+                "hedged",
+                route,
+                vec![
+                    answers_after("slow", "m1", "late", Duration::from_secs(10)),
+                    answers_after("quick", "m2", "raced", Duration::from_millis(10)),
+                ],
+            )],
+            GatewayOptions::default(),
+        )
+        .unwrap(),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let resp = post(&gw.base, "/v1/chat/completions", hello("hedged")).await;
+    assert_eq!(resp.status(), 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(header_of(&resp, "x-switchboard-provider"), "quick");
+    assert_eq!(
+        json_of(resp).await["choices"][0]["message"]["content"],
+        "raced"
+    );
+}

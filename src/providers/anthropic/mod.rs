@@ -46,6 +46,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::client::{BoxFuture, ChatClient, ClientInfo};
 use crate::error::{Error, Result};
+use crate::middleware::key_fingerprint;
 use crate::providers::http::{parse_json, Auth, HttpSettings, Transport};
 use crate::types::{
     new_request_id, Attempt, Capabilities, ChatRequest, ChatResponse, ChatStream, StreamMeta,
@@ -313,9 +314,13 @@ impl AnthropicClientBuilder {
         let transport = Transport::new(PROVIDER, self.http)?;
         Ok(AnthropicClient {
             inner: Arc::new(Inner {
-                info: ClientInfo::new(PROVIDER, model.clone()).with_capabilities(
-                    crate::providers::with_known_window(CAPABILITIES, PROVIDER, &model),
-                ),
+                info: ClientInfo::new(PROVIDER, model.clone())
+                    .with_capabilities(crate::providers::with_known_window(
+                        CAPABILITIES,
+                        PROVIDER,
+                        &model,
+                    ))
+                    .with_endpoint(&url, Some(&key_fingerprint(&api_key))),
                 auth: Auth::Header("x-api-key", api_key),
                 url,
                 transport,

@@ -57,6 +57,7 @@ use serde_json::Value;
 
 use crate::client::{BoxFuture, ChatClient, ClientInfo};
 use crate::error::{Error, ErrorKind, Result};
+use crate::middleware::key_fingerprint;
 use crate::providers::http::{parse_json, Auth, HttpSettings, Transport};
 use crate::types::{
     new_request_id, Attempt, Capabilities, ChatRequest, ChatResponse, ChatStream, EmbedRequest,
@@ -369,9 +370,13 @@ impl GeminiClientBuilder {
         let root = root.trim_end_matches('/');
         let root = root.strip_suffix("/v1beta").unwrap_or(root).to_owned();
         Ok(GeminiClient {
-            info: ClientInfo::new(PROVIDER, model.clone()).with_capabilities(
-                crate::providers::with_known_window(CAPABILITIES, PROVIDER, &model),
-            ),
+            info: ClientInfo::new(PROVIDER, model.clone())
+                .with_capabilities(crate::providers::with_known_window(
+                    CAPABILITIES,
+                    PROVIDER,
+                    &model,
+                ))
+                .with_endpoint(&root, Some(&key_fingerprint(&key))),
             transport: Transport::new(PROVIDER, self.http)?,
             auth: Auth::Header("x-goog-api-key", key),
             root,

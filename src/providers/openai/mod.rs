@@ -481,9 +481,13 @@ impl OpenAiClientBuilder {
         Ok(OpenAiClient {
             inner: Arc::new(Inner {
                 profile,
-                info: ClientInfo::new(name, model.clone()).with_capabilities(
-                    crate::providers::with_known_window(profile.capabilities, name, &model),
-                ),
+                info: ClientInfo::new(name, model.clone())
+                    .with_capabilities(crate::providers::with_known_window(
+                        profile.capabilities,
+                        name,
+                        &model,
+                    ))
+                    .with_endpoint(&base_url, credential.fingerprint().as_deref()),
                 base_url,
                 api_version,
                 credential,

@@ -417,10 +417,12 @@ impl OpenAiResponsesClientBuilder {
             openai_error::map_error
         };
         let transport = Transport::new(name.clone(), self.settings)?;
+        let fingerprint = credential.fingerprint();
         Ok(OpenAiResponsesClient {
             inner: Arc::new(Inner {
                 info: ClientInfo::new(name.clone(), model.clone())
-                    .with_capabilities(capabilities(&name, &model)),
+                    .with_capabilities(capabilities(&name, &model))
+                    .with_endpoint(&base_url, fingerprint.as_deref()),
                 url: format!("{base_url}/responses"),
                 credential,
                 transport,

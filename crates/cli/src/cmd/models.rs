@@ -1,8 +1,8 @@
 //! `switchboard models`: the models Switchboard has prices for, per provider.
 //!
-//! Prices come from the library's embedded price table (USD per million tokens, with the
-//! source and date of each figure), with each model's context window in tokens where the
-//! table states it (`null` / `-` where it does not).
+//! Prices and context windows come from the library's embedded price table (USD per
+//! million tokens, with the source and date of each figure); `context_window` is `null`
+//! for the few rows whose window could not be confirmed.
 
 use clap::Args;
 use serde_json::json;
@@ -69,7 +69,7 @@ pub(crate) async fn run(args: ModelsArgs) -> u8 {
             format!("{provider}:{model}"),
             price
                 .context_window
-                .map_or("-".to_owned(), |tokens| tokens.to_string()),
+                .map_or("-".to_owned(), |w| w.to_string()),
             format!("{:.3}", price.input),
             format!("{:.3}", price.output),
             price
