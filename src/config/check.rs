@@ -183,8 +183,12 @@ mod tests {
 
     #[test]
     fn unknown_provider_is_a_config_error() {
-        let err = key_reports(&Settings::default(), &["nope".to_owned()], &ClientOptions::new())
-            .unwrap_err();
+        let err = key_reports(
+            &Settings::default(),
+            &["nope".to_owned()],
+            &ClientOptions::new(),
+        )
+        .unwrap_err();
         assert_eq!(err.kind(), crate::ErrorKind::Config);
     }
 }
