@@ -2,7 +2,7 @@
 //! standard input/output and over streamable HTTP, against mock providers replaying the
 //! project's fixtures.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use rmcp::model::{CallToolRequestParams, CallToolResult};
@@ -250,7 +250,7 @@ async fn stdio_server_serves_every_tool_and_keeps_keys_out_of_its_output() {
 /// Starts `switchboard mcp --http --port 0 --json` and returns the child and its URL.
 async fn start_http(
     mocks: &Mocks,
-    config: &PathBuf,
+    config: &Path,
     env: &[(&str, &str)],
 ) -> (tokio::process::Child, String) {
     let mut cmd = command(
