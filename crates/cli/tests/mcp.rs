@@ -229,13 +229,19 @@ async fn exercise_every_tool(client: &Client) {
 async fn stdio_server_serves_every_tool_and_keeps_keys_out_of_its_output() {
     let mocks = mocks().await;
     let file = config("stdio", "");
-    let cmd = command(&mocks, &["mcp", "--config", file.to_str().unwrap()]);
+    let cmd = command(
+        &mocks,
+        &["mcp", "--config", file.to_str().unwrap(), "--model", "fast"],
+    );
     let (transport, stderr) = TokioChildProcess::builder(cmd)
         .stderr(Stdio::piped())
         .spawn()
         .expect("switchboard mcp starts");
     let client = ().serve(transport).await.expect("client connects over stdio");
     exercise_every_tool(&client).await;
+    // No model named: `--model fast` is used.
+    let v = ok(&call(&client, "chat", json!({"prompt": "hi"})).await);
+    assert_eq!(v["route"], "fast");
     client.cancel().await.unwrap();
     let mut log = String::new();
     stderr

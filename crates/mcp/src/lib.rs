@@ -71,6 +71,7 @@ pub(crate) struct State {
 #[derive(Clone)]
 pub struct McpServer {
     state: Arc<State>,
+    default_model: Option<Arc<str>>,
 }
 
 impl fmt::Debug for McpServer {
@@ -78,6 +79,7 @@ impl fmt::Debug for McpServer {
         f.debug_struct("McpServer")
             .field("routes", &self.state.targets.aliases())
             .field("config", &self.state.targets.has_config())
+            .field("default_model", &self.default_model)
             .finish_non_exhaustive()
     }
 }
@@ -108,27 +110,17 @@ impl McpServer {
                 targets,
                 tools: tools::definitions(),
             }),
+            default_model: None,
         })
     }
 
     /// Sets the model (`provider:model` or a route alias) used when a call names neither
-    /// `model` nor `route`.
-    ///
-    /// # Errors
-    /// None here: a default that names nothing is reported by the first call that uses it.
+    /// `model` nor `route`. A default that names nothing is reported by the first call that
+    /// uses it, as a tool error.
     #[must_use]
-    pub fn with_default_model(self, model: impl Into<String>) -> McpServer {
-        let model = model.into();
-        match Arc::try_unwrap(self.state) {
-            Ok(mut state) => {
-                state.targets.set_default_model(Some(model));
-                McpServer {
-                    state: Arc::new(state),
-                }
-            }
-            // A shared server keeps its default; set the default before cloning.
-            Err(state) => McpServer { state },
-        }
+    pub fn with_default_model(mut self, model: impl Into<String>) -> McpServer {
+        self.default_model = Some(Arc::from(model.into()));
+        self
     }
 
     /// Returns the route aliases the server serves, sorted.
@@ -191,9 +183,12 @@ impl ServerHandler for McpServer {
         request: CallToolRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> std::result::Result<CallToolResponse, ErrorData> {
-        Ok(tools::call(&self.state, &request.name, request.arguments)
-            .await
-            .into())
+        let args = tools::with_default_model(
+            &request.name,
+            request.arguments.unwrap_or_default(),
+            self.default_model.as_deref(),
+        );
+        Ok(tools::call(&self.state, &request.name, args).await.into())
     }
 }
 

@@ -112,6 +112,7 @@ pub(crate) struct EmbedParams {
     pub(crate) input: EmbedInput,
     /// Asks models that can shorten their vectors for this many dimensions.
     #[serde(default)]
+    #[schemars(range(min = 1))]
     pub(crate) dimensions: Option<u32>,
 }
 

@@ -33,7 +33,6 @@ pub(crate) struct Targets {
     routes: BTreeMap<String, Arc<BuiltRoute>>,
     options: BuildOptions,
     direct: Mutex<HashMap<String, DynClient>>,
-    default_model: Option<String>,
 }
 
 impl Targets {
@@ -58,13 +57,7 @@ impl Targets {
             routes,
             options,
             direct: Mutex::new(HashMap::new()),
-            default_model: None,
         })
-    }
-
-    /// Sets the model used when a call names neither `model` nor `route`.
-    pub(crate) fn set_default_model(&mut self, model: Option<String>) {
-        self.default_model = model;
     }
 
     /// Returns the settings (defaults when the server runs without a config).
@@ -121,16 +114,13 @@ impl Targets {
                     )
                 }),
             (Some(name), None) => self.name_model(name),
-            (None, None) => match &self.default_model {
-                Some(name) => self.name_model(name),
-                None => Err(invalid(
-                    "no model given, and the server has no default model".to_owned(),
-                    format!(
-                        "pass `model` as provider:model (e.g. openai:gpt-4o-mini) or `route`; {}",
-                        self.known_aliases()
-                    ),
-                )),
-            },
+            (None, None) => Err(invalid(
+                "no model given, and the server has no default model".to_owned(),
+                format!(
+                    "pass `model` as provider:model (e.g. openai:gpt-4o-mini) or `route`, or start the server with --model; {}",
+                    self.known_aliases()
+                ),
+            )),
         }
     }
 

@@ -113,6 +113,11 @@ async fn lists_seven_tools_each_with_an_object_input_schema() {
     assert_eq!(names, TOOL_NAMES);
     for tool in &tools {
         assert_eq!(tool.input_schema["type"], "object", "{}", tool.name);
+        assert_eq!(
+            tool.input_schema["additionalProperties"], false,
+            "{}",
+            tool.name
+        );
         assert!(tool.description.as_deref().is_some_and(|d| !d.is_empty()));
     }
     let json_tool = tools.iter().find(|t| t.name == "json").unwrap();

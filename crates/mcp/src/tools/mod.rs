@@ -44,7 +44,10 @@ fn tool<T: JsonSchema + 'static>(
         .destructive(false)
         .idempotent(!remote)
         .open_world(remote);
-    Tool::new(name, description, schema_for_type::<T>()).annotate(hints)
+    // Arguments the schema does not name are refused (see `parse`); the schema says so.
+    let mut schema = (*schema_for_type::<T>()).clone();
+    schema.insert("additionalProperties".to_owned(), Value::Bool(false));
+    Tool::new(name, description, Arc::new(schema)).annotate(hints)
 }
 
 /// Returns every tool's definition.
@@ -88,13 +91,26 @@ pub(crate) fn definitions() -> Vec<Tool> {
     ]
 }
 
+/// The tools that send a request to a model, and so take `model` or `route`.
+const TAKES_MODEL: [&str; 5] = ["chat", "json", "embed", "tools", "cost_estimate"];
+
+/// Fills in `model` with the server's default when a call names neither `model` nor `route`.
+pub(crate) fn with_default_model(
+    tool: &str,
+    mut args: JsonObject,
+    default: Option<&str>,
+) -> JsonObject {
+    if let Some(model) = default {
+        let named = |k: &str| args.get(k).is_some_and(|v| !v.is_null());
+        if TAKES_MODEL.contains(&tool) && !named("model") && !named("route") {
+            args.insert("model".to_owned(), Value::String(model.to_owned()));
+        }
+    }
+    args
+}
+
 /// Runs the named tool; every failure becomes a tool error result, never a protocol error.
-pub(crate) async fn call(
-    state: &Arc<State>,
-    name: &str,
-    args: Option<JsonObject>,
-) -> CallToolResult {
-    let args = args.unwrap_or_default();
+pub(crate) async fn call(state: &Arc<State>, name: &str, args: JsonObject) -> CallToolResult {
     let outcome = match name {
         "chat" => match parse::<ChatParams>(name, args) {
             Ok(p) => generate::chat(state, p).await,
@@ -211,7 +227,10 @@ fn message(i: usize, m: &MessageParam) -> Result<Message> {
                 parts.push(Part::ToolCall(ToolCall {
                     id: call.id.clone(),
                     name: call.name.clone(),
-                    arguments: call.arguments.clone(),
+                    arguments: match &call.arguments {
+                        Value::Null => Value::Object(Map::new()),
+                        other => other.clone(),
+                    },
                     signature: None,
                 }));
             }
@@ -239,4 +258,40 @@ pub(crate) fn with(
         base.insert(k.to_owned(), v);
     }
     Value::Object(base)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obj(v: Value) -> JsonObject {
+        v.as_object().cloned().unwrap()
+    }
+
+    #[test]
+    fn default_model_fills_only_calls_that_name_no_target() {
+        let d = Some("fast");
+        let filled = with_default_model("chat", obj(json!({"prompt": "hi"})), d);
+        assert_eq!(filled["model"], "fast");
+        let routed = with_default_model("chat", obj(json!({"route": "slow"})), d);
+        assert!(!routed.contains_key("model"));
+        let local = with_default_model("models", obj(json!({})), d);
+        assert!(!local.contains_key("model"));
+        assert!(!with_default_model("chat", obj(json!({})), None).contains_key("model"));
+    }
+
+    #[test]
+    fn conversation_needs_exactly_one_of_prompt_and_messages() {
+        let both = Conversation {
+            prompt: Some("hi".into()),
+            messages: Some(Vec::new()),
+            ..Conversation::default()
+        };
+        assert_eq!(
+            request(&both).unwrap_err().kind(),
+            ErrorKind::InvalidRequest
+        );
+        assert!(request(&Conversation::default()).is_err());
+    }
 }
