@@ -60,44 +60,62 @@ pub(crate) fn success(value: Value) -> CallToolResult {
     CallToolResult::structured(value)
 }
 
-/// A tool error: `{"error": {kind, message, fix, provider, status, retry_after_s, cause,
-/// attempts}}` as structured content, and one readable line (with the fix) as text.
+/// The error that says what went wrong: the last error behind a retry loop that gave up,
+/// and the one error of a chain with a single target; otherwise `err` itself.
+fn telling(err: &Error) -> &Error {
+    match err.kind() {
+        ErrorKind::RetriesExhausted => {
+            match std::error::Error::source(err).and_then(|s| s.downcast_ref::<Error>()) {
+                Some(last) => telling(last),
+                None => err,
+            }
+        }
+        ErrorKind::AllTargetsFailed if err.attempt_errors().len() == 1 => {
+            telling(&err.attempt_errors()[0])
+        }
+        _ => err,
+    }
+}
+
+/// A tool error: `{"error": {kind, message, fix, provider, model, status, code,
+/// retry_after_s, gave_up, attempts}}` as structured content, and one readable line (with
+/// the fix) as text. `kind` is the telling error's (the provider's refusal behind a retry
+/// loop or a one-target chain); `gave_up` names the wrapper that gave up, if any.
 pub(crate) fn failure(err: &Error) -> CallToolResult {
-    let cause = std::error::Error::source(err).and_then(|s| s.downcast_ref::<Error>());
+    let shown = telling(err);
     let attempts: Vec<Value> = err
         .attempt_errors()
         .iter()
         .map(|a| {
+            let t = telling(a);
             json!({
-                "provider": a.provider(),
-                "model": a.model(),
-                "outcome": "failed",
-                "error_kind": a.kind().as_str(),
-                "status": a.status(),
-                "message": a.message(),
+                "provider": a.provider().or(t.provider()),
+                "model": a.model().or(t.model()),
+                "outcome": if a.kind() == ErrorKind::CircuitOpen { "skipped" } else { "failed" },
+                "error_kind": t.kind().as_str(),
+                "status": t.status(),
+                "message": t.message(),
             })
         })
         .collect();
+    let gave_up = (shown.kind() != err.kind()).then(|| err.kind().as_str());
+    let fix = shown.fix().or(err.fix());
     let value = json!({
         "error": {
-            "kind": err.kind().as_str(),
-            "message": err.message(),
-            "fix": err.fix(),
-            "provider": err.provider(),
-            "model": err.model(),
-            "status": err.status(),
-            "code": err.code(),
-            "retry_after_s": err.retry_after().map(|d| d.as_secs_f64()),
-            "cause": cause.map(|c| json!({
-                "kind": c.kind().as_str(),
-                "message": c.message(),
-                "status": c.status(),
-            })),
+            "kind": shown.kind().as_str(),
+            "message": shown.message(),
+            "fix": fix,
+            "provider": shown.provider(),
+            "model": shown.model(),
+            "status": shown.status(),
+            "code": shown.code(),
+            "retry_after_s": err.retry_after().or(shown.retry_after()).map(|d| d.as_secs_f64()),
+            "gave_up": gave_up,
             "attempts": attempts,
         }
     });
-    let mut text = format!("{} error: {err}", err.kind().as_str());
-    if let Some(fix) = err.fix() {
+    let mut text = format!("{} error: {shown}", shown.kind().as_str());
+    if let Some(fix) = fix {
         if !text.contains(fix) {
             text.push_str(&format!("\nfix: {fix}"));
         }

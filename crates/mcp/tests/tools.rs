@@ -563,3 +563,106 @@ async fn http_refuses_a_non_loopback_listener_without_keys() {
         .unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied);
 }
+
+#[tokio::test]
+async fn a_refusal_behind_a_one_target_chain_reports_the_providers_kind() {
+    let openai = MockServer::start().await;
+    mock(
+        &openai,
+        "/v1/chat/completions",
+        401,
+        fixture("openai/error_401.json"),
+    )
+    .await;
+    let anthropic = MockServer::start().await;
+    let client = connect(server(
+        Some(failover_settings()),
+        env(&openai, Some(&anthropic)),
+    ))
+    .await;
+    // With a config, a direct model is served as a one-target chain, as the gateway does.
+    let result = call(
+        &client,
+        "chat",
+        json!({"model": "openai:gpt-4o", "prompt": "hi"}),
+    )
+    .await;
+    let e = err(&result);
+    assert_eq!(e["kind"], "authentication");
+    assert_eq!(e["gave_up"], "all_targets_failed");
+    assert_eq!(e["status"], 401);
+    assert_eq!(e["attempts"][0]["error_kind"], "authentication");
+    let text = format!("{:?}", result.content);
+    assert!(text.contains("authentication error"), "{text}");
+    assert!(!text.contains(SECRET) && !e.to_string().contains(SECRET));
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_routes_budget_holds_across_calls() {
+    let openai = MockServer::start().await;
+    mock(
+        &openai,
+        "/v1/chat/completions",
+        200,
+        fixture("openai/chat_text.json"),
+    )
+    .await;
+    let settings = Settings::from_toml_str(
+        "[routes.capped]\ntargets = [\"openai:gpt-4o\"]\nbudget = { max_trials = 1 }\n",
+    )
+    .unwrap();
+    let client = connect(server(Some(settings), env(&openai, None))).await;
+    ok(&call(&client, "chat", json!({"route": "capped", "prompt": "one"})).await);
+    let second = call(&client, "chat", json!({"route": "capped", "prompt": "two"})).await;
+    assert_eq!(err(&second)["kind"], "budget_exceeded");
+    assert_eq!(openai.received_requests().await.unwrap().len(), 1);
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn messages_carry_tool_calls_and_results_to_the_provider() {
+    let openai = MockServer::start().await;
+    mock(
+        &openai,
+        "/v1/chat/completions",
+        200,
+        fixture("openai/chat_text.json"),
+    )
+    .await;
+    let client = connect(server(None, env(&openai, None))).await;
+    let result = call(
+        &client,
+        "tools",
+        json!({
+            "model": "openai:gpt-4o",
+            "messages": [
+                {"role": "user", "content": "Weather in Paris?"},
+                {"role": "assistant", "tool_calls": [{"id": "call_1", "name": "get_weather", "arguments": {"location": "Paris"}}]},
+                {"role": "tool", "tool_call_id": "call_1", "content": "18C, clear"}
+            ],
+            "tools": [{"name": "get_weather"}]
+        }),
+    )
+    .await;
+    let v = ok(&result);
+    assert_eq!(v["tool_calls"], json!([]));
+    assert!(v["text"].as_str().unwrap().contains("Paris"));
+    let sent: Value =
+        serde_json::from_slice(&openai.received_requests().await.unwrap()[0].body).unwrap();
+    let messages = sent["messages"].as_array().unwrap();
+    assert_eq!(messages[1]["tool_calls"][0]["id"], "call_1");
+    assert_eq!(messages[2]["role"], "tool");
+    assert_eq!(messages[2]["tool_call_id"], "call_1");
+    assert_eq!(messages[2]["content"], "18C, clear");
+    // A tool result for a call nobody made is refused before sending.
+    let orphan = call(
+        &client,
+        "chat",
+        json!({"model": "openai:gpt-4o", "messages": [{"role": "tool", "tool_call_id": "nope", "content": "x"}]}),
+    )
+    .await;
+    assert_eq!(err(&orphan)["kind"], "invalid_request");
+    assert_eq!(openai.received_requests().await.unwrap().len(), 1);
+    client.cancel().await.unwrap();
+}
