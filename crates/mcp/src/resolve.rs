@@ -27,7 +27,7 @@ pub(crate) struct Chosen {
     pub(crate) client: DynClient,
 }
 
-/// The routes, the direct-model cache and the default model.
+/// The routes and the direct-model cache.
 pub(crate) struct Targets {
     settings: Option<Settings>,
     routes: BTreeMap<String, Arc<BuiltRoute>>,
