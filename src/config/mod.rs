@@ -24,6 +24,7 @@
 //! nothing. [`build`] turns settings into client stacks.
 
 pub mod build;
+pub mod check;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;

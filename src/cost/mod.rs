@@ -24,12 +24,14 @@
 //! [`ChatResponseCostExt`], priced from the embedded table. Use [`PriceTable::cost_of_response`]
 //! for a table with your own overrides.
 
+mod listing;
 mod pricing;
 
 use std::fmt;
 use std::iter::Sum;
 use std::ops::{Add, AddAssign};
 
+pub use listing::{ModelListing, PricePerMillion};
 pub use pricing::{ModelPrice, PriceTable};
 
 use crate::types::{ChatResponse, Usage};

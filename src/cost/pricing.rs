@@ -86,6 +86,20 @@ impl ModelPrice {
         self
     }
 
+    /// Prices the worst case of a request before it is sent: every prompt token at the
+    /// dearer of input and cache write, every output token at the dearer of output and
+    /// reasoning. Budgets reserve this much per attempt; cost estimates report it.
+    pub fn worst_case(&self, input_tokens: u64, output_tokens: u64) -> Cost {
+        let mut worst = Usage::new(input_tokens, output_tokens);
+        if self.cache_write.is_some_and(|w| w > self.input) {
+            worst.cache_write_tokens = Some(input_tokens);
+        }
+        if self.reasoning.is_some_and(|r| r > self.output) {
+            worst.reasoning_tokens = Some(output_tokens);
+        }
+        self.cost(&worst)
+    }
+
     /// Prices `usage` by the rules in the [module docs](crate::cost).
     pub fn cost(&self, usage: &Usage) -> Cost {
         let read = usage.cache_read_tokens.unwrap_or(0);

@@ -200,18 +200,7 @@ impl Budget {
             .inner
             .prices
             .price(info.provider(), info.model())
-            .map(|price| {
-                // Worst case: every prompt token at the dearer of input and cache write,
-                // every output token at the dearer of output and reasoning.
-                let mut worst = Usage::new(input, output);
-                if price.cache_write.is_some_and(|w| w > price.input) {
-                    worst.cache_write_tokens = Some(input);
-                }
-                if price.reasoning.is_some_and(|r| r > price.output) {
-                    worst.reasoning_tokens = Some(output);
-                }
-                price.cost(&worst)
-            });
+            .map(|price| price.worst_case(input, output));
         self.reserve(cost, input + output, info)
     }
 

@@ -1,5 +1,5 @@
 //! The `switchboard` command-line tool: chat with any provider with failover, run the
-//! OpenAI-compatible gateway, and check keys, models and settings.
+//! OpenAI-compatible gateway or the MCP server, and check keys, models and settings.
 //!
 //! Exit codes: 0 success, 1 the call failed (a provider or network error), 2 bad usage or
 //! configuration (a missing key, an unknown provider, an empty message).
@@ -31,6 +31,8 @@ enum Command {
     Models(cmd::models::ModelsArgs),
     /// Prints the resolved gateway settings, secrets redacted.
     Config(cmd::config::ConfigArgs),
+    /// Runs an MCP server (stdio, or streamable HTTP with --http) whose tools call providers.
+    Mcp(cmd::mcp::McpArgs),
 }
 
 fn main() -> ExitCode {
@@ -53,6 +55,7 @@ fn main() -> ExitCode {
             Command::Check(args) => cmd::check::run(args).await,
             Command::Models(args) => cmd::models::run(args).await,
             Command::Config(args) => cmd::config::run(args).await,
+            Command::Mcp(args) => cmd::mcp::run(args).await,
         }
     });
     ExitCode::from(code)

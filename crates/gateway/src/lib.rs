@@ -28,6 +28,7 @@
 //! # Ok(()) }
 //! ```
 
+mod auth;
 mod convert;
 mod error;
 mod metrics;
@@ -41,11 +42,11 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use secrecy::SecretString;
 use switchboard::config::build::{self, BuildOptions, BuiltRoute};
 use switchboard::config::{RouteSettings, Settings};
 use switchboard::{ClientOptions, DynClient, Error, ErrorKind, Result};
 
+pub use crate::auth::{bearer_token, ApiKeys};
 use crate::metrics::Metrics;
 use crate::report::Observed;
 
@@ -55,7 +56,7 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Settings of a gateway built from prebuilt clients ([`Gateway::from_routes`]).
 #[derive(Clone)]
 pub struct GatewayOptions {
-    api_keys: Vec<SecretString>,
+    api_keys: ApiKeys,
     max_body_bytes: usize,
     shutdown_grace: Duration,
 }
@@ -77,7 +78,7 @@ impl Default for GatewayOptions {
     fn default() -> GatewayOptions {
         let server = switchboard::config::ServerSettings::default();
         GatewayOptions {
-            api_keys: Vec::new(),
+            api_keys: ApiKeys::default(),
             max_body_bytes: server.max_body_bytes,
             shutdown_grace: Duration::from_millis(server.shutdown_grace_ms),
         }
@@ -88,7 +89,7 @@ impl GatewayOptions {
     /// Adds a bearer key clients must present (any configured key is accepted).
     #[must_use]
     pub fn api_key(mut self, key: impl Into<String>) -> GatewayOptions {
-        self.api_keys.push(SecretString::from(key.into()));
+        self.api_keys.push(key);
         self
     }
 
@@ -119,7 +120,7 @@ pub(crate) struct AppState {
     routes: HashMap<String, Arc<BuiltRoute>>,
     aliases: Vec<String>,
     direct: Option<Direct>,
-    keys: Vec<SecretString>,
+    keys: ApiKeys,
     max_body: usize,
     pub(crate) metrics: Arc<Metrics>,
 }
@@ -194,28 +195,8 @@ impl AppState {
 
     /// Says whether `token` is one of the configured keys; true when none are configured.
     pub(crate) fn authorized(&self, token: Option<&str>) -> bool {
-        if self.keys.is_empty() {
-            return true;
-        }
-        let Some(token) = token else { return false };
-        // Every key is compared in full, so timing says nothing about which one matched.
-        self.keys.iter().fold(false, |ok, key| {
-            ok | constant_time_eq(
-                secrecy::ExposeSecret::expose_secret(key).as_bytes(),
-                token.as_bytes(),
-            )
-        })
+        self.keys.authorized(token)
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    let mut diff = a.len() ^ b.len();
-    for i in 0..a.len().max(b.len()) {
-        let x = a.get(i).copied().unwrap_or(0);
-        let y = b.get(i).copied().unwrap_or(0);
-        diff |= usize::from(x ^ y);
-    }
-    diff == 0
 }
 
 /// The gateway: routes, keys and counters, ready to serve.
@@ -262,23 +243,7 @@ impl Gateway {
     ) -> Result<Gateway> {
         settings.validate()?;
         let env = Arc::new(env);
-        let mut keys = Vec::new();
-        for (i, var) in settings.server.api_keys_env.iter().enumerate() {
-            match env(var).filter(|v| !v.trim().is_empty()) {
-                Some(key) => keys.push(SecretString::from(key.trim().to_owned())),
-                None => {
-                    return Err(Error::new(
-                        ErrorKind::Config,
-                        format!(
-                            "config: `server.api_keys_env[{i}]` names `{var}`, which is not set"
-                        ),
-                    )
-                    .with_fix(format!(
-                        "export {var}=<a long random key>, or remove it from the list"
-                    )))
-                }
-            }
-        }
+        let keys = ApiKeys::from_settings(&settings.server, &|name| env(name))?;
         let metrics = Arc::new(Metrics::default());
         let observer = Arc::clone(&metrics);
         let env_for_clients = Arc::clone(&env);
@@ -440,18 +405,5 @@ impl Gateway {
                 Ok(())
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::constant_time_eq;
-
-    #[test]
-    fn constant_time_compare_matches_only_equal_keys() {
-        assert!(constant_time_eq(b"secret", b"secret"));
-        assert!(!constant_time_eq(b"secret", b"secreT"));
-        assert!(!constant_time_eq(b"secret", b"secret2"));
-        assert!(!constant_time_eq(b"", b"x"));
     }
 }

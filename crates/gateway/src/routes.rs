@@ -64,14 +64,8 @@ fn completion_id() -> String {
     format!("chatcmpl-{:024x}", fastrand::u128(..) >> 32)
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-}
-
 fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    if state.authorized(bearer(headers)) {
+    if state.authorized(crate::auth::bearer_token(headers)) {
         return Ok(());
     }
     let message = if headers.contains_key(header::AUTHORIZATION) {

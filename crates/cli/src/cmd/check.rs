@@ -12,10 +12,7 @@ use std::time::Instant;
 use clap::Args;
 use serde_json::{json, Value};
 use switchboard::config::build::{self, BuildOptions, BuiltRoute};
-use switchboard::config::Settings;
-use switchboard::cost::PriceTable;
-use switchboard::middleware::BreakerState;
-use switchboard::providers::{key_status, known_providers};
+use switchboard::config::{check, Settings};
 use switchboard::{ChatClient, ChatRequest, ClientOptions, Error};
 
 use crate::output::{self, Table};
@@ -58,45 +55,6 @@ pub(crate) async fn run(args: CheckArgs) -> u8 {
     }
 }
 
-fn providers_of(settings: &Settings, args: &CheckArgs) -> Vec<String> {
-    if !args.providers.is_empty() {
-        return args.providers.clone();
-    }
-    let mut names: Vec<String> = settings.providers.keys().cloned().collect();
-    for route in settings.routes.values() {
-        for target in &route.targets {
-            if let Some((p, _)) = target.split_once(':') {
-                if !names.iter().any(|n| n == p) {
-                    names.push(p.to_owned());
-                }
-            }
-        }
-    }
-    if names.is_empty() && args.config.is_none() {
-        names = known_providers().into_iter().map(str::to_owned).collect();
-    }
-    names
-}
-
-/// The model a live check asks: a route target's, else the cheapest priced one.
-fn live_model(settings: &Settings, provider: &str) -> Option<String> {
-    for route in settings.routes.values() {
-        for target in &route.targets {
-            if let Some((p, m)) = target.split_once(':') {
-                if p == provider {
-                    return Some(m.to_owned());
-                }
-            }
-        }
-    }
-    PriceTable::embedded()
-        .entries()
-        .into_iter()
-        .filter(|(p, _, _)| *p == provider)
-        .min_by(|a, b| a.2.input.total_cmp(&b.2.input))
-        .map(|(_, m, _)| m.to_owned())
-}
-
 async fn check(args: &CheckArgs) -> Result<(Value, bool), Error> {
     let settings = match &args.config {
         Some(path) => Settings::from_file(path)?,
@@ -104,18 +62,13 @@ async fn check(args: &CheckArgs) -> Result<(Value, bool), Error> {
     };
     let mut all_ok = true;
     let mut rows = Vec::new();
-    let names = providers_of(&settings, args);
+    let names = check::providers_to_check(&settings, &args.providers, args.config.is_some());
     let total = names.len();
-    for (i, name) in names.iter().enumerate() {
-        let options = build::provider_options(&settings, name, &ClientOptions::new());
-        let status = key_status(name, &options)?;
-        let key_ok = status.found_in.is_some() || !status.required;
-        let mut row = json!({
-            "provider": name,
-            "key": {"present": status.found_in.is_some(), "set_in": status.found_in, "variables": status.variables, "required": status.required},
-            "ok": key_ok,
-        });
-        if args.live && key_ok {
+    let reports = check::key_reports(&settings, &names, &ClientOptions::new())?;
+    for (i, report) in reports.iter().enumerate() {
+        let name = &report.provider;
+        let mut row = serde_json::to_value(report).unwrap_or(Value::Null);
+        if args.live && report.ok {
             if !args.json {
                 eprintln!("[{}/{total}] asking {name}…", i + 1);
             }
@@ -139,13 +92,7 @@ async fn check(args: &CheckArgs) -> Result<(Value, bool), Error> {
                     probe_route(route).await;
                 }
             }
-            for (alias, route) in &routes {
-                for target in &route.targets {
-                    if let Some(state) = target.breaker_state() {
-                        breakers.push(json!({"route": alias, "target": target.spec, "state": breaker_word(state)}));
-                    }
-                }
-            }
+            breakers = check::breaker_reports(routes.values());
         }
     }
     Ok((
@@ -155,7 +102,7 @@ async fn check(args: &CheckArgs) -> Result<(Value, bool), Error> {
 }
 
 async fn live(settings: &Settings, provider: &str) -> Value {
-    let Some(model) = live_model(settings, provider) else {
+    let Some(model) = check::live_model(settings, provider) else {
         return json!({"ok": false, "error": "no model known for this provider; name one in a route of --config"});
     };
     let spec = format!("{provider}:{model}");
@@ -180,16 +127,6 @@ async fn probe_route(route: &BuiltRoute) {
     let req = ChatRequest::user("Reply with the word ok.").with_max_tokens(16);
     for target in &route.targets {
         let _ = target.client.chat(&req).await;
-    }
-}
-
-fn breaker_word(state: BreakerState) -> String {
-    match state {
-        BreakerState::Closed => "closed".to_owned(),
-        BreakerState::HalfOpen => "half-open".to_owned(),
-        BreakerState::Open { remaining, .. } => {
-            format!("open ({:.0}s left)", remaining.as_secs_f64())
-        }
     }
 }
 

@@ -22,37 +22,11 @@ pub(crate) struct ModelsArgs {
 }
 
 pub(crate) async fn run(args: ModelsArgs) -> u8 {
-    let table = PriceTable::embedded();
-    let rows: Vec<_> = table
-        .entries()
-        .into_iter()
-        .filter(|(p, _, _)| args.providers.is_empty() || args.providers.iter().any(|w| w == p))
-        .collect();
+    let rows = PriceTable::embedded().listing(&args.providers);
     if args.json {
-        let models: Vec<_> = rows
-            .iter()
-            .map(|(provider, model, price)| {
-                json!({
-                    "provider": provider,
-                    "model": model,
-                    "id": format!("{provider}:{model}"),
-                    "context_window": price.context_window,
-                    "price_per_million": {
-                        "input": price.input,
-                        "output": price.output,
-                        "cache_read": price.cache_read,
-                        "cache_write": price.cache_write,
-                        "reasoning": price.reasoning,
-                    },
-                    "price_source": price.source,
-                    "price_date": price.date,
-                    "note": price.note,
-                })
-            })
-            .collect();
         println!(
             "{}",
-            json!({"models": models, "currency": "USD", "unit": "per million tokens"})
+            json!({"models": rows, "currency": "USD", "unit": "per million tokens"})
         );
         return 0;
     }
@@ -64,18 +38,17 @@ pub(crate) async fn run(args: ModelsArgs) -> u8 {
         "cache read $/M",
         "as of",
     ]);
-    for (provider, model, price) in &rows {
+    for row in &rows {
+        let price = &row.price_per_million;
         t.row(vec![
-            format!("{provider}:{model}"),
-            price
-                .context_window
-                .map_or("-".to_owned(), |w| w.to_string()),
+            row.id.clone(),
+            row.context_window.map_or("-".to_owned(), |w| w.to_string()),
             format!("{:.3}", price.input),
             format!("{:.3}", price.output),
             price
                 .cache_read
                 .map_or("-".to_owned(), |c| format!("{c:.3}")),
-            price.date.clone(),
+            row.price_date.clone(),
         ]);
     }
     t.print();
