@@ -11,8 +11,9 @@
 //! complete answer or one typed error. It counts answers, errors by kind, requests that never
 //! ended (`lost`, caught by a watchdog far beyond the deadline), panics, and successes whose
 //! answer was not complete (`truncated`); the last three must be zero. Latency percentiles
-//! of answered requests are compared with the baseline: the same requests, the same
-//! concurrency, bare clients against healthy providers.
+//! of answered requests are compared with the baseline: the same requests through bare
+//! clients against healthy providers, interleaved one for one with the chaos requests in the
+//! same task pool, so both see the same machine load at the same moments.
 //!
 //! Run the full soak with `cargo run --release -p switchboard-testkit --bin chaos-soak`; a
 //! short one is a test (`cargo test -p switchboard-testkit --test chaos_soak`).
@@ -54,12 +55,15 @@ pub struct SoakConfig {
 }
 
 impl Default for SoakConfig {
-    /// 100,000 requests, 32 in flight, 30 % faults, seed 7, 16-token answers, a 100 ms
+    /// 100,000 requests, 8 in flight, 30 % faults, seed 7, 16-token answers, a 100 ms
     /// limit, half streamed.
+    ///
+    /// Eight in flight keeps a 2-core machine from queueing the baseline's requests behind
+    /// each other, so latency differences come from the faults, not from CPU contention.
     fn default() -> SoakConfig {
         SoakConfig {
             requests: 100_000,
-            concurrency: 32,
+            concurrency: 8,
             fault_rate: 0.3,
             seed: 7,
             tokens: 16,
@@ -126,6 +130,9 @@ pub struct SoakReport {
     pub refused: usize,
     /// Requests that ended with a typed error, by [`ErrorKind`](switchboard::ErrorKind) name.
     pub errors: BTreeMap<&'static str, usize>,
+    /// What lay under the typed errors: for `all_targets_failed`, each target's error kind
+    /// (`all_targets_failed <- timeout`); for other wrapped errors, their cause's kind.
+    pub causes: BTreeMap<String, usize>,
     /// Requests that never ended within the watchdog (must be 0).
     pub lost: usize,
     /// Requests whose task panicked (must be 0).
@@ -140,10 +147,8 @@ pub struct SoakReport {
     pub chaos: Percentiles,
     /// Latency of the same requests through bare clients and healthy upstreams.
     pub baseline: Percentiles,
-    /// Wall time of the chaos run.
-    pub chaos_wall: Duration,
-    /// Wall time of the baseline run.
-    pub baseline_wall: Duration,
+    /// Wall time of the run (both lanes, interleaved).
+    pub wall: Duration,
 }
 
 impl SoakReport {
@@ -178,6 +183,12 @@ impl fmt::Display for SoakReport {
         for (kind, n) in &self.errors {
             writeln!(f, "  {kind:<22}{n}")?;
         }
+        if !self.causes.is_empty() {
+            writeln!(f, "  underlying causes (one per target for all_targets_failed):")?;
+            for (cause, n) in &self.causes {
+                writeln!(f, "    {cause:<44}{n}")?;
+            }
+        }
         writeln!(f, "lost          {}", self.lost)?;
         writeln!(f, "panics        {}", self.panics)?;
         writeln!(f, "truncated     {}", self.truncated)?;
@@ -190,12 +201,7 @@ impl fmt::Display for SoakReport {
         for (fault, n) in &self.faults {
             writeln!(f, "  {fault:<26}{n}")?;
         }
-        writeln!(
-            f,
-            "wall time     chaos {:.1} s, baseline {:.1} s",
-            self.chaos_wall.as_secs_f64(),
-            self.baseline_wall.as_secs_f64()
-        )?;
+        writeln!(f, "wall time     {:.1} s", self.wall.as_secs_f64())?;
         writeln!(
             f,
             "latency of answered requests: chaos stack vs fault-free direct baseline"
@@ -240,6 +246,30 @@ fn judge(result: switchboard::Result<ChatResponse>, expected: &str) -> End {
         }
         Ok(_) => End::Truncated,
         Err(e) => End::Failed(e),
+    }
+}
+
+/// Names what lay under a wrapped error: the kind of each target's error in a failed chain
+/// (a retry loop's by its last attempt), or the kind of an interrupted stream's cause.
+fn causes(e: &Error) -> Vec<String> {
+    let kind = e.kind().as_str();
+    let inner = |e: &Error| match e.kind() {
+        switchboard::ErrorKind::RetriesExhausted => e
+            .attempt_errors()
+            .last()
+            .map_or("retries_exhausted", |last| last.kind().as_str()),
+        other => other.as_str(),
+    };
+    if !e.attempt_errors().is_empty() {
+        return e
+            .attempt_errors()
+            .iter()
+            .map(|a| format!("{kind} <- {}", inner(a)))
+            .collect();
+    }
+    match std::error::Error::source(e).and_then(|s| s.downcast_ref::<Error>()) {
+        Some(cause) => vec![format!("{kind} <- {}", inner(cause))],
+        None => Vec::new(),
     }
 }
 
@@ -293,40 +323,58 @@ fn target(
     Ok(stack.boxed())
 }
 
-/// Sends `config.requests` requests through `client`, `config.concurrency` at a time.
-/// Returns the report's counters (upstream counts and percentiles left empty) and the
-/// latencies of answered requests.
-async fn drive(
-    client: DynClient,
-    config: &SoakConfig,
-    watchdog: Duration,
-) -> (SoakReport, Vec<Duration>) {
+/// What one lane (the chaos stack or the baseline) saw.
+#[derive(Default)]
+struct Lane {
+    report: SoakReport,
+    latencies: Vec<Duration>,
+}
+
+impl Lane {
+    fn settle(&mut self, end: Option<(End, Duration)>) {
+        let report = &mut self.report;
+        match end {
+            Some((End::Answered { refused }, latency)) => {
+                report.answered += 1;
+                report.refused += usize::from(refused);
+                self.latencies.push(latency);
+            }
+            Some((End::Truncated, _)) => report.truncated += 1,
+            Some((End::Failed(e), _)) => {
+                *report.errors.entry(e.kind().as_str()).or_default() += 1;
+                for cause in causes(&e) {
+                    *report.causes.entry(cause).or_default() += 1;
+                }
+            }
+            None => report.lost += 1,
+        }
+    }
+}
+
+/// Sends `config.requests` requests through each of `lanes[0]` (the chaos stack) and
+/// `lanes[1]` (the baseline), interleaved one for one in the same pool of
+/// `2 × config.concurrency` tasks, so both see the same machine load at the same moments.
+async fn drive(lanes: [DynClient; 2], config: &SoakConfig, watchdog: Duration) -> [Lane; 2] {
     let expected: Arc<str> = answer_text(config.tokens).into();
     let mut rng = fastrand::Rng::with_seed(config.seed ^ 0x5eed);
-    let mut report = SoakReport {
-        requests: config.requests,
-        ..SoakReport::default()
-    };
-    let mut latencies = Vec::with_capacity(config.requests);
+    let mut seen: [Lane; 2] = Default::default();
+    for lane in &mut seen {
+        lane.report.requests = config.requests;
+        lane.latencies.reserve(config.requests);
+    }
+    let total = config.requests * 2;
+    let in_flight = config.concurrency.max(1) * 2;
     let mut tasks = JoinSet::new();
     let mut sent = 0usize;
-    let mut settle = |joined: Result<Option<(End, Duration)>, tokio::task::JoinError>,
-                      report: &mut SoakReport| match joined {
-        Ok(Some((End::Answered { refused }, latency))) => {
-            report.answered += 1;
-            report.refused += usize::from(refused);
-            latencies.push(latency);
-        }
-        Ok(Some((End::Truncated, _))) => report.truncated += 1,
-        Ok(Some((End::Failed(e), _))) => *report.errors.entry(e.kind().as_str()).or_default() += 1,
-        Ok(None) => report.lost += 1,
-        Err(e) if e.is_panic() => report.panics += 1,
-        Err(_) => report.lost += 1,
-    };
-    while sent < config.requests || !tasks.is_empty() {
-        while sent < config.requests && tasks.len() < config.concurrency.max(1) {
-            let stream = rng.f64() < config.stream_share;
-            let client = Arc::clone(&client);
+    let mut stream = false;
+    while sent < total || !tasks.is_empty() {
+        while sent < total && tasks.len() < in_flight {
+            // Both lanes get the same sequence of whole and streamed calls.
+            let lane = sent % 2;
+            if lane == 0 {
+                stream = rng.f64() < config.stream_share;
+            }
+            let client = Arc::clone(&lanes[lane]);
             let expected = Arc::clone(&expected);
             sent += 1;
             tasks.spawn(async move {
@@ -342,25 +390,35 @@ async fn drive(
                         client.chat(&req).await
                     }
                 };
-                let result = tokio::time::timeout(watchdog, work).await.ok()?;
-                Some((judge(result, &expected), started.elapsed()))
+                let end = tokio::time::timeout(watchdog, work)
+                    .await
+                    .ok()
+                    .map(|result| (judge(result, &expected), started.elapsed()));
+                (lane, end)
             });
         }
-        if let Some(joined) = tasks.join_next().await {
-            settle(joined, &mut report);
+        match tasks.join_next().await {
+            Some(Ok((lane, end))) => seen[lane].settle(end),
+            // A task that panicked has no lane to report to; its request is counted once,
+            // as a panic, on the chaos lane's report.
+            Some(Err(e)) if e.is_panic() => seen[0].report.panics += 1,
+            Some(Err(_)) => seen[0].report.lost += 1,
+            None => {}
         }
     }
-    (report, latencies)
+    seen
 }
 
-/// Runs the soak: the chaos stack, then the baseline, and reports both.
+/// Runs the soak — the chaos stack and the baseline, interleaved — and reports both.
 ///
 /// # Errors
-/// When a fault provider cannot bind its socket or a client cannot be built.
+/// When a fault provider cannot bind its socket or a client cannot be built, or when the
+/// baseline fails to answer a request (then the comparison means nothing).
 pub async fn run(config: &SoakConfig) -> Result<SoakReport, Box<dyn std::error::Error>> {
     let limit = config.limit;
     let faults = Fault::every_kind(config.tokens, limit);
     let mut upstreams = Vec::new();
+    let mut healthy = Vec::new();
     for (i, _) in Protocol::ALL.iter().enumerate() {
         upstreams.push(
             FaultProvider::builder()
@@ -373,47 +431,41 @@ pub async fn run(config: &SoakConfig) -> Result<SoakReport, Box<dyn std::error::
                 .start()
                 .await?,
         );
+        healthy.push(FaultProvider::healthy(config.tokens).await?);
     }
     let mut targets = Vec::new();
-    for (protocol, upstream) in Protocol::ALL.iter().zip(&upstreams) {
-        targets.push(target(*protocol, upstream, config)?);
+    let mut bare = Vec::new();
+    for (i, protocol) in Protocol::ALL.iter().enumerate() {
+        targets.push(target(*protocol, &upstreams[i], config)?);
+        bare.push(bare_client(*protocol, &healthy[i])?);
     }
     let deadline = limit * 10;
     let stack: DynClient = DeadlineClient::new(FallbackClient::new(targets)?, deadline).boxed();
+    // The baseline: bare clients straight to healthy upstreams, one protocol after another.
+    let direct: DynClient = Arc::new(RoundRobin::new(bare));
     let started = Instant::now();
-    let (mut report, mut chaos) = drive(stack, config, deadline * 5).await;
-    report.chaos_wall = started.elapsed();
+    let [chaos, base] = drive([stack, direct], config, deadline * 5).await;
+    let wall = started.elapsed();
+    if base.report.answered != config.requests {
+        return Err(format!(
+            "the fault-free baseline answered {} of {} requests:\n{}",
+            base.report.answered, config.requests, base.report
+        )
+        .into());
+    }
+    let mut report = chaos.report;
+    report.panics += base.report.panics;
+    report.lost += base.report.lost;
+    report.wall = wall;
     for (slot, upstream) in report.upstream.iter_mut().zip(&upstreams) {
         *slot = upstream.requests();
         for arrival in upstream.arrivals() {
             *report.faults.entry(arrival.fault.name()).or_default() += 1;
         }
     }
-    drop(upstreams);
-
-    // The baseline: the same mix through bare clients, one healthy upstream per protocol,
-    // requests spread over the three in turn.
-    let mut healthy = Vec::new();
-    for _ in Protocol::ALL {
-        healthy.push(FaultProvider::healthy(config.tokens).await?);
-    }
-    let mut bare = Vec::new();
-    for (protocol, upstream) in Protocol::ALL.iter().zip(&healthy) {
-        bare.push(bare_client(*protocol, upstream)?);
-    }
-    let direct: DynClient = Arc::new(RoundRobin::new(bare));
-    let started = Instant::now();
-    let (base, mut baseline) = drive(direct, config, deadline * 5).await;
-    report.baseline_wall = started.elapsed();
-    if base.answered != config.requests {
-        return Err(format!(
-            "the fault-free baseline answered {} of {} requests",
-            base.answered, config.requests
-        )
-        .into());
-    }
-    report.chaos = Percentiles::of(&mut chaos);
-    report.baseline = Percentiles::of(&mut baseline);
+    let (mut chaos_latencies, mut base_latencies) = (chaos.latencies, base.latencies);
+    report.chaos = Percentiles::of(&mut chaos_latencies);
+    report.baseline = Percentiles::of(&mut base_latencies);
     Ok(report)
 }
 
