@@ -141,10 +141,18 @@ async fn call(client: &DynClient, mode: Mode) -> switchboard::Result<ChatRespons
 /// Asserts that a success is a complete answer from `model`: the whole text, finished.
 fn assert_complete(r: &ChatResponse, model: &str, tokens: usize, label: &str) {
     assert_eq!(r.model, model, "{label}: answered by");
-    assert_eq!(r.text(), answer_text(tokens), "{label}: a truncated answer passed as success");
+    assert_eq!(
+        r.text(),
+        answer_text(tokens),
+        "{label}: a truncated answer passed as success"
+    );
     assert_eq!(r.finish_reason.kind, FinishKind::Stop, "{label}");
     let last = r.attempts().last().expect("attempts");
-    assert_eq!((last.model.as_str(), last.outcome), (model, Outcome::Success), "{label}");
+    assert_eq!(
+        (last.model.as_str(), last.outcome),
+        (model, Outcome::Success),
+        "{label}"
+    );
 }
 
 /// The retry backoff ceiling before retry `n` (from 0), in real time.
@@ -238,7 +246,15 @@ const SCENARIOS: &[Scenario] = &[
         primary: || always(Fault::rate_limited(None)),
         protocols: ALL,
         modes: BOTH,
-        expect: |_| expect(End::Answer(BACKUP), 3, 1, Waits::Backoff, (0.0, ALL_BACKOFF)),
+        expect: |_| {
+            expect(
+                End::Answer(BACKUP),
+                3,
+                1,
+                Waits::Backoff,
+                (0.0, ALL_BACKOFF),
+            )
+        },
     },
     Scenario {
         name: "one 500, then healthy",
@@ -246,7 +262,15 @@ const SCENARIOS: &[Scenario] = &[
         primary: || script([Fault::ServerError, Fault::Healthy]),
         protocols: ALL,
         modes: BOTH,
-        expect: |_| expect(End::Answer(PRIMARY), 2, 0, Waits::Backoff, (0.0, limits::BASE_DELAY)),
+        expect: |_| {
+            expect(
+                End::Answer(PRIMARY),
+                2,
+                0,
+                Waits::Backoff,
+                (0.0, limits::BASE_DELAY),
+            )
+        },
     },
     Scenario {
         name: "persistent 503",
@@ -254,7 +278,15 @@ const SCENARIOS: &[Scenario] = &[
         primary: || always(Fault::Unavailable),
         protocols: ALL,
         modes: BOTH,
-        expect: |_| expect(End::Answer(BACKUP), 3, 1, Waits::Backoff, (0.0, ALL_BACKOFF)),
+        expect: |_| {
+            expect(
+                End::Answer(BACKUP),
+                3,
+                1,
+                Waits::Backoff,
+                (0.0, ALL_BACKOFF),
+            )
+        },
     },
     Scenario {
         name: "TCP reset before headers, persistent",
@@ -262,7 +294,15 @@ const SCENARIOS: &[Scenario] = &[
         primary: || always(Fault::ResetBeforeHeaders),
         protocols: ALL,
         modes: BOTH,
-        expect: |_| expect(End::Answer(BACKUP), 3, 1, Waits::Backoff, (0.0, ALL_BACKOFF)),
+        expect: |_| {
+            expect(
+                End::Answer(BACKUP),
+                3,
+                1,
+                Waits::Backoff,
+                (0.0, ALL_BACKOFF),
+            )
+        },
     },
     Scenario {
         // A timeout that fired on our side is not retried: one attempt limit, then the backup.
@@ -272,7 +312,13 @@ const SCENARIOS: &[Scenario] = &[
         protocols: ALL,
         modes: BOTH,
         expect: |_| {
-            expect(End::Answer(BACKUP), 1, 1, Waits::None, (limits::ATTEMPT, limits::ATTEMPT))
+            expect(
+                End::Answer(BACKUP),
+                1,
+                1,
+                Waits::None,
+                (limits::ATTEMPT, limits::ATTEMPT),
+            )
         },
     },
     Scenario {
@@ -283,7 +329,13 @@ const SCENARIOS: &[Scenario] = &[
         protocols: ALL,
         modes: BOTH,
         expect: |_| {
-            expect(End::Answer(BACKUP), 1, 1, Waits::None, (limits::ATTEMPT, limits::ATTEMPT))
+            expect(
+                End::Answer(BACKUP),
+                1,
+                1,
+                Waits::None,
+                (limits::ATTEMPT, limits::ATTEMPT),
+            )
         },
     },
     Scenario {
@@ -302,7 +354,13 @@ const SCENARIOS: &[Scenario] = &[
                 Waits::None,
                 (0.0, 0.0),
             ),
-            Mode::Whole => expect(End::Answer(BACKUP), 3, 1, Waits::Backoff, (0.0, ALL_BACKOFF)),
+            Mode::Whole => expect(
+                End::Answer(BACKUP),
+                3,
+                1,
+                Waits::Backoff,
+                (0.0, ALL_BACKOFF),
+            ),
         },
     },
     Scenario {
@@ -424,7 +482,11 @@ fn check(scenario: &Scenario, protocol: Protocol, mode: Mode, seen: &Seen) {
     let want = (scenario.expect)(mode);
     // No truncated answer may pass as a success, whatever the row expects.
     if let Ok(r) = &seen.result {
-        assert_eq!(r.text(), answer_text(scenario.tokens), "{label}: truncated success");
+        assert_eq!(
+            r.text(),
+            answer_text(scenario.tokens),
+            "{label}: truncated success"
+        );
     }
     match (want.end, &seen.result) {
         (End::Answer(model), Ok(r)) => assert_complete(r, model, scenario.tokens, &label),
@@ -622,7 +684,11 @@ async fn persistent_503_opens_the_breaker_and_later_calls_skip_the_primary() {
         let started = Instant::now();
         let r = call(&client, mode).await.unwrap();
         assert_complete(&r, BACKUP, 8, &label);
-        assert!(started.elapsed() < secs(limits::SLACK), "{label}: {:?}", started.elapsed());
+        assert!(
+            started.elapsed() < secs(limits::SLACK),
+            "{label}: {:?}",
+            started.elapsed()
+        );
         let skipped = &r.attempts()[0];
         assert_eq!(
             (skipped.model.as_str(), skipped.outcome, skipped.error_kind),
@@ -693,7 +759,10 @@ async fn the_stack_returns_to_the_primary_once_it_recovers() {
             .iter()
             .filter(|(_, _, first)| *first == Outcome::Skipped)
             .count();
-        assert!(skipped >= 10, "{label}: only {skipped} calls skipped the primary");
+        assert!(
+            skipped >= 10,
+            "{label}: only {skipped} calls skipped the primary"
+        );
         // Traffic to the primary during the outage: the calls that opened the breaker, then
         // only probes, each at least one cooldown after the breaker opened.
         let arrivals = primary.arrivals();
@@ -742,7 +811,11 @@ async fn the_answer_reports_the_fallbacks_model_and_usage() {
         assert_eq!(r.provider, protocol.provider(), "{label}");
         assert_eq!(r.served_model.as_deref(), Some(BACKUP), "{label}");
         assert_eq!(
-            (r.usage.input_tokens, r.usage.output_tokens, r.usage.total_tokens),
+            (
+                r.usage.input_tokens,
+                r.usage.output_tokens,
+                r.usage.total_tokens
+            ),
             (77, 9, 86),
             "{label}"
         );

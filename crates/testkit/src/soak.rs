@@ -184,7 +184,10 @@ impl fmt::Display for SoakReport {
             writeln!(f, "  {kind:<22}{n}")?;
         }
         if !self.causes.is_empty() {
-            writeln!(f, "  underlying causes (one per target for all_targets_failed):")?;
+            writeln!(
+                f,
+                "  underlying causes (one per target for all_targets_failed):"
+            )?;
             for (cause, n) in &self.causes {
                 writeln!(f, "    {cause:<44}{n}")?;
             }

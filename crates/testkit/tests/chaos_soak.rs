@@ -21,7 +21,11 @@ async fn every_request_ends_in_one_answer_or_one_typed_error() {
     assert_eq!(report.lost, 0, "{report}");
     assert_eq!(report.panics, 0, "{report}");
     assert_eq!(report.truncated, 0, "{report}");
-    assert_eq!(report.answered + report.error_count(), config.requests, "{report}");
+    assert_eq!(
+        report.answered + report.error_count(),
+        config.requests,
+        "{report}"
+    );
     assert!(report.is_clean());
     // The faults really happened, of every kind, and the stack still answered most calls.
     let injected: usize = report
@@ -30,7 +34,13 @@ async fn every_request_ends_in_one_answer_or_one_typed_error() {
         .filter(|(name, _)| **name != "healthy")
         .map(|(_, n)| n)
         .sum();
-    assert!(report.faults.len() >= 15, "every fault kind and healthy: {report}");
-    assert!(injected * 5 >= report.upstream.iter().sum::<usize>(), "{report}");
+    assert!(
+        report.faults.len() >= 15,
+        "every fault kind and healthy: {report}"
+    );
+    assert!(
+        injected * 5 >= report.upstream.iter().sum::<usize>(),
+        "{report}"
+    );
     assert!(report.answered * 10 >= config.requests * 9, "{report}");
 }
