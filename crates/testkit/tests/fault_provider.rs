@@ -119,35 +119,47 @@ async fn broken_streams_never_decode_as_complete_answers() {
         Fault::MalformedAfter(3),
         Fault::NoTerminator,
     ];
+    // Every row at once: the stalled ones each wait out a 300 ms limit.
+    let mut rows = tokio::task::JoinSet::new();
     for protocol in Protocol::ALL {
         for fault in &faults {
-            let upstream = FaultProvider::builder()
-                .tokens(6)
-                .then(fault.clone())
-                .start()
-                .await
-                .unwrap();
-            let client = client(protocol, &upstream);
             for stream in [false, true] {
-                let label = format!("{protocol:?} {} stream={stream}", fault.name());
-                let err = call(&client, stream).await.expect_err(&label);
-                if stream {
-                    assert_eq!(err.kind(), ErrorKind::StreamInterrupted, "{label}: {err}");
-                    let partial = err.partial().unwrap().text();
-                    assert!(answer_text(6).starts_with(&partial), "{label}: {partial}");
-                    assert!(!partial.is_empty(), "{label}");
-                } else {
-                    assert!(
-                        matches!(
-                            err.kind(),
-                            ErrorKind::Transport | ErrorKind::Decode | ErrorKind::Timeout
-                        ),
-                        "{label}: {err}"
-                    );
-                }
+                let fault = fault.clone();
+                rows.spawn(async move {
+                    let upstream = FaultProvider::builder()
+                        .tokens(6)
+                        .then(fault.clone())
+                        .start()
+                        .await
+                        .unwrap();
+                    let client = client(protocol, &upstream);
+                    let label = format!("{protocol:?} {} stream={stream}", fault.name());
+                    let err = call(&client, stream).await.expect_err(&label);
+                    if stream {
+                        assert_eq!(err.kind(), ErrorKind::StreamInterrupted, "{label}: {err}");
+                        let partial = err.partial().unwrap().text();
+                        assert!(answer_text(6).starts_with(&partial), "{label}: {partial}");
+                        assert!(!partial.is_empty(), "{label}");
+                    } else {
+                        assert!(
+                            matches!(
+                                err.kind(),
+                                ErrorKind::Transport | ErrorKind::Decode | ErrorKind::Timeout
+                            ),
+                            "{label}: {err}"
+                        );
+                    }
+                    assert_eq!(upstream.requests(), 1, "{label}");
+                });
             }
         }
     }
+    let mut ran = 0;
+    while let Some(row) = rows.join_next().await {
+        row.unwrap();
+        ran += 1;
+    }
+    assert_eq!(ran, 24);
 }
 
 #[tokio::test]
