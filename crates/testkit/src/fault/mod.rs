@@ -175,9 +175,11 @@ impl Fault {
         }
     }
 
-    /// One of every kind of fault, with waits and token counts picked for an answer of
-    /// `tokens` tokens and a client whose limits are around `limit` (slow first tokens come
-    /// after twice the limit; `Retry-After` asks for a tenth of it).
+    /// One of every built-in fault (all but [`Fault::Healthy`] and the hand-made
+    /// [`Fault::Status`]; 429 twice, with and without `Retry-After`), with waits and token
+    /// counts picked for an answer of `tokens` tokens and a client whose limits are around
+    /// `limit`: slow first tokens come after twice the limit, `Retry-After` asks for a tenth
+    /// of it, streams break after a third, a half or two thirds of their tokens.
     pub fn every_kind(tokens: usize, limit: Duration) -> Vec<Fault> {
         vec![
             Fault::rate_limited(Some(limit / 10)),
