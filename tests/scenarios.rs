@@ -12,9 +12,9 @@
 //!
 //! # Scaled time
 //!
-//! Scenarios are written in scenario seconds, and **one scenario second is 10 ms** of real
+//! Scenarios are written in scenario seconds, and **one scenario second is 20 ms** of real
 //! time ([`SECOND`]). Everything is scaled the same way: the upstreams' waits (a first token
-//! after 20 s comes after 200 ms; `Retry-After: 2` is sent as `Retry-After: 0.02`), and the
+//! after 20 s comes after 400 ms; `Retry-After: 2` is sent as `Retry-After: 0.04`), and the
 //! client's limits ([`limits`]: 10 s attempt, first-token and idle limits; retries with a
 //! 1 s base delay; a breaker that opens after 3 failures and cools down for 10 s, doubling
 //! up to 20 s; a 60 s deadline). The whole suite runs in a few seconds of wall time.
@@ -39,7 +39,7 @@ use switchboard_testkit::fault::{
 };
 
 /// One scenario second in real time.
-const SECOND: Duration = Duration::from_millis(10);
+const SECOND: Duration = Duration::from_millis(20);
 
 /// `n` scenario seconds in real time.
 fn secs(n: f64) -> Duration {
@@ -628,6 +628,20 @@ async fn content_policy_is_not_retried_and_falls_back() {
 
 // ---- scenarios of several calls --------------------------------------------------------
 
+/// Asserts that the waits between the attempts of each call (consecutive groups of
+/// `per_call` arrivals) stay under the backoff ceilings.
+fn assert_backoff_within_calls(arrivals: &[Arrival], per_call: usize, label: &str) {
+    for call in arrivals.chunks(per_call) {
+        for (n, pair) in call.windows(2).enumerate() {
+            let gap = pair[1].at.duration_since(pair[0].at);
+            assert!(
+                gap <= backoff_ceiling(n) + secs(limits::SLACK),
+                "{label}: wait {n} was {gap:?}"
+            );
+        }
+    }
+}
+
 /// Runs `f` for every protocol and mode at once.
 async fn each_protocol_and_mode<F, Fut>(modes: &[Mode], f: F)
 where
@@ -652,7 +666,14 @@ async fn client_errors_do_not_open_the_breaker() {
         let backup = FaultProvider::healthy(8).await.unwrap();
         let client = stack(protocol, &primary, &backup);
         for _ in 0..4 {
+            let started = Instant::now();
             let r = call(&client, mode).await.unwrap();
+            // Nothing to wait for: no retry, no backoff.
+            assert!(
+                started.elapsed() <= secs(limits::SLACK),
+                "{label}: {:?}",
+                started.elapsed()
+            );
             assert_complete(&r, BACKUP, 8, &label);
             let first = &r.attempts()[0];
             assert_eq!(first.error_kind, Some(ErrorKind::ContextLength), "{label}");
@@ -671,16 +692,23 @@ async fn persistent_503_opens_the_breaker_and_later_calls_skip_the_primary() {
         let backup = FaultProvider::healthy(8).await.unwrap();
         let client = stack(protocol, &primary, &backup);
         for _ in 0..limits::BREAKER_FAILURES {
+            let started = Instant::now();
             let r = call(&client, mode).await.unwrap();
+            let wall = started.elapsed();
+            assert!(
+                wall <= secs(ALL_BACKOFF + limits::SLACK),
+                "{label}: {wall:?}"
+            );
             assert_complete(&r, BACKUP, 8, &label);
         }
-        // Each of those calls cost the primary its full retry budget.
+        // Each of those calls cost the primary its full retry budget, with backoff between.
         let per_call = (limits::RETRIES + 1) as usize;
         assert_eq!(
             primary.requests(),
             per_call * limits::BREAKER_FAILURES as usize,
             "{label}"
         );
+        assert_backoff_within_calls(&primary.arrivals(), per_call, &label);
         let started = Instant::now();
         let r = call(&client, mode).await.unwrap();
         assert_complete(&r, BACKUP, 8, &label);
@@ -727,8 +755,16 @@ async fn the_stack_returns_to_the_primary_once_it_recovers() {
         let mut answered_by = Vec::new();
         for i in 0..CALLS {
             tokio::time::sleep_until((start + secs(EVERY * i as f64)).into()).await;
+            let started = Instant::now();
             let r = call(&client, mode).await.unwrap();
             let done = start.elapsed();
+            // No call waits long: the breaker skips the primary instead of retrying it, and
+            // the calls that open it or probe it pay only their backoff.
+            let wall = started.elapsed();
+            assert!(
+                wall <= secs(ALL_BACKOFF + limits::SLACK),
+                "{label}: {wall:?}"
+            );
             assert_eq!(r.text(), answer_text(8), "{label}: truncated success");
             answered_by.push((done, r.model.clone(), r.attempts()[0].outcome));
         }
@@ -778,6 +814,8 @@ async fn the_stack_returns_to_the_primary_once_it_recovers() {
             "{label}: {} requests reached the primary during the outage",
             during.len()
         );
+        // Every call or probe that reached the primary paid only its retries' backoff.
+        assert_backoff_within_calls(&arrivals[..during.len()], per_call, &label);
         let first_probe = during[opening].at.duration_since(during[opening - 1].at);
         assert!(
             first_probe >= secs(limits::COOLDOWN),
@@ -806,7 +844,14 @@ async fn the_answer_reports_the_fallbacks_model_and_usage() {
             .await
             .unwrap();
         let client = stack(protocol, &primary, &backup);
+        let started = Instant::now();
         let r = call(&client, mode).await.unwrap();
+        let wall = started.elapsed();
+        assert!(
+            wall <= secs(ALL_BACKOFF + limits::SLACK),
+            "{label}: {wall:?}"
+        );
+        assert_backoff_within_calls(&primary.arrivals(), 3, &label);
         assert_complete(&r, BACKUP, 9, &label);
         assert_eq!(r.provider, protocol.provider(), "{label}");
         assert_eq!(r.served_model.as_deref(), Some(BACKUP), "{label}");
