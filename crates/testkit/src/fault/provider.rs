@@ -33,7 +33,7 @@ struct Plan {
     input_tokens: u64,
 }
 
-/// Builds a [`FaultProvider`]; see the [module docs](self).
+/// Builds a [`FaultProvider`]; see the [module docs](crate::fault).
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct FaultProviderBuilder {
@@ -213,7 +213,7 @@ impl Shared {
     }
 }
 
-/// A running fault-injecting provider; see the [module docs](self). Dropping it stops the
+/// A running fault-injecting provider; see the [module docs](crate::fault). Dropping it stops the
 /// server and releases every held connection.
 pub struct FaultProvider {
     addr: SocketAddr,

@@ -14,6 +14,7 @@ use super::provider::Shared;
 use super::shapes::{error_body, retry_after_value, Answer, ErrorCase, StreamPlan};
 use super::{Fault, Protocol};
 
+/// Accepts connections until the provider is dropped, one task per connection.
 pub(super) async fn accept_loop(
     listener: TcpListener,
     shared: Arc<Shared>,
@@ -38,6 +39,8 @@ enum After {
     Close,
 }
 
+/// Serves one keep-alive connection: request after request, each answered with its fault,
+/// until the client leaves, a fault ends the connection, or the provider is dropped.
 async fn connection(mut stream: TcpStream, shared: Arc<Shared>, mut shutdown: watch::Receiver<()>) {
     let mut buf = Vec::new();
     loop {
@@ -50,7 +53,7 @@ async fn connection(mut stream: TcpStream, shared: Arc<Shared>, mut shutdown: wa
         };
         let protocol = Protocol::of_path(&request.path);
         let (stream_asked, model, include_usage) = describe(protocol, &request);
-        let (fault, plan) = shared.arrive(protocol, stream_asked, model.clone());
+        let (fault, pace) = shared.arrive(protocol, stream_asked, model.clone());
         let Some(protocol) = protocol else {
             let body = r#"{"error":{"message":"no such route on the fault provider"}}"#;
             let head = http::head(404, "application/json", Some(body.len()), &[], false);
@@ -65,13 +68,13 @@ async fn connection(mut stream: TcpStream, shared: Arc<Shared>, mut shutdown: wa
             model: &model,
             id,
             tokens: &shared.tokens,
-            input_tokens: plan.input_tokens,
+            input_tokens: pace.input_tokens,
             include_usage,
         };
         let exchange = Exchange {
             answer,
             stream: stream_asked,
-            interval: plan.token_interval,
+            interval: pace.token_interval,
         };
         let after = match fault {
             Fault::ResetBeforeHeaders => {
