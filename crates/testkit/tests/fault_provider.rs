@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use switchboard::providers::HttpSettings;
 use switchboard::{
     create_client_with, ChatClient, ChatRequest, ClientOptions, DynClient, ErrorKind, FinishKind,
@@ -231,4 +232,66 @@ async fn random_faults_repeat_for_the_same_seed() {
         a.contains(&"healthy") && a.iter().any(|n| *n != "healthy"),
         "{a:?}"
     );
+}
+
+#[tokio::test]
+async fn a_hand_made_status_keeps_its_body_and_headers() {
+    let upstream = FaultProvider::builder()
+        .then(Fault::Status {
+            status: 429,
+            body: r#"{"error":{"message":"slow down","type":"requests","code":"rate_limit_exceeded"}}"#
+                .to_owned(),
+            headers: vec![("retry-after-ms".to_owned(), "250".to_owned())],
+        })
+        .start()
+        .await
+        .unwrap();
+    let err = call(&client(Protocol::OpenAi, &upstream), false)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.kind(), err.status()),
+        (ErrorKind::RateLimited, Some(429))
+    );
+    assert_eq!(err.retry_after(), Some(Duration::from_millis(250)));
+    assert!(err.message().contains("slow down"), "{err}");
+}
+
+#[tokio::test]
+async fn tokens_are_paced_and_a_slow_first_token_waits_after_the_headers() {
+    let upstream = FaultProvider::builder()
+        .tokens(5)
+        .token_interval(Duration::from_millis(20))
+        .script([
+            Fault::Healthy,
+            Fault::FirstTokenAfter(Duration::from_millis(150)),
+        ])
+        .start()
+        .await
+        .unwrap();
+    let client = client(Protocol::Anthropic, &upstream);
+    let started = std::time::Instant::now();
+    let r = call(&client, true).await.unwrap();
+    assert_eq!(r.text(), answer_text(5));
+    assert!(
+        started.elapsed() >= Duration::from_millis(100),
+        "{:?}",
+        started.elapsed()
+    );
+    // The stream opens at once (with Anthropic's `message_start`); its first token comes
+    // after the wait.
+    let started = std::time::Instant::now();
+    let mut stream = client
+        .chat_stream(&ChatRequest::user("hello"))
+        .await
+        .unwrap();
+    let opened = started.elapsed();
+    assert!(opened < Duration::from_millis(150), "{opened:?}");
+    let first = loop {
+        let event = stream.next().await.unwrap().unwrap();
+        if event.is_content() {
+            break event;
+        }
+    };
+    assert!(started.elapsed() >= Duration::from_millis(150), "{first:?}");
 }
