@@ -1,6 +1,12 @@
-//! Test helpers shared by Switchboard's test suites: fixture loading and a mock provider.
+//! Test helpers shared by Switchboard's test suites: fixture loading, wiremock, a
+//! fault-injecting provider over real sockets ([`fault`]) and the chaos soak ([`soak`]).
 
 use std::path::PathBuf;
+
+pub mod fault;
+pub mod soak;
+
+pub use fault::{Fault, FaultProvider, FaultProviderBuilder, Protocol};
 
 /// Returns the path of a fixture file under the root crate's `tests/fixtures/`.
 pub fn fixture_path(relative: &str) -> PathBuf {
