@@ -40,7 +40,7 @@ impl Usage {
         Usage {
             input_tokens,
             output_tokens,
-            total_tokens: input_tokens + output_tokens,
+            total_tokens: input_tokens.saturating_add(output_tokens),
             ..Usage::default()
         }
     }
@@ -67,7 +67,7 @@ impl Usage {
         }
         self.total_tokens = later
             .total_tokens
-            .max(self.input_tokens + self.output_tokens);
+            .max(self.input_tokens.saturating_add(self.output_tokens));
     }
 
     /// Adds another call's usage to this one (for totals across calls).
@@ -75,12 +75,12 @@ impl Usage {
         fn add_opt(a: Option<u64>, b: Option<u64>) -> Option<u64> {
             match (a, b) {
                 (None, None) => None,
-                (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
+                (a, b) => Some(a.unwrap_or(0).saturating_add(b.unwrap_or(0))),
             }
         }
-        self.input_tokens += other.input_tokens;
-        self.output_tokens += other.output_tokens;
-        self.total_tokens += other.total_tokens;
+        self.input_tokens = self.input_tokens.saturating_add(other.input_tokens);
+        self.output_tokens = self.output_tokens.saturating_add(other.output_tokens);
+        self.total_tokens = self.total_tokens.saturating_add(other.total_tokens);
         self.cache_read_tokens = add_opt(self.cache_read_tokens, other.cache_read_tokens);
         self.cache_write_tokens = add_opt(self.cache_write_tokens, other.cache_write_tokens);
         self.reasoning_tokens = add_opt(self.reasoning_tokens, other.reasoning_tokens);
