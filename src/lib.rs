@@ -36,6 +36,9 @@ mod client;
 pub mod config;
 pub mod cost;
 mod error;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod middleware;
 pub mod providers;
 pub mod state;

@@ -252,6 +252,24 @@ async fn refusal_finishes_with_refusal_and_keeps_the_partial_text() {
 // ---- streams -----------------------------------------------------------------------------
 
 #[tokio::test]
+async fn streamed_refusal_keeps_the_partial_text_and_the_final_cumulative_usage() {
+    let r = stream("stream_refusal.sse", &ChatRequest::user("x"))
+        .await
+        .unwrap();
+    assert_eq!(r.finish_reason.kind, FinishKind::Refusal);
+    assert_eq!(r.text(), "I can't");
+    // `message_delta` counts are cumulative: its 2 replaces `message_start`'s 3.
+    assert_eq!(
+        (
+            r.usage.input_tokens,
+            r.usage.output_tokens,
+            r.usage.total_tokens
+        ),
+        (31, 2, 33)
+    );
+}
+
+#[tokio::test]
 async fn streamed_text_folds_into_the_same_response_as_the_non_stream_equivalent() {
     let streamed = stream("stream_text.sse", &ChatRequest::user("hello"))
         .await

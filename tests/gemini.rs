@@ -348,6 +348,28 @@ async fn stream_text_with_crlf_folds_into_the_same_response_as_generate() {
 }
 
 #[tokio::test]
+async fn stream_usage_takes_the_final_chunks_counts_even_when_smaller() {
+    let server = streaming(fixture("gemini/stream_usage_revised.sse")).await;
+    let r = client(&server)
+        .chat_stream(&ChatRequest::user("Why are there tides?"))
+        .await
+        .unwrap()
+        .collect_response()
+        .await
+        .unwrap();
+    assert_eq!(r.text(), "Tides follow the Moon.");
+    // Intermediate chunks said 12 prompt tokens; the last chunk's 10 is the answer's count.
+    assert_eq!(
+        (
+            r.usage.input_tokens,
+            r.usage.output_tokens,
+            r.usage.total_tokens
+        ),
+        (10, 5, 15)
+    );
+}
+
+#[tokio::test]
 async fn stream_events_arrive_in_order_with_one_start_and_usage_per_chunk() {
     let server = streaming(fixture("gemini/stream_text.sse")).await;
     let events: Vec<StreamEvent> = client(&server)

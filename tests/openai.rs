@@ -526,6 +526,46 @@ async fn rate_limit_headers_become_retry_after() {
 }
 
 #[tokio::test]
+async fn rate_limit_without_headers_waits_as_the_message_says() {
+    // The message says "Please try again in 644ms"; no Retry-After header came.
+    let server = MockServer::start().await;
+    reply_fixture(&server, 429, "error_429_rate_limit.json").await;
+    let err = client(&server)
+        .chat(&ChatRequest::user("x"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::RateLimited);
+    assert_eq!(err.retry_after(), Some(Duration::from_millis(644)));
+    // An exhausted quota says no such thing and gets no wait.
+    let server = MockServer::start().await;
+    reply_fixture(&server, 429, "error_429_insufficient_quota.json").await;
+    let err = client(&server)
+        .chat(&ChatRequest::user("x"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.retry_after(), None);
+}
+
+#[tokio::test]
+async fn gateway_errors_name_what_the_upstream_provider_said() {
+    let server = MockServer::start().await;
+    reply_fixture(&server, 429, "error_429_openrouter_upstream.json").await;
+    let err = client_for(&server, "openrouter")
+        .chat(&ChatRequest::user("x"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.kind(), err.status()),
+        (ErrorKind::RateLimited, Some(429))
+    );
+    assert_eq!(
+        err.message(),
+        "Provider returned error (Mistral: mistralai/mistral-small-3.2-24b-instruct:free \
+         is rate-limited upstream; retry shortly)"
+    );
+}
+
+#[tokio::test]
 async fn other_statuses_take_their_default_kinds() {
     let table = [
         (408, ErrorKind::Timeout),

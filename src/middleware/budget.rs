@@ -314,7 +314,10 @@ impl Reservation {
         let tokens = if cached {
             0
         } else {
-            response.usage.input_tokens + response.usage.output_tokens
+            response
+                .usage
+                .input_tokens
+                .saturating_add(response.usage.output_tokens)
         };
         let cost = self
             .budget
@@ -341,7 +344,7 @@ impl Reservation {
             .prices
             .cost_of_response(partial)
             .unwrap_or(Cost::ZERO);
-        self.close(cost, u.input_tokens + u.output_tokens);
+        self.close(cost, u.input_tokens.saturating_add(u.output_tokens));
     }
 }
 

@@ -41,17 +41,22 @@ impl Usage {
         Usage {
             input_tokens,
             output_tokens,
-            total_tokens: input_tokens + output_tokens,
+            total_tokens: input_tokens.saturating_add(output_tokens),
             ..Usage::default()
         }
     }
 
-    /// Folds a later report into this one: counts take the larger value (streams repeat
-    /// running totals), optional details take the newest value that is present.
+    /// Folds a later report of the same answer into this one.
+    ///
+    /// Every report is the provider's running total for the whole answer so far, so the later
+    /// report's counts replace these, even when smaller: providers revise counts in their
+    /// final report (Gemini's last stream chunk may give a smaller `promptTokenCount` than the
+    /// chunks before it; Anthropic's `message_delta` carries the final `output_tokens`).
+    /// Optional details take the newest value that is present. The total is never less than
+    /// input plus output.
     pub fn merge(&mut self, later: &Usage) {
-        self.input_tokens = self.input_tokens.max(later.input_tokens);
-        self.output_tokens = self.output_tokens.max(later.output_tokens);
-        self.total_tokens = self.total_tokens.max(later.total_tokens);
+        self.input_tokens = later.input_tokens;
+        self.output_tokens = later.output_tokens;
         if later.cache_read_tokens.is_some() {
             self.cache_read_tokens = later.cache_read_tokens;
         }
@@ -61,9 +66,9 @@ impl Usage {
         if later.reasoning_tokens.is_some() {
             self.reasoning_tokens = later.reasoning_tokens;
         }
-        self.total_tokens = self
+        self.total_tokens = later
             .total_tokens
-            .max(self.input_tokens + self.output_tokens);
+            .max(self.input_tokens.saturating_add(self.output_tokens));
     }
 
     /// Adds another call's usage to this one (for totals across calls).
@@ -71,12 +76,12 @@ impl Usage {
         fn add_opt(a: Option<u64>, b: Option<u64>) -> Option<u64> {
             match (a, b) {
                 (None, None) => None,
-                (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
+                (a, b) => Some(a.unwrap_or(0).saturating_add(b.unwrap_or(0))),
             }
         }
-        self.input_tokens += other.input_tokens;
-        self.output_tokens += other.output_tokens;
-        self.total_tokens += other.total_tokens;
+        self.input_tokens = self.input_tokens.saturating_add(other.input_tokens);
+        self.output_tokens = self.output_tokens.saturating_add(other.output_tokens);
+        self.total_tokens = self.total_tokens.saturating_add(other.total_tokens);
         self.cache_read_tokens = add_opt(self.cache_read_tokens, other.cache_read_tokens);
         self.cache_write_tokens = add_opt(self.cache_write_tokens, other.cache_write_tokens);
         self.reasoning_tokens = add_opt(self.reasoning_tokens, other.reasoning_tokens);
@@ -387,17 +392,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn merge_keeps_running_maximum_and_newest_details() {
-        let mut u = Usage::new(10, 0);
-        u.merge(&Usage {
-            output_tokens: 5,
+    fn merge_takes_the_later_counts_and_the_newest_details() {
+        let mut u = Usage {
             reasoning_tokens: Some(2),
-            ..Usage::default()
+            cache_read_tokens: Some(4),
+            ..Usage::new(15, 3)
+        };
+        // A final report may revise a count downwards; it still wins.
+        u.merge(&Usage {
+            cache_read_tokens: Some(1),
+            ..Usage::new(13, 8)
         });
-        assert_eq!(u.input_tokens, 10);
-        assert_eq!(u.output_tokens, 5);
-        assert_eq!(u.total_tokens, 15);
-        assert_eq!(u.reasoning_tokens, Some(2));
+        assert_eq!(
+            (u.input_tokens, u.output_tokens, u.total_tokens),
+            (13, 8, 21)
+        );
+        assert_eq!(
+            (u.cache_read_tokens, u.reasoning_tokens),
+            (Some(1), Some(2))
+        );
+        u.merge(&Usage {
+            total_tokens: 5,
+            ..Usage::new(13, 0)
+        });
+        assert_eq!((u.output_tokens, u.total_tokens), (0, 13));
     }
 
     #[test]

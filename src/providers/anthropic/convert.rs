@@ -375,7 +375,11 @@ pub(crate) fn from_wire(wire: MessagesResponse, json_tool: Option<&str>) -> Chat
 pub(crate) fn usage(wire: &WireUsage) -> Usage {
     let read = wire.cache_read_input_tokens.unwrap_or(0);
     let write = wire.cache_creation_input_tokens.unwrap_or(0);
-    let input = wire.input_tokens.unwrap_or(0) + read + write;
+    let input = wire
+        .input_tokens
+        .unwrap_or(0)
+        .saturating_add(read)
+        .saturating_add(write);
     Usage {
         cache_read_tokens: wire.cache_read_input_tokens,
         cache_write_tokens: wire.cache_creation_input_tokens,

@@ -167,9 +167,8 @@ impl ChatClient for AnthropicClient {
                 )
                 .await
                 .map_err(|e| self.label(e))?;
-            let wire: MessagesResponse =
-                parse_json(PROVIDER, &reply.body).map_err(|e| self.label(e))?;
-            let mut response = from_wire(wire, prepared.json_tool.as_deref());
+            let mut response = decode_reply(&reply.body, prepared.json_tool.as_deref())
+                .map_err(|e| self.label(e))?;
             if inner.keep_raw {
                 response.raw = serde_json::from_slice(&reply.body).ok();
             }
@@ -337,3 +336,15 @@ fn _assert_impls() {
     fn send_sync_clone<T: Send + Sync + Clone + 'static>() {}
     send_sync_clone::<AnthropicClient>();
 }
+
+/// Decodes a 2xx Messages body into a response; `json_tool` names the forced tool whose
+/// input is the answer's text, if the request asked for a JSON schema.
+pub(crate) fn decode_reply(body: &[u8], json_tool: Option<&str>) -> Result<ChatResponse> {
+    let wire: MessagesResponse = parse_json(PROVIDER, body)?;
+    Ok(from_wire(wire, json_tool))
+}
+
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) use error::map_error;
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) use stream::events as stream_events;

@@ -481,12 +481,18 @@ pub(crate) fn finish_from_wire(raw: &str, has_calls: bool) -> FinishReason {
 /// Normalises usage: input counts cached and tool-use prompt tokens; output counts thoughts,
 /// which Gemini reports apart from the candidates.
 pub(crate) fn usage_from_wire(u: UsageMetadata) -> Usage {
-    let input = u.prompt_token_count.unwrap_or(0) + u.tool_use_prompt_token_count.unwrap_or(0);
-    let output = u.candidates_token_count.unwrap_or(0) + u.thoughts_token_count.unwrap_or(0);
+    let input = u
+        .prompt_token_count
+        .unwrap_or(0)
+        .saturating_add(u.tool_use_prompt_token_count.unwrap_or(0));
+    let output = u
+        .candidates_token_count
+        .unwrap_or(0)
+        .saturating_add(u.thoughts_token_count.unwrap_or(0));
     Usage {
         input_tokens: input,
         output_tokens: output,
-        total_tokens: u.total_token_count.unwrap_or(input + output),
+        total_tokens: u.total_token_count.unwrap_or(input.saturating_add(output)),
         cache_read_tokens: u.cached_content_token_count,
         cache_write_tokens: None,
         reasoning_tokens: u.thoughts_token_count,

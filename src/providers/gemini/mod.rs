@@ -155,14 +155,12 @@ impl GeminiClient {
         let body = self
             .post("generateContent", &convert::to_wire(req)?)
             .await?;
-        let (wire, raw) = if self.keep_raw {
-            let raw: Value = parse_json(PROVIDER, &body)?;
-            let wire: GenerateContentResponse = parse_json(PROVIDER, raw.to_string().as_bytes())?;
-            (wire, Some(raw))
+        let raw = if self.keep_raw {
+            Some(parse_json::<Value>(PROVIDER, &body)?)
         } else {
-            (parse_json(PROVIDER, &body)?, None)
+            None
         };
-        let mut response = convert::from_wire(PROVIDER, wire)?;
+        let mut response = decode_reply(&body)?;
         response.provider = PROVIDER.to_owned();
         response.model = self.info.model().to_owned();
         response.raw = raw;
@@ -392,3 +390,14 @@ fn _assert_impls() {
     send_sync_clone::<GeminiClient>();
     send_sync_clone::<GeminiClientBuilder>();
 }
+
+/// Decodes a 2xx `generateContent` body into a response (a blocked prompt is an error).
+pub(crate) fn decode_reply(body: &[u8]) -> Result<ChatResponse> {
+    let wire: GenerateContentResponse = parse_json(PROVIDER, body)?;
+    convert::from_wire(PROVIDER, wire)
+}
+
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) use error::map_error;
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) use stream::events as stream_events;

@@ -395,7 +395,9 @@ pub(crate) fn usage(u: &wire::Usage) -> Usage {
     Usage {
         input_tokens: u.prompt_tokens,
         output_tokens: u.completion_tokens,
-        total_tokens: u.total_tokens.max(u.prompt_tokens + u.completion_tokens),
+        total_tokens: u
+            .total_tokens
+            .max(u.prompt_tokens.saturating_add(u.completion_tokens)),
         cache_read_tokens: cache_read,
         cache_write_tokens: None,
         reasoning_tokens: u

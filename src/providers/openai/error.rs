@@ -4,7 +4,18 @@
 //! [`status_error`]; the body then refines the kind: context length, content policy and
 //! exhausted quota look like ordinary 400s and 429s by status alone.
 //!
-//! Reference: <https://platform.openai.com/docs/guides/error-codes>.
+//! Two refinements fill in what the status line lacks:
+//! - A rate limit without a `Retry-After` header takes its wait from the message: OpenAI and
+//!   Groq write it there ("Please try again in 1.574s", a Go-style duration, the same form
+//!   as OpenAI's documented `x-ratelimit-reset-*` headers).
+//! - OpenRouter's `error.metadata.raw` (what the upstream provider said) and
+//!   `metadata.provider_name` are appended to its generic "Provider returned error".
+//!
+//! Reference: <https://platform.openai.com/docs/guides/error-codes>,
+//! <https://platform.openai.com/docs/guides/rate-limits>,
+//! <https://openrouter.ai/docs/api-reference/errors>.
+
+use std::time::Duration;
 
 use reqwest::header::HeaderMap;
 use serde_json::Value;
@@ -61,6 +72,7 @@ impl Detail {
                     Some(other @ (Value::Array(_) | Value::Object(_))) => Some(other.to_string()),
                     _ => None,
                 });
+                let message = with_upstream(message, map.get("metadata"));
                 let status = map
                     .get("code")
                     .and_then(Value::as_u64)
@@ -133,6 +145,103 @@ impl Detail {
     }
 }
 
+/// The most upstream detail kept in a message, in characters.
+const UPSTREAM_CHARS: usize = 500;
+
+/// Appends what an upstream provider said (OpenRouter's `metadata.raw`, named by
+/// `metadata.provider_name`) to a gateway's generic message.
+fn with_upstream(message: Option<String>, metadata: Option<&Value>) -> Option<String> {
+    let Some(Value::Object(meta)) = metadata else {
+        return message;
+    };
+    let raw = match meta.get("raw") {
+        Some(Value::String(s)) => s.trim().to_owned(),
+        Some(Value::Null) | None => return message,
+        Some(other) => other.to_string(),
+    };
+    if raw.is_empty() {
+        return message;
+    }
+    let raw: String = if raw.chars().count() > UPSTREAM_CHARS {
+        raw.chars().take(UPSTREAM_CHARS).chain(['…']).collect()
+    } else {
+        raw
+    };
+    let upstream = match meta.get("provider_name").and_then(Value::as_str) {
+        Some(name) if !name.is_empty() => format!("{name}: {raw}"),
+        _ => raw,
+    };
+    Some(match message {
+        Some(message) if message != upstream => format!("{message} ({upstream})"),
+        _ => upstream,
+    })
+}
+
+/// Reads the wait a rate-limit message asks for ("Please try again in 1.574s", "in 20ms",
+/// "in 6m0s"): the Go-style duration after "try again in".
+fn retry_hint(message: &str) -> Option<Duration> {
+    const NEEDLE: &str = "try again in ";
+    let lower = message.to_ascii_lowercase();
+    let start = lower.find(NEEDLE)? + NEEDLE.len();
+    go_duration(lower.get(start..)?)
+}
+
+/// Parses the Go-style duration at the start of `text` (`1h2m3.5s`, `250ms`), ignoring what
+/// follows it; `None` when it does not start with one.
+fn go_duration(text: &str) -> Option<Duration> {
+    let mut rest = text;
+    let mut secs = 0.0_f64;
+    let mut parsed = false;
+    loop {
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        if digits == 0 {
+            break;
+        }
+        let Ok(value) = rest[..digits].parse::<f64>() else {
+            break;
+        };
+        let after = &rest[digits..];
+        let (scale, unit_len) = if after.starts_with("ms") {
+            (1e-3, 2)
+        } else if after.starts_with("us") {
+            (1e-6, 2)
+        } else if after.starts_with("µs") {
+            (1e-6, "µs".len())
+        } else if after.starts_with("ns") {
+            (1e-9, 2)
+        } else if after.starts_with('h') {
+            (3600.0, 1)
+        } else if after.starts_with('m') {
+            (60.0, 1)
+        } else if after.starts_with('s') {
+            (1.0, 1)
+        } else {
+            break;
+        };
+        secs += value * scale;
+        parsed = true;
+        rest = &after[unit_len..];
+    }
+    // Whole nanoseconds, rounded: 1.574 s is not exact in binary and would truncate to
+    // 1.573999999 s.
+    let nanos = (secs * 1e9).round();
+    (parsed && nanos.is_finite() && nanos <= u64::MAX as f64)
+        .then(|| Duration::from_nanos(nanos as u64))
+}
+
+/// Adds the wait a rate-limit message asks for, unless a header already gave one.
+fn with_retry_hint(err: Error) -> Error {
+    if err.kind() != ErrorKind::RateLimited || err.retry_after().is_some() {
+        return err;
+    }
+    match retry_hint(err.message()) {
+        Some(wait) => err.with_retry_after(wait),
+        None => err,
+    }
+}
+
 /// Builds the error for a non-2xx answer from its status, headers and body.
 pub(crate) fn map_error(provider: &str, status: u16, headers: &HeaderMap, body: &[u8]) -> Error {
     let detail = Detail::from_body(body);
@@ -161,7 +270,7 @@ pub(crate) fn map_error(provider: &str, status: u16, headers: &HeaderMap, body: 
     if let Some(code) = detail.code_or_type() {
         err = err.with_code(code);
     }
-    err
+    with_retry_hint(err)
 }
 
 /// Builds the error for a non-2xx answer from Azure OpenAI: as [`map_error`], plus the
@@ -238,7 +347,7 @@ pub(crate) fn reported_error(provider: &str, error: &Value) -> Error {
     if let Some(code) = detail.code_or_type() {
         err = err.with_code(code);
     }
-    err
+    with_retry_hint(err)
 }
 
 /// Looks for an error object in a 2xx body that has no answer in it.
@@ -304,6 +413,22 @@ mod tests {
         );
         assert_eq!(err.kind(), ErrorKind::ContextLength);
         assert_eq!(err.code(), Some("BadRequestError"));
+    }
+
+    #[test]
+    fn go_durations_parse_and_anything_else_is_none() {
+        let ms = Duration::from_millis;
+        assert_eq!(go_duration("1.574s. Visit"), Some(ms(1574)));
+        assert_eq!(go_duration("0.3s"), Some(ms(300)));
+        assert_eq!(go_duration("20ms"), Some(ms(20)));
+        assert_eq!(go_duration("6m0s"), Some(ms(360_000)));
+        assert_eq!(go_duration("1h2m3.5s"), Some(ms(3_723_500)));
+        assert_eq!(go_duration("1.5µs"), Some(Duration::from_nanos(1500)));
+        for bad in ["", "s", "soon", ".s", "1..2s", "-1s", "7 seconds", "1e400s"] {
+            assert_eq!(go_duration(bad), None, "{bad}");
+        }
+        assert_eq!(retry_hint("Please try again in 7.66s."), Some(ms(7660)));
+        assert_eq!(retry_hint("Please try again later."), None);
     }
 
     #[test]

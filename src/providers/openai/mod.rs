@@ -191,16 +191,7 @@ impl OpenAiClient {
         let started = Instant::now();
         let inner = &self.inner;
         let reply = self.post("chat/completions", body).await?;
-        let completion: wire::ChatCompletion = parse_json(self.provider(), &reply.body)?;
-        if completion.choices.is_empty() {
-            return Err(
-                error::error_in_body(self.provider(), &reply.body).unwrap_or_else(|| {
-                    Error::decode(self.provider(), "the reply has no choices")
-                        .with_fix("check that the base URL points at a Chat Completions API")
-                }),
-            );
-        }
-        let mut response = convert::from_wire(completion, self.provider());
+        let mut response = decode_reply(self.provider(), &reply.body)?;
         response.provider = self.provider().to_owned();
         response.model = self.model().to_owned();
         response.request_id = new_request_id();
@@ -518,3 +509,19 @@ fn _assert_impls() {
     fn send_sync_clone<T: Send + Sync + Clone>() {}
     send_sync_clone::<OpenAiClient>();
 }
+
+/// Decodes a 2xx Chat Completions body into a response; an error object in a reply without
+/// choices becomes that error.
+pub(crate) fn decode_reply(provider: &str, body: &[u8]) -> Result<ChatResponse> {
+    let completion: wire::ChatCompletion = parse_json(provider, body)?;
+    if completion.choices.is_empty() {
+        return Err(error::error_in_body(provider, body).unwrap_or_else(|| {
+            Error::decode(provider, "the reply has no choices")
+                .with_fix("check that the base URL points at a Chat Completions API")
+        }));
+    }
+    Ok(convert::from_wire(completion, provider))
+}
+
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) use stream::events as stream_events;

@@ -415,7 +415,9 @@ pub(crate) fn usage(u: &wire::Usage) -> Usage {
     Usage {
         input_tokens: u.input_tokens,
         output_tokens: u.output_tokens,
-        total_tokens: u.total_tokens.max(u.input_tokens + u.output_tokens),
+        total_tokens: u
+            .total_tokens
+            .max(u.input_tokens.saturating_add(u.output_tokens)),
         cache_read_tokens: u
             .input_tokens_details
             .as_ref()

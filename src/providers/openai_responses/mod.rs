@@ -205,13 +205,7 @@ impl OpenAiResponsesClient {
                 }
             })
             .await?;
-        let parsed: wire::Response = parse_json(self.provider(), &reply.body)?;
-        if parsed.status.is_none() && parsed.output.is_empty() {
-            if let Some(err) = openai_error::error_in_body(self.provider(), &reply.body) {
-                return Err(err);
-            }
-        }
-        let mut response = from_wire(parsed, self.provider())?;
+        let mut response = decode_reply(self.provider(), &reply.body)?;
         response.provider = self.provider().to_owned();
         response.model = self.model().to_owned();
         response.request_id = new_request_id();
@@ -440,3 +434,18 @@ fn _assert_impls() {
     fn send_sync_clone<T: Send + Sync + Clone>() {}
     send_sync_clone::<OpenAiResponsesClient>();
 }
+
+/// Decodes a 2xx Responses body into a response; a `failed` response, or an error object in
+/// place of one, becomes the error it reports.
+pub(crate) fn decode_reply(provider: &str, body: &[u8]) -> Result<ChatResponse> {
+    let parsed: wire::Response = parse_json(provider, body)?;
+    if parsed.status.is_none() && parsed.output.is_empty() {
+        if let Some(err) = openai_error::error_in_body(provider, body) {
+            return Err(err);
+        }
+    }
+    from_wire(parsed, provider)
+}
+
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) use stream::events as stream_events;
