@@ -83,6 +83,21 @@ pub fn key_fingerprint(key: &SecretString) -> String {
     hex(&digest[..8])
 }
 
+/// Feeds what is written into a SHA-256 hash, so a request can be hashed as it is
+/// serialised.
+struct HashWriter(Sha256);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
     bytes
@@ -370,10 +385,15 @@ impl<C: ChatClient> CachedClient<C> {
     /// provider, model, endpoint (base URL and key fingerprint) and scope.
     pub fn key(&self, req: &ChatRequest) -> String {
         let info = self.inner.info();
-        let mut hasher = Sha256::new();
-        // Serialising our own plain data types cannot fail; an empty body still keys
-        // provider, model, endpoint and scope.
-        hasher.update(serde_json::to_vec(req).unwrap_or_default());
+        // The request's JSON is written straight into the hash, without an intermediate
+        // buffer. Serialising our own plain data types cannot fail (no maps with non-string
+        // keys, no failing `Serialize` impls); were it ever to, the key would still cover
+        // provider, model, endpoint and scope, and the request's debug text below.
+        let mut hasher = HashWriter(Sha256::new());
+        if serde_json::to_writer(&mut hasher, req).is_err() {
+            hasher.0.update(format!("{req:?}").as_bytes());
+        }
+        let mut hasher = hasher.0;
         let endpoint = info.endpoint().unwrap_or("");
         for part in [info.provider(), info.model(), endpoint, self.scope.as_str()] {
             hasher.update([0u8]);
