@@ -828,7 +828,8 @@ async fn every_protocol_backs_up_every_other_mid_conversation() {
                 .expect("a 503 fixture for every protocol");
             Mock::given(method("POST"))
                 .respond_with(
-                    ResponseTemplate::new(503).set_body_raw(fixture(unavailable), "application/json"),
+                    ResponseTemplate::new(503)
+                        .set_body_raw(fixture(unavailable), "application/json"),
                 )
                 .mount(&down)
                 .await;

@@ -572,7 +572,10 @@ mod tests {
         let err = status_error("openai", 413, &HeaderMap::new(), "Payload too big".into());
         assert_eq!(err.kind(), ErrorKind::InvalidRequest);
         assert_eq!(err.status(), Some(413));
-        assert!(err.message().starts_with("the request was too large"), "{err}");
+        assert!(
+            err.message().starts_with("the request was too large"),
+            "{err}"
+        );
         assert!(err.message().ends_with("Payload too big"), "{err}");
         assert!(err.fix().is_some_and(|f| f.contains("send less")), "{err}");
     }

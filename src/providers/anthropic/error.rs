@@ -178,15 +178,20 @@ mod tests {
 
     #[test]
     fn a_type_that_restates_a_class_defers_to_the_status() {
-        let body = br#"{"type":"error","error":{"type":"invalid_request_error","message":"Conflict"}}"#;
+        let body =
+            br#"{"type":"error","error":{"type":"invalid_request_error","message":"Conflict"}}"#;
         let err = map_error("anthropic", 409, &HeaderMap::new(), body);
         assert_eq!(err.kind(), ErrorKind::Overloaded);
         assert_eq!(err.code(), Some("invalid_request_error"));
-        let body = br#"{"type":"error","error":{"type":"timeout_error","message":"Request timed out"}}"#;
+        let body =
+            br#"{"type":"error","error":{"type":"timeout_error","message":"Request timed out"}}"#;
         let err = map_error("anthropic", 504, &HeaderMap::new(), body);
         assert_eq!(err.kind(), ErrorKind::Server);
         assert_eq!(err.status(), Some(504));
-        assert_eq!(stream_error("anthropic", "timeout_error", "slow").kind(), ErrorKind::Server);
+        assert_eq!(
+            stream_error("anthropic", "timeout_error", "slow").kind(),
+            ErrorKind::Server
+        );
     }
 
     #[test]
