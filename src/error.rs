@@ -28,8 +28,9 @@ type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
-    /// The request was malformed or used an unsupported parameter (HTTP 400, 413, 422), or
-    /// Switchboard refused to build it.
+    /// The request was malformed or used an unsupported parameter (HTTP 400, 422), was too
+    /// large for the provider (HTTP 413, said so in the message), or Switchboard refused to
+    /// build it.
     InvalidRequest,
     /// The key was missing, wrong or revoked (HTTP 401).
     Authentication,
@@ -47,7 +48,8 @@ pub enum ErrorKind {
     QuotaExceeded,
     /// The provider is temporarily overloaded (Anthropic 529, HTTP 409/425).
     Overloaded,
-    /// The provider failed (HTTP 5xx).
+    /// The provider failed (HTTP 5xx, including a 504 from a gateway that gave up waiting;
+    /// the raw status stays in [`Error::status`]).
     Server,
     /// A connect, request, first-token or idle timeout fired (or HTTP 408), or a call waited
     /// past a [`ConcurrencyLimitClient`](crate::ConcurrencyLimitClient)'s max wait.

@@ -282,8 +282,8 @@ fn fixture_for(protocol: Protocol, scenario: &str) -> Option<(&'static str, u16)
         (Gemini, "cut stream") => ("gemini/stream_cut.sse", 200),
         (Gemini, "in-stream error after text") => return None,
         (Gemini, "400 invalid request") => ("gemini/error_400.json", 400),
-        (Gemini, "400 context length") => return None,
-        (Gemini, "401 authentication") => return None,
+        (Gemini, "400 context length") => ("gemini/error_400_context_length.json", 400),
+        (Gemini, "401 authentication") => ("gemini/error_401.json", 401),
         (Gemini, "403 permission") => ("gemini/error_403.json", 403),
         (Gemini, "404 not found") => ("gemini/error_404.json", 404),
         (Gemini, "429 rate limited") => ("gemini/error_429.json", 429),
@@ -494,65 +494,257 @@ async fn streamed_and_whole_answers_agree_on_every_protocol() {
     }
 }
 
-/// An error body in the protocol's own documented envelope, with an error type the mapping
-/// does not know, so the HTTP status alone decides the kind.
-fn status_body(wire: Wire, status: u16) -> String {
-    let message = format!("upstream answered {status}");
-    match wire {
-        Wire::ChatCompletions | Wire::Responses => serde_json::json!({
-            "error": {"message": message, "type": "upstream_error", "param": null, "code": null}
-        }),
-        Wire::Anthropic => serde_json::json!({
-            "type": "error",
-            "error": {"type": "upstream_error", "message": message}
-        }),
-        Wire::Gemini => serde_json::json!({
-            "error": {"code": status, "message": message}
-        }),
+/// One HTTP error case: the status, the fixture each base protocol answers it with (`None`
+/// where the provider has no such body), the kind it must map to, and whether a retry of the
+/// same call may succeed.
+struct StatusCase {
+    status: u16,
+    openai: Option<&'static str>,
+    anthropic: Option<&'static str>,
+    gemini: Option<&'static str>,
+    kind: ErrorKind,
+    retryable: bool,
+}
+
+const fn case(
+    status: u16,
+    files: [Option<&'static str>; 3],
+    kind: ErrorKind,
+    retryable: bool,
+) -> StatusCase {
+    let [openai, anthropic, gemini] = files;
+    StatusCase {
+        status,
+        openai,
+        anthropic,
+        gemini,
+        kind,
+        retryable,
     }
-    .to_string()
+}
+
+/// Every error status the providers answer with, each replayed from a file in the provider's
+/// documented error envelope. The OpenAI-family profiles, Responses, Azure and Bedrock share
+/// OpenAI's error object. Anthropic and Gemini report content-policy refusals inside a 200
+/// answer, and only OpenAI has `insufficient_quota`, so those rows have one file.
+const STATUS_CASES: &[StatusCase] = &[
+    case(
+        400,
+        [
+            Some("openai/error_400_invalid_request.json"),
+            Some("anthropic/error_400.json"),
+            Some("gemini/error_400.json"),
+        ],
+        ErrorKind::InvalidRequest,
+        false,
+    ),
+    case(
+        400,
+        [
+            Some("openai/error_400_context_length.json"),
+            Some("anthropic/error_400_context_length.json"),
+            Some("gemini/error_400_context_length.json"),
+        ],
+        ErrorKind::ContextLength,
+        false,
+    ),
+    case(
+        400,
+        [Some("openai/error_400_content_policy.json"), None, None],
+        ErrorKind::ContentFiltered,
+        false,
+    ),
+    case(
+        401,
+        [
+            Some("openai/error_401.json"),
+            Some("anthropic/error_401.json"),
+            Some("gemini/error_401.json"),
+        ],
+        ErrorKind::Authentication,
+        false,
+    ),
+    case(
+        403,
+        [
+            Some("openai/error_403.json"),
+            Some("anthropic/error_403.json"),
+            Some("gemini/error_403.json"),
+        ],
+        ErrorKind::PermissionDenied,
+        false,
+    ),
+    case(
+        404,
+        [
+            Some("openai/error_404_model.json"),
+            Some("anthropic/error_404.json"),
+            Some("gemini/error_404.json"),
+        ],
+        ErrorKind::NotFound,
+        false,
+    ),
+    case(
+        408,
+        [
+            Some("openai/error_408.json"),
+            Some("anthropic/error_408.json"),
+            Some("gemini/error_408.json"),
+        ],
+        ErrorKind::Timeout,
+        true,
+    ),
+    case(
+        409,
+        [
+            Some("openai/error_409.json"),
+            Some("anthropic/error_409.json"),
+            Some("gemini/error_409.json"),
+        ],
+        ErrorKind::Overloaded,
+        true,
+    ),
+    case(
+        413,
+        [
+            Some("openai/error_413.json"),
+            Some("anthropic/error_413.json"),
+            Some("gemini/error_413.json"),
+        ],
+        ErrorKind::InvalidRequest,
+        false,
+    ),
+    case(
+        422,
+        [
+            Some("openai/error_422.json"),
+            Some("anthropic/error_422.json"),
+            Some("gemini/error_422.json"),
+        ],
+        ErrorKind::InvalidRequest,
+        false,
+    ),
+    case(
+        425,
+        [
+            Some("openai/error_425.json"),
+            Some("anthropic/error_425.json"),
+            Some("gemini/error_425.json"),
+        ],
+        ErrorKind::Overloaded,
+        true,
+    ),
+    case(
+        429,
+        [
+            Some("openai/error_429_rate_limit.json"),
+            Some("anthropic/error_429.json"),
+            Some("gemini/error_429.json"),
+        ],
+        ErrorKind::RateLimited,
+        true,
+    ),
+    case(
+        429,
+        [Some("openai/error_429_insufficient_quota.json"), None, None],
+        ErrorKind::QuotaExceeded,
+        false,
+    ),
+    case(
+        500,
+        [
+            Some("openai/error_500.json"),
+            Some("anthropic/error_500.json"),
+            Some("gemini/error_500.json"),
+        ],
+        ErrorKind::Server,
+        true,
+    ),
+    case(
+        502,
+        [
+            Some("openai/error_502.json"),
+            Some("anthropic/error_502.json"),
+            Some("gemini/error_502.json"),
+        ],
+        ErrorKind::Server,
+        true,
+    ),
+    case(
+        503,
+        [
+            Some("openai/error_503.json"),
+            Some("anthropic/error_503.json"),
+            Some("gemini/error_503_unavailable.json"),
+        ],
+        ErrorKind::Server,
+        true,
+    ),
+    case(
+        504,
+        [
+            Some("openai/error_504.json"),
+            Some("anthropic/error_504.json"),
+            Some("gemini/error_504.json"),
+        ],
+        ErrorKind::Server,
+        true,
+    ),
+    case(
+        529,
+        [
+            Some("openai/error_529.json"),
+            Some("anthropic/error_529.json"),
+            Some("gemini/error_529.json"),
+        ],
+        ErrorKind::Overloaded,
+        true,
+    ),
+];
+
+impl StatusCase {
+    /// The fixture this case replays on `wire`.
+    fn file(&self, wire: Wire) -> Option<&'static str> {
+        match wire {
+            Wire::ChatCompletions | Wire::Responses => self.openai,
+            Wire::Anthropic => self.anthropic,
+            Wire::Gemini => self.gemini,
+        }
+    }
+}
+
+/// The provider's own message in an error fixture (`error.message` in all three envelopes).
+fn fixture_message(file: &str) -> String {
+    let body: serde_json::Value = serde_json::from_slice(&fixture(file)).expect("JSON fixture");
+    body["error"]["message"]
+        .as_str()
+        .expect("error.message")
+        .trim()
+        .to_owned()
 }
 
 #[tokio::test]
 async fn every_error_status_maps_to_its_kind_on_every_protocol() {
-    // (status, kind, whether a retry of the same call may succeed)
-    let table = [
-        (400, ErrorKind::InvalidRequest, false),
-        (401, ErrorKind::Authentication, false),
-        (403, ErrorKind::PermissionDenied, false),
-        (404, ErrorKind::NotFound, false),
-        (408, ErrorKind::Timeout, true),
-        (409, ErrorKind::Overloaded, true),
-        (413, ErrorKind::InvalidRequest, false),
-        (422, ErrorKind::InvalidRequest, false),
-        (425, ErrorKind::Overloaded, true),
-        (429, ErrorKind::RateLimited, true),
-        (500, ErrorKind::Server, true),
-        (502, ErrorKind::Server, true),
-        (503, ErrorKind::Server, true),
-        (504, ErrorKind::Server, true),
-        (529, ErrorKind::Overloaded, true),
-    ];
+    let mut ran = 0;
     for protocol in PROTOCOLS {
         let server = MockServer::start().await;
         let client = client_for(protocol, &server).await;
-        for (status, kind, retryable) in table {
-            // Google documents 504 as DEADLINE_EXCEEDED: the request ran out of time.
-            let kind = if protocol == Protocol::Gemini && status == 504 {
-                ErrorKind::Timeout
-            } else {
-                kind
+        for case in STATUS_CASES {
+            let Some(file) = case.file(protocol.wire()) else {
+                continue;
             };
+            let status = case.status;
             server.reset().await;
             Mock::given(method("POST"))
                 .respond_with(
                     ResponseTemplate::new(status)
                         .insert_header("retry-after", "3")
-                        .set_body_raw(status_body(protocol.wire(), status), "application/json"),
+                        .set_body_raw(fixture(file), "application/json"),
                 )
                 .mount(&server)
                 .await;
-            let label = format!("{protocol:?} / HTTP {status}");
+            let said = fixture_message(file);
+            let label = format!("{protocol:?} / HTTP {status} / {file}");
             for stream in [false, true] {
                 let req = ChatRequest::user("hello");
                 let err = if stream {
@@ -563,25 +755,36 @@ async fn every_error_status_maps_to_its_kind_on_every_protocol() {
                 } else {
                     client.chat(&req).await.unwrap_err()
                 };
+                ran += 1;
                 let label = format!("{label} (stream: {stream})");
-                assert_eq!(err.kind(), kind, "{label}: {err}");
+                assert_eq!(err.kind(), case.kind, "{label}: {err}");
                 assert_eq!(err.status(), Some(status), "{label}");
                 assert_eq!(err.provider(), Some(protocol.provider()), "{label}");
-                assert_eq!(err.is_retryable(), retryable, "{label}");
+                assert_eq!(err.is_retryable(), case.retryable, "{label}");
                 assert!(
                     err.is_recoverable(),
                     "{label}: a provider's answer may fall back"
                 );
                 assert_eq!(err.retry_after(), Some(Duration::from_secs(3)), "{label}");
-                assert!(
-                    err.message()
-                        .contains(&format!("upstream answered {status}")),
-                    "{label}: {err}"
-                );
+                assert!(err.message().contains(&said), "{label}: {err}");
+                assert!(err.fix().is_some(), "{label}: {err}");
+                if status == 413 {
+                    assert!(
+                        err.message().starts_with("the request was too large"),
+                        "{label}: {err}"
+                    );
+                    assert!(
+                        err.fix().is_some_and(|f| f.contains("send less")),
+                        "{label}: {err}"
+                    );
+                }
                 assert!(!err.to_string().contains("test-key-not-real"), "{label}");
             }
         }
     }
+    // 18 cases on the four OpenAI-shaped protocols and the Responses pair, 16 on Anthropic
+    // and Gemini; each both whole and streamed.
+    assert_eq!(ran, 2 * (5 * 18 + 2 * 16), "rows ran");
 }
 
 /// The turn before the one that fails over: a tool call and its result, in neutral types.
@@ -618,10 +821,15 @@ async fn every_protocol_backs_up_every_other_mid_conversation() {
             }
             let label = format!("{primary:?} -> {backup:?}");
             let down = MockServer::start().await;
+            let unavailable = STATUS_CASES
+                .iter()
+                .find(|c| c.status == 503)
+                .and_then(|c| c.file(primary.wire()))
+                .expect("a 503 fixture for every protocol");
             Mock::given(method("POST"))
                 .respond_with(
                     ResponseTemplate::new(503)
-                        .set_body_raw(status_body(primary.wire(), 503), "application/json"),
+                        .set_body_raw(fixture(unavailable), "application/json"),
                 )
                 .mount(&down)
                 .await;

@@ -574,14 +574,16 @@ async fn every_error_fixture_maps_to_its_kind_and_status() {
 }
 
 #[tokio::test]
-async fn deadline_exceeded_is_a_timeout() {
-    let body = br#"{"error":{"code":504,"message":"Deadline expired before operation could complete.","status":"DEADLINE_EXCEEDED"}}"#;
-    let server = replying(GENERATE, 504, body.to_vec()).await;
+async fn deadline_exceeded_is_a_server_error_like_every_504() {
+    let server = replying(GENERATE, 504, fixture("gemini/error_504.json")).await;
     let err = client(&server)
         .chat(&ChatRequest::user("x"))
         .await
         .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Timeout);
+    assert_eq!(err.kind(), ErrorKind::Server);
+    assert_eq!(err.status(), Some(504));
+    assert_eq!(err.code(), Some("DEADLINE_EXCEEDED"));
+    assert!(err.is_retryable());
 }
 
 #[tokio::test]

@@ -202,7 +202,8 @@ impl RetryPolicy {
     fn next(&self, retry: u32, err: &Error) -> Next {
         if retry >= self.max_retries {
             let attempts = self.max_retries + 1;
-            return Next::GiveUp(format!("the policy allows {attempts} attempts"));
+            let noun = if attempts == 1 { "attempt" } else { "attempts" };
+            return Next::GiveUp(format!("the policy allows {attempts} {noun}"));
         }
         let wait = match err.retry_after() {
             Some(asked) if asked > self.max_retry_after => {

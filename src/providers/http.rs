@@ -460,6 +460,15 @@ pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration
     Some(when.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
+/// The fix for a request a provider refused as too large (HTTP 413).
+pub(crate) const TOO_LARGE_FIX: &str = "send less in one request: shorten the conversation, or send fewer or smaller images, documents and audio (large files can go through the provider's files API instead)";
+
+/// The message of a 413: what went wrong in our words, then what the provider said. A 413
+/// keeps the `InvalidRequest` kind, so the message is what tells it apart from other 4xx.
+pub(crate) fn too_large_message(provider_message: &str) -> String {
+    format!("the request was too large for the provider to accept: {provider_message}")
+}
+
 /// Builds an error from a status and a message with the default kind for the status, the
 /// `Retry-After` hint, and a fix for the common statuses. Protocol mappers start here and
 /// refine the kind from the body.
@@ -469,6 +478,14 @@ pub(crate) fn status_error(
     headers: &HeaderMap,
     message: String,
 ) -> Error {
+    if status == 413 {
+        let mut err = Error::from_status(provider, status, too_large_message(&message))
+            .with_fix(TOO_LARGE_FIX);
+        if let Some(wait) = retry_after(headers) {
+            err = err.with_retry_after(wait);
+        }
+        return err;
+    }
     let mut err = Error::from_status(provider, status, message);
     if let Some(wait) = retry_after(headers) {
         err = err.with_retry_after(wait);
@@ -548,5 +565,18 @@ mod tests {
         assert_eq!(err.kind(), ErrorKind::RateLimited);
         assert_eq!(err.status(), Some(429));
         assert_eq!(err.retry_after(), Some(Duration::from_secs(3)));
+    }
+
+    #[test]
+    fn a_413_says_the_request_was_too_large_and_how_to_send_less() {
+        let err = status_error("openai", 413, &HeaderMap::new(), "Payload too big".into());
+        assert_eq!(err.kind(), ErrorKind::InvalidRequest);
+        assert_eq!(err.status(), Some(413));
+        assert!(
+            err.message().starts_with("the request was too large"),
+            "{err}"
+        );
+        assert!(err.message().ends_with("Payload too big"), "{err}");
+        assert!(err.fix().is_some_and(|f| f.contains("send less")), "{err}");
     }
 }

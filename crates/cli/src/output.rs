@@ -129,12 +129,44 @@ pub(crate) fn exit_code(e: &Error) -> u8 {
     }
 }
 
-/// Prints an error: one JSON object on stdout with `--json`, else a line on stderr.
+/// Prints an error: one JSON object on stdout with `--json`, else [`error_text`] on stderr.
 pub(crate) fn print_error(e: &Error, json: bool) {
     if json {
         println!("{}", error_json(e));
     } else {
-        eprintln!("error: {e}");
+        eprintln!("error: {}", error_text(e));
+    }
+}
+
+/// Renders an error for people.
+///
+/// A retry loop that gave up after its only attempt (`--retries 0`) adds nothing to what the
+/// provider said, so the provider's own error is shown in its place, as `--json` does; the
+/// same holds for each target of a failed fallback chain.
+pub(crate) fn error_text(e: &Error) -> String {
+    let e = own_error(e);
+    let attempts = e.attempt_errors();
+    let full = e.to_string();
+    if attempts.is_empty() {
+        return full;
+    }
+    // The error's own line, without the attempt lines its `Display` appends.
+    let mut out = match full.split_once("\n  attempt 1: ") {
+        Some((head, _)) => head.to_owned(),
+        None => full,
+    };
+    for (i, attempt) in attempts.iter().enumerate() {
+        let text = error_text(attempt).replace('\n', "\n  ");
+        out.push_str(&format!("\n  attempt {}: {text}", i + 1));
+    }
+    out
+}
+
+/// Returns the error to show for `e`: the only attempt of a retry loop that gave up, else `e`.
+fn own_error(e: &Error) -> &Error {
+    match e.attempt_errors() {
+        [only] if e.kind() == ErrorKind::RetriesExhausted => own_error(only),
+        _ => e,
     }
 }
 

@@ -396,3 +396,66 @@ async fn a_failed_fallback_chain_lists_every_attempt_in_the_error_object() {
         [("openai", "server", 503), ("groq", "rate_limited", 429)]
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_single_attempt_shows_the_providers_own_error_in_text_mode() {
+    let primary = openai_mock(503, "openai/error_503.json", false).await;
+    let backup = openai_mock(429, "openai/error_429_rate_limit.json", false).await;
+    let env = [
+        ("SWITCHBOARD_OPENAI_API_KEY", "sk-test-secret".to_owned()),
+        (
+            "SWITCHBOARD_OPENAI_BASE_URL",
+            format!("{}/v1", primary.uri()),
+        ),
+        ("SWITCHBOARD_GROQ_API_KEY", "gsk-test-secret".to_owned()),
+        ("SWITCHBOARD_GROQ_BASE_URL", format!("{}/v1", backup.uri())),
+    ];
+    let (alone, chain) = tokio::task::spawn_blocking(move || {
+        let base = [
+            "chat",
+            "--model",
+            "openai:gpt-4o",
+            "--message",
+            "hi",
+            "--retries",
+            "0",
+        ];
+        let alone = switchboard(&base, &env);
+        let mut with_fallback = base.to_vec();
+        with_fallback.extend(["--fallback", "groq:llama-3.3-70b-versatile"]);
+        let chain = switchboard(&with_fallback, &env);
+        (alone, chain)
+    })
+    .await
+    .unwrap();
+
+    assert_eq!(alone.status.code(), Some(1));
+    assert!(alone.stdout.is_empty());
+    let text = String::from_utf8_lossy(&alone.stderr);
+    assert!(
+        text.starts_with(
+            "error: openai: server error (HTTP 503): The engine is currently overloaded"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("retries exhausted"), "{text}");
+    assert!(!text.contains("policy allows"), "{text}");
+    assert!(!text.contains("sk-test-secret"), "{text}");
+
+    assert_eq!(chain.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&chain.stderr);
+    assert!(
+        text.starts_with("error: all targets failed: all 2 targets failed"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\n  attempt 1: openai: server error (HTTP 503): The engine"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\n  attempt 2: groq: rate limited (HTTP 429): Rate limit reached"),
+        "{text}"
+    );
+    assert!(!text.contains("retries exhausted"), "{text}");
+    assert!(!text.contains("gsk-test-secret"), "{text}");
+}

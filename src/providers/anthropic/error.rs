@@ -1,8 +1,16 @@
 //! Anthropic error bodies (and in-stream `error` events) → [`Error`].
 //!
-//! See <https://docs.anthropic.com/en/api/errors>. The body's `error.type` decides the kind
-//! when it is one we know; otherwise the HTTP status does. Bodies that are not Anthropic's
-//! JSON (an HTML 502 from a proxy, an empty body) still map by status and never panic.
+//! See <https://docs.anthropic.com/en/api/errors>. The HTTP status decides the kind, as for
+//! every protocol ([`ErrorKind::from_status`]); `error.type` refines it only where it says
+//! more than the status can (context length, `overloaded_error`, `billing_error`), and decides
+//! alone only for in-stream `error` events, which have no status.
+//!
+//! NOTE: the reference says `invalid_request_error` may also come with "other 4XX status
+//! codes not listed", so that type must not turn a 408 or a 409 into an invalid request; and
+//! `timeout_error` is the type of a 504, which is a server failure like every 5xx.
+//!
+//! Bodies that are not Anthropic's JSON (an HTML 502 from a proxy, an empty body) still map
+//! by status and never panic.
 
 use reqwest::header::HeaderMap;
 
@@ -28,18 +36,18 @@ pub(crate) fn map_error(provider: &str, status: u16, headers: &HeaderMap, body: 
         message.push_str(&format!(" (request id {id})"));
     }
     let base = status_error(provider, status, headers, message.clone());
-    let err = match kind_of(&detail.kind, &detail.message) {
-        Some(kind) if kind != base.kind() => {
-            let mut err = Error::new(kind, message)
-                .with_provider(provider)
-                .with_status(status)
-                .with_fix(fix_for(kind));
-            if let Some(wait) = base.retry_after() {
-                err = err.with_retry_after(wait);
-            }
-            err
+    let kind = kind_of(&detail.kind, &detail.message, Some(status));
+    let err = if kind == base.kind() {
+        base
+    } else {
+        let mut err = Error::new(kind, message)
+            .with_provider(provider)
+            .with_status(status)
+            .with_fix(fix_for(kind));
+        if let Some(wait) = base.retry_after() {
+            err = err.with_retry_after(wait);
         }
-        _ => base,
+        err
     };
     if detail.kind.is_empty() {
         err
@@ -51,7 +59,7 @@ pub(crate) fn map_error(provider: &str, status: u16, headers: &HeaderMap, body: 
 /// Maps an in-stream `error` event (no HTTP status: the reply itself was a 200) to an error
 /// counted as the provider's answer.
 pub(crate) fn stream_error(provider: &str, kind: &str, message: &str) -> Error {
-    let error_kind = kind_of(kind, message).unwrap_or(ErrorKind::Server);
+    let error_kind = kind_of(kind, message, None);
     let message = if message.is_empty() {
         format!("the stream reported `{kind}`")
     } else {
@@ -68,21 +76,27 @@ pub(crate) fn stream_error(provider: &str, kind: &str, message: &str) -> Error {
     }
 }
 
-/// Maps Anthropic's `error.type` to a kind; `None` for types we do not know.
-fn kind_of(error_type: &str, message: &str) -> Option<ErrorKind> {
-    Some(match error_type {
-        "invalid_request_error" if is_context_length(message) => ErrorKind::ContextLength,
+/// Maps Anthropic's `error.type` and the HTTP status (when the error came with one) to a
+/// kind.
+fn kind_of(error_type: &str, message: &str, status: Option<u16>) -> ErrorKind {
+    // Types that say more than any status can.
+    match error_type {
+        "invalid_request_error" if is_context_length(message) => return ErrorKind::ContextLength,
+        "overloaded_error" => return ErrorKind::Overloaded,
+        "billing_error" => return ErrorKind::QuotaExceeded,
+        _ => {}
+    }
+    if let Some(status) = status {
+        return ErrorKind::from_status(status);
+    }
+    match error_type {
         "invalid_request_error" | "request_too_large" => ErrorKind::InvalidRequest,
         "authentication_error" => ErrorKind::Authentication,
         "permission_error" => ErrorKind::PermissionDenied,
         "not_found_error" => ErrorKind::NotFound,
         "rate_limit_error" => ErrorKind::RateLimited,
-        "billing_error" => ErrorKind::QuotaExceeded,
-        "timeout_error" => ErrorKind::Timeout,
-        "api_error" => ErrorKind::Server,
-        "overloaded_error" => ErrorKind::Overloaded,
-        _ => return None,
-    })
+        _ => ErrorKind::Server,
+    }
 }
 
 /// Says whether an `invalid_request_error` message means the context window overflowed.
@@ -105,9 +119,7 @@ fn fix_for(kind: ErrorKind) -> &'static str {
         ErrorKind::PermissionDenied => "the key may not use this model or feature; check its workspace and permissions",
         ErrorKind::NotFound => "check the model name and the base URL",
         ErrorKind::RateLimited => "wait and retry, lower the request rate, or fall back to another provider",
-        ErrorKind::Overloaded | ErrorKind::Server | ErrorKind::Timeout => {
-            "retry later or fall back to another provider"
-        }
+        ErrorKind::Overloaded | ErrorKind::Server => "retry later or fall back to another provider",
         _ => "fix the request as the message says",
     }
 }
@@ -162,6 +174,24 @@ mod tests {
         let err = map_error("anthropic", 500, &HeaderMap::new(), body);
         assert_eq!(err.kind(), ErrorKind::Overloaded);
         assert_eq!(err.code(), Some("overloaded_error"));
+    }
+
+    #[test]
+    fn a_type_that_restates_a_class_defers_to_the_status() {
+        let body =
+            br#"{"type":"error","error":{"type":"invalid_request_error","message":"Conflict"}}"#;
+        let err = map_error("anthropic", 409, &HeaderMap::new(), body);
+        assert_eq!(err.kind(), ErrorKind::Overloaded);
+        assert_eq!(err.code(), Some("invalid_request_error"));
+        let body =
+            br#"{"type":"error","error":{"type":"timeout_error","message":"Request timed out"}}"#;
+        let err = map_error("anthropic", 504, &HeaderMap::new(), body);
+        assert_eq!(err.kind(), ErrorKind::Server);
+        assert_eq!(err.status(), Some(504));
+        assert_eq!(
+            stream_error("anthropic", "timeout_error", "slow").kind(),
+            ErrorKind::Server
+        );
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! it in a one-element array, and gateways in front of the API may answer with HTML or plain
 //! text. All three are read without panicking.
 //!
-//! Kinds follow the canonical `status` name first, then the HTTP code:
+//! The HTTP code (or, inside a stream, the body's `code`) decides the kind, as for every
+//! protocol ([`ErrorKind::from_status`]); the body refines it only where it says more than the
+//! code can. The canonical `status` name decides alone only when no code came with it.
 //!
 //! | status | HTTP | kind |
 //! |---|---|---|
@@ -15,10 +17,11 @@
 //! | `RESOURCE_EXHAUSTED` | 429 | `RateLimited`, waiting `RetryInfo.retryDelay` unless `Retry-After` says otherwise |
 //! | `INTERNAL` | 500 | `Server` |
 //! | `UNAVAILABLE` | 503 | `Overloaded` when the message says the model is overloaded, else `Server` |
-//! | `DEADLINE_EXCEEDED` | 504 | `Timeout` |
+//! | `DEADLINE_EXCEEDED` | 504 | `Server`, like every 5xx: the service ran out of time, not the client |
 //!
 //! `UNAVAILABLE` with "overloaded" is the Gemini counterpart of Anthropic's 529, so it gets
 //! the same kind; both are retryable and recoverable, so only dashboards see the difference.
+//! A 413 keeps its `InvalidRequest` kind with a message that says the request was too large.
 
 use std::time::Duration;
 
@@ -27,7 +30,7 @@ use serde_json::Value;
 
 use super::wire::{ErrorEnvelope, ErrorStatus};
 use crate::error::{Error, ErrorKind};
-use crate::providers::http::retry_after;
+use crate::providers::http::{retry_after, too_large_message, TOO_LARGE_FIX};
 
 /// Maps a non-2xx answer to an [`Error`] with the kind, status, retry hint and code.
 pub(crate) fn map_error(provider: &str, status: u16, headers: &HeaderMap, body: &[u8]) -> Error {
@@ -104,9 +107,12 @@ fn build(provider: &str, http: Option<u16>, rpc: &ErrorStatus) -> Error {
             None => "Gemini reported an error without a message".to_owned(),
         });
     let kind = kind_of(rpc, code, &message);
-    let mut err = Error::new(kind, message)
-        .with_provider(provider)
-        .with_fix(fix_for(kind));
+    let mut err = if code == Some(413) {
+        Error::new(kind, too_large_message(&message)).with_fix(TOO_LARGE_FIX)
+    } else {
+        Error::new(kind, message).with_fix(fix_for(kind))
+    }
+    .with_provider(provider);
     if let Some(status) = &rpc.status {
         err = err.with_code(status.clone());
     }
@@ -123,29 +129,31 @@ fn kind_of(rpc: &ErrorStatus, code: Option<u16>, message: &str) -> ErrorKind {
         return ErrorKind::Authentication;
     }
     let lower = message.to_ascii_lowercase();
-    match rpc.status.as_deref() {
-        Some("INVALID_ARGUMENT") | Some("FAILED_PRECONDITION") | Some("OUT_OF_RANGE") => {
-            if mentions_token_limit(&lower) {
-                ErrorKind::ContextLength
-            } else {
-                ErrorKind::InvalidRequest
-            }
-        }
+    let status = rpc.status.as_deref();
+    let bad_argument = matches!(
+        status,
+        Some("INVALID_ARGUMENT") | Some("FAILED_PRECONDITION") | Some("OUT_OF_RANGE")
+    );
+    if (bad_argument || code == Some(400))
+        && code.is_none_or(|c| c == 400)
+        && mentions_token_limit(&lower)
+    {
+        return ErrorKind::ContextLength;
+    }
+    if (status == Some("UNAVAILABLE") || code == Some(503)) && lower.contains("overload") {
+        return ErrorKind::Overloaded;
+    }
+    if let Some(code) = code.filter(|c| (400..600).contains(c)) {
+        return ErrorKind::from_status(code);
+    }
+    match status {
+        _ if bad_argument => ErrorKind::InvalidRequest,
         Some("UNAUTHENTICATED") => ErrorKind::Authentication,
         Some("PERMISSION_DENIED") => ErrorKind::PermissionDenied,
         Some("NOT_FOUND") => ErrorKind::NotFound,
         Some("RESOURCE_EXHAUSTED") => ErrorKind::RateLimited,
-        Some("INTERNAL") | Some("UNKNOWN") | Some("DATA_LOSS") => ErrorKind::Server,
-        Some("UNAVAILABLE") if lower.contains("overload") => ErrorKind::Overloaded,
-        Some("UNAVAILABLE") => ErrorKind::Server,
-        Some("DEADLINE_EXCEEDED") => ErrorKind::Timeout,
-        _ => match code {
-            Some(400) if mentions_token_limit(&lower) => ErrorKind::ContextLength,
-            Some(503) if lower.contains("overload") => ErrorKind::Overloaded,
-            Some(504) => ErrorKind::Timeout,
-            Some(c) => ErrorKind::from_status(c),
-            None => ErrorKind::Server,
-        },
+        Some("ABORTED") => ErrorKind::Overloaded,
+        _ => ErrorKind::Server,
     }
 }
 

@@ -54,11 +54,7 @@ pub(crate) async fn run(args: ChatArgs) -> u8 {
     match chat(args).await {
         Ok(()) => 0,
         Err(err) => {
-            if json {
-                println!("{}", output::error_json(&err));
-            } else {
-                eprintln!("error: {err}");
-            }
+            output::print_error(&err, json);
             output::exit_code(&err)
         }
     }
