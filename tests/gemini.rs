@@ -10,8 +10,8 @@ use switchboard::types::{
     ToolSpec,
 };
 use switchboard::{
-    ChatClient, ChatRequest, EmbedRequest, ErrorKind, FinishKind, GeminiClient, Message, Role,
-    StreamEvent,
+    ChatClient, ChatRequest, EmbedRequest, ErrorKind, FinishKind, GeminiClient, Message, Outcome,
+    Role, StreamEvent,
 };
 use switchboard_testkit::wiremock::matchers::{method, path, query_param};
 use switchboard_testkit::wiremock::{Mock, MockServer, Request, ResponseTemplate};
@@ -988,6 +988,15 @@ async fn embed_single_text_uses_embed_content() {
     assert_eq!(
         (r.provider.as_str(), r.model.as_str()),
         ("gemini", "gemini-embedding-001")
+    );
+    let attempts: Vec<_> = r
+        .attempts()
+        .iter()
+        .map(|a| (a.provider.as_str(), a.model.as_str(), a.outcome))
+        .collect();
+    assert_eq!(
+        attempts,
+        [("gemini", "gemini-embedding-001", Outcome::Success)]
     );
     assert_eq!(
         sent_body(&server).await,

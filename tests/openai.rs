@@ -9,8 +9,8 @@ use serde_json::{json, Value};
 use switchboard::providers::openai::{self, OpenAiClient};
 use switchboard::types::{Media, ReasoningEffort, ResponseFormat, ToolCall};
 use switchboard::{
-    ChatClient, ChatRequest, EmbedRequest, Error, ErrorKind, FinishKind, Message, Part, Role,
-    StreamEvent, ToolChoice, ToolSpec,
+    ChatClient, ChatRequest, EmbedRequest, Error, ErrorKind, FinishKind, Message, Outcome, Part,
+    Role, StreamEvent, ToolChoice, ToolSpec,
 };
 use switchboard_testkit::fixture;
 use switchboard_testkit::wiremock::matchers::{header, method, path};
@@ -908,6 +908,12 @@ async fn embeddings_come_back_in_input_order_with_usage() {
         (r.provider.as_str(), r.model.as_str()),
         ("openai", "gpt-4o")
     );
+    let attempts: Vec<_> = r
+        .attempts()
+        .iter()
+        .map(|a| (a.provider.as_str(), a.model.as_str(), a.outcome))
+        .collect();
+    assert_eq!(attempts, [("openai", "gpt-4o", Outcome::Success)]);
     assert_eq!(
         sent_body(&server).await,
         json!({"model": "gpt-4o", "input": ["first", "second"], "dimensions": 4})

@@ -23,16 +23,20 @@
 //! attempts, a bound on the call's wall time, and that no truncated answer comes back as a
 //! success. Scenarios run on the three protocols (OpenAI, Anthropic, Gemini) and, where the
 //! fault means something for both, whole and streamed; a table holds the single-call
-//! scenarios, and the ones that need several calls have their own tests below it.
+//! scenarios, and the ones that need several calls have their own tests below it. Stream
+//! continuation, last, mixes protocols: a primary of each protocol, continued (or not) on a
+//! backup of another.
 
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
+use futures_util::StreamExt;
 use switchboard::providers::HttpSettings;
 use switchboard::{
-    create_client_with, BreakerConfig, ChatClient, ChatClientExt, ChatRequest, ChatResponse,
-    CircuitBreakerClient, ClientOptions, DeadlineClient, DynClient, ErrorKind, FallbackClient,
-    FinishKind, Outcome, RetryClient, RetryPolicy, TimeoutClient, Timeouts,
+    create_client_with, BreakerConfig, Capability, ChatClient, ChatClientExt, ChatRequest,
+    ChatResponse, CircuitBreakerClient, ClientOptions, DeadlineClient, DynClient, ErrorKind,
+    FallbackClient, FinishKind, Outcome, RetryClient, RetryPolicy, StreamEvent, TimeoutClient,
+    Timeouts,
 };
 use switchboard_testkit::fault::{
     answer_text, Arrival, Fault, FaultProvider, FaultProviderBuilder, Protocol,
@@ -440,15 +444,6 @@ const SCENARIOS: &[Scenario] = &[
         expect: |_| expect(End::Answer(BACKUP), 1, 1, Waits::None, (0.0, 0.0)),
     },
 ];
-
-// Pending: "cut stream whose fallback rejects prefill". A stream cut after 40 of 60 tokens
-// is continued on the backup, which is sent the partial answer as an assistant prefill and
-// answers 400 because it does not accept prefill; the caller must then get
-// `StreamInterrupted` with the 40-token partial, never a spliced answer reported as a
-// success. It needs stream continuation in `FallbackClient`, which does not exist yet. When
-// it lands, add the row here: primary `always(Fault::CutAfter(40))`, backup answering
-// `Fault::Status { status: 400, .. }` with the protocol's prefill error, expecting
-// `End::Error(ErrorKind::StreamInterrupted, Some(40))`, primary 1, backup 1.
 
 /// What one row saw.
 struct Seen {
@@ -873,5 +868,164 @@ async fn the_answer_reports_the_fallbacks_model_and_usage() {
         assert!(failed.iter().all(|a| a.model == PRIMARY), "{label}");
         assert_eq!((primary.requests(), backup.requests()), (3, 1), "{label}");
     })
+    .await;
+}
+
+// ---- stream continuation ----------------------------------------------------------------
+
+/// The stack with stream continuation on, over a primary and a backup of any protocols.
+fn continuing_stack(
+    (primary_protocol, primary): (Protocol, &FaultProvider),
+    (backup_protocol, backup): (Protocol, &FaultProvider),
+) -> DynClient {
+    let chain = FallbackClient::builder()
+        .client(target(primary_protocol, primary, PRIMARY))
+        .client(target(backup_protocol, backup, BACKUP))
+        .continuation(true)
+        .build()
+        .expect("chain");
+    DeadlineClient::new(chain, secs(limits::DEADLINE)).boxed()
+}
+
+/// Streams one call, returning the text the caller saw arrive and how the stream ended.
+async fn stream_call(client: &DynClient) -> (String, switchboard::Result<ChatResponse>) {
+    let mut stream = match client.chat_stream(&ChatRequest::user("hello")).await {
+        Ok(stream) => stream,
+        Err(e) => return (String::new(), Err(e)),
+    };
+    let mut seen = String::new();
+    while let Some(event) = stream.next().await {
+        match event {
+            Ok(StreamEvent::TextDelta { text }) => seen.push_str(&text),
+            Ok(StreamEvent::Done { response }) => return (seen, Ok(*response)),
+            Ok(_) => {}
+            Err(e) => return (seen, Err(e)),
+        }
+    }
+    panic!("the stream ended without `Done` or an error");
+}
+
+/// Every primary protocol paired with every backup protocol in `backups`.
+fn pairs(backups: &[Protocol]) -> Vec<(Protocol, Protocol)> {
+    Protocol::ALL
+        .iter()
+        .flat_map(|p| backups.iter().map(move |b| (*p, *b)))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_cut_stream_is_not_continued_on_a_backup_that_rejects_prefill() {
+    // Continuation is on, but the only backup speaks a protocol that answers a final
+    // assistant message anew instead of continuing it. Sending it the partial answer would
+    // splice a fresh answer onto the cut one; the chain must skip it without a request and
+    // end the stream with the 40 tokens the caller already has.
+    join_all(
+        pairs(&[Protocol::OpenAi, Protocol::Gemini])
+            .into_iter()
+            .map(|(p, b)| async move {
+                let label = format!("{p:?} cut, {b:?} backup");
+                let primary = always(Fault::CutAfter(40))
+                    .tokens(60)
+                    .start()
+                    .await
+                    .unwrap();
+                let backup = FaultProvider::healthy(60).await.unwrap();
+                let client = continuing_stack((p, &primary), (b, &backup));
+                let started = Instant::now();
+                let (seen, result) = stream_call(&client).await;
+                let wall = started.elapsed();
+                let err = match result {
+                    Ok(r) => panic!("{label}: a cut answer passed as success: {:?}", r.text()),
+                    Err(e) => e,
+                };
+                assert_eq!(err.kind(), ErrorKind::StreamInterrupted, "{label}: {err}");
+                assert_eq!(seen, answer_text(40), "{label}: text delivered");
+                let partial = err.partial().expect("partial answer");
+                assert_eq!(partial.text(), answer_text(40), "{label}: partial answer");
+                let attempts: Vec<_> = partial
+                    .attempts()
+                    .iter()
+                    .map(|a| (a.model.as_str(), a.outcome, a.error_kind, a.missing))
+                    .collect();
+                assert_eq!(
+                    attempts,
+                    [
+                        (
+                            PRIMARY,
+                            Outcome::Failed,
+                            Some(ErrorKind::StreamInterrupted),
+                            None
+                        ),
+                        (
+                            BACKUP,
+                            Outcome::Skipped,
+                            Some(ErrorKind::Unsupported),
+                            Some(Capability::Prefill)
+                        ),
+                    ],
+                    "{label}: attempts"
+                );
+                assert_eq!(
+                    (primary.requests(), backup.requests()),
+                    (1, 0),
+                    "{label}: attempts (primary, backup)"
+                );
+                assert!(wall <= secs(limits::SLACK), "{label}: wall time {wall:?}");
+            }),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_cut_stream_is_continued_on_an_anthropic_backup_as_one_answer() {
+    // The backup continues a prefill: it is sent the 40 delivered tokens as a final
+    // assistant message and answers the 20 after them. The caller sees one stream of all 60
+    // tokens, each once, and the answer lists both targets.
+    join_all(
+        pairs(&[Protocol::Anthropic])
+            .into_iter()
+            .map(|(p, b)| async move {
+                let label = format!("{p:?} cut, {b:?} backup");
+                let primary = always(Fault::CutAfter(40))
+                    .tokens(60)
+                    .start()
+                    .await
+                    .unwrap();
+                let backup = FaultProvider::healthy(60).await.unwrap();
+                let client = continuing_stack((p, &primary), (b, &backup));
+                let started = Instant::now();
+                let (seen, result) = stream_call(&client).await;
+                let wall = started.elapsed();
+                let r = result.unwrap_or_else(|e| panic!("{label}: {e}"));
+                assert_eq!(seen, answer_text(60), "{label}: text delivered");
+                assert_complete(&r, BACKUP, 60, &label);
+                let attempts: Vec<_> = r
+                    .attempts()
+                    .iter()
+                    .map(|a| (a.model.as_str(), a.outcome, a.error_kind))
+                    .collect();
+                assert_eq!(
+                    attempts,
+                    [
+                        (PRIMARY, Outcome::Failed, Some(ErrorKind::StreamInterrupted)),
+                        (BACKUP, Outcome::Success, None),
+                    ],
+                    "{label}: attempts"
+                );
+                let sent = backup.arrivals();
+                assert_eq!(
+                    (primary.requests(), sent.len()),
+                    (1, 1),
+                    "{label}: attempts (primary, backup)"
+                );
+                assert!(sent[0].stream, "{label}: the continuation is streamed");
+                assert_eq!(
+                    sent[0].prefill.as_deref(),
+                    Some(answer_text(40).as_str()),
+                    "{label}: the prefill the backup received"
+                );
+                assert!(wall <= secs(limits::SLACK), "{label}: wall time {wall:?}");
+            }),
+    )
     .await;
 }

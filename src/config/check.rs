@@ -113,7 +113,8 @@ pub fn live_model(settings: &Settings, provider: &str) -> Option<String> {
     PriceTable::embedded()
         .entries()
         .into_iter()
-        .filter(|(p, _, _)| *p == provider)
+        // A row for every model (a self-hosted server's) names none to ask for.
+        .filter(|(p, m, _)| *p == provider && !m.is_empty())
         .min_by(|a, b| a.2.input.total_cmp(&b.2.input))
         .map(|(_, m, _)| m.to_owned())
 }
@@ -179,6 +180,20 @@ mod tests {
         assert_eq!(providers_to_check(&settings, &[], true), vec!["groq"]);
         assert!(providers_to_check(&Settings::default(), &[], false).len() > 5);
         assert!(providers_to_check(&Settings::default(), &[], true).is_empty());
+    }
+
+    #[test]
+    fn a_live_check_asks_for_a_named_model_never_a_price_rows_empty_prefix() {
+        let none = Settings::default();
+        assert_eq!(
+            live_model(&none, "together").as_deref(),
+            Some("openai/gpt-oss-20b")
+        );
+        // Ollama's only row prices every model; it names none to ask for.
+        assert_eq!(live_model(&none, "ollama"), None);
+        let routed =
+            Settings::from_toml_str("[routes.local]\ntargets = [\"ollama:llama3.2\"]\n").unwrap();
+        assert_eq!(live_model(&routed, "ollama").as_deref(), Some("llama3.2"));
     }
 
     #[test]

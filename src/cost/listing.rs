@@ -9,9 +9,11 @@ use super::{ModelPrice, PriceTable};
 pub struct ModelListing {
     /// The provider (`openai`, `anthropic`, …).
     pub provider: String,
-    /// The model name, or the prefix of the names the price applies to.
+    /// The model name, or the prefix of the names the price applies to; `*` for a row that
+    /// prices every model of its provider (a self-hosted server's zero price).
     pub model: String,
-    /// `provider:model`, the spec `create_client` takes.
+    /// `provider:model`, the spec `create_client` takes (`provider:*` for a row that prices
+    /// every model).
     pub id: String,
     /// The context window in tokens, when the table states it.
     pub context_window: Option<u64>,
@@ -59,6 +61,9 @@ impl PriceTable {
         self.entries()
             .into_iter()
             .filter(|(p, _, _)| providers.is_empty() || providers.iter().any(|w| w == p))
+            .map(|(provider, model, price)| {
+                (provider, if model.is_empty() { "*" } else { model }, price)
+            })
             .map(|(provider, model, price)| ModelListing {
                 provider: provider.to_owned(),
                 model: model.to_owned(),
@@ -88,5 +93,16 @@ mod tests {
             .all(|m| m.provider == "openai" && m.id == format!("openai:{}", m.model)));
         let gpt41 = openai.iter().find(|m| m.model == "gpt-4.1").unwrap();
         assert_eq!(gpt41.context_window, Some(1_047_576));
+    }
+
+    #[test]
+    fn a_row_for_every_model_is_listed_as_a_star() {
+        let ollama = PriceTable::embedded().listing(&["ollama".to_owned()]);
+        let ids: Vec<_> = ollama.iter().map(|m| m.id.as_str()).collect();
+        assert_eq!(ids, ["ollama:*"]);
+        assert_eq!(
+            ollama[0].note.as_deref(),
+            Some("self-hosted: no per-token charge")
+        );
     }
 }

@@ -455,6 +455,9 @@ mod tests {
             "groq",
             "mistral",
             "deepseek",
+            "together",
+            "ollama",
+            "vllm",
         ] {
             let rows = &table.rows[provider];
             assert!(!rows.is_empty(), "{provider} has no rows");
@@ -606,6 +609,32 @@ mod tests {
     }
 
     #[test]
+    fn self_hosted_servers_price_every_model_at_zero_and_say_why() {
+        let u = usage(1_000_000, 1_000_000, 0, 0, 0);
+        for (provider, model) in [("ollama", "llama3.2:3b"), ("vllm", "Qwen/Qwen3-8B")] {
+            let price = PriceTable::embedded().price(provider, model).unwrap();
+            assert_eq!(
+                price.note.as_deref(),
+                Some("self-hosted: no per-token charge")
+            );
+            assert_eq!(cost(provider, model, &u), 0, "{provider}:{model}");
+        }
+        // A generic endpoint may be anyone's, free or not: no price is guessed for it.
+        assert!(PriceTable::embedded()
+            .price("openai-compatible", "my-model")
+            .is_none());
+    }
+
+    #[test]
+    fn together_bills_input_and_output_per_token() {
+        // gpt-oss-120b: $0.15 in, $0.60 out per million.
+        let u = Usage::new(1_000_000, 1_000_000);
+        assert_eq!(cost("together", "openai/gpt-oss-120b", &u), 750_000_000);
+        // The 20b model is not priced as the 120b one, nor the other way round.
+        assert_eq!(cost("together", "openai/gpt-oss-20b", &u), 250_000_000);
+    }
+
+    #[test]
     fn same_as_may_not_name_the_provider_itself() {
         let err = PriceTable::from_toml_str("[same_as]\nazure = \"azure\"\n", "test").unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Config);
@@ -619,14 +648,20 @@ mod tests {
         assert_eq!(window("openai", "gpt-4o-mini"), Some(128_000));
         assert_eq!(window("anthropic", "claude-haiku-4-5"), Some(200_000));
         assert_eq!(window("gemini", "gemini-2.5-flash"), Some(1_048_576));
-        let known = table
+        // A row for every model of a self-hosted server cannot state one window.
+        let named: Vec<_> = table
             .entries()
+            .into_iter()
+            .filter(|(_, model, _)| !model.is_empty())
+            .collect();
+        let known = named
             .iter()
             .filter(|(_, _, p)| p.context_window.is_some())
             .count();
         assert!(
-            known * 10 >= table.entries().len() * 9,
-            "{known} rows have a window"
+            known * 10 >= named.len() * 9,
+            "{known} of {} rows have a window",
+            named.len()
         );
         let err = PriceTable::from_toml_str(
             "[[price]]\nprovider = \"p\"\nmodel = \"m\"\ninput = 1.0\noutput = 1.0\ncontext_window = 0\nsource = \"s\"\ndate = \"d\"\n",

@@ -18,6 +18,10 @@
 //!
 //! A cost cap needs prices: a call to a model that has no price in the budget's
 //! [`PriceTable`] is refused with [`ErrorKind::Config`] rather than let through unmetered.
+//! Self-hosted servers (`ollama`, `vllm`) have explicit zero-price rows in the embedded
+//! table, noted "self-hosted: no per-token charge", so a cost cap meters them at $0 while
+//! the token, trial and time limits still count them; an `openai-compatible` endpoint has
+//! no price (it may be anyone's server) and is refused until an overrides file gives it one.
 //!
 //! # Fallback chains
 //!
@@ -43,6 +47,23 @@ use crate::middleware::CACHE_PROVIDER;
 use crate::types::{
     ChatRequest, ChatResponse, ChatStream, EmbedRequest, EmbedResponse, StreamEvent, Usage,
 };
+
+/// The error for a call a cost cap cannot meter: `info`'s model has no price.
+fn unpriced(info: &ClientInfo) -> Error {
+    let message = format!("{info} has no price, so a budget with a cost cap cannot meter it");
+    let fix =
+        "add a price for it with `PriceTable::with_overrides_file` and `BudgetBuilder::prices`";
+    if info.provider() == OPENAI_COMPATIBLE {
+        return Error::config(
+            format!("{message}: an `openai-compatible` endpoint can be any server, free or not, so no price ships for it"),
+            format!("{fix} (input = 0.0 and output = 0.0 for a server of your own)"),
+        );
+    }
+    Error::config(message, fix)
+}
+
+/// The provider name of a generic OpenAI-compatible endpoint, which no price row covers.
+const OPENAI_COMPATIBLE: &str = "openai-compatible";
 
 /// The output reserved for a request without `max_tokens`, unless the builder sets another.
 pub const DEFAULT_MAX_OUTPUT_TOKENS: u64 = 4096;
@@ -243,12 +264,7 @@ impl Budget {
             ))
         } else if let Some(max) = inner.max_cost {
             match cost {
-                None => {
-                    return Err(Error::config(
-                        format!("{info} has no price, so a budget with a cost cap cannot meter it"),
-                        "add a price for it with `PriceTable::with_overrides_file` and `BudgetBuilder::prices`",
-                    ));
-                }
+                None => return Err(unpriced(info)),
                 Some(need) if st.spent + st.reserved + need > max => Some((
                     BudgetLimit::Cost,
                     format!(

@@ -290,7 +290,13 @@ impl ChatClient for FallbackClient {
     }
 
     fn embed<'a>(&'a self, req: &'a EmbedRequest) -> BoxFuture<'a, Result<EmbedResponse>> {
-        Box::pin(async move { Ok(self.drive(None, |client| client.embed(req)).await?.0) })
+        Box::pin(async move {
+            let (mut response, mut attempts, _) =
+                self.drive(None, |client| client.embed(req)).await?;
+            attempts.append(&mut response.attempts);
+            response.attempts = attempts;
+            Ok(response)
+        })
     }
 
     fn info(&self) -> &ClientInfo {

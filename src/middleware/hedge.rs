@@ -390,7 +390,13 @@ impl ChatClient for HedgedClient {
     }
 
     fn embed<'a>(&'a self, req: &'a EmbedRequest) -> BoxFuture<'a, Result<EmbedResponse>> {
-        Box::pin(async move { Ok(self.in_turn(None, |client| client.embed(req)).await?.0) })
+        Box::pin(async move {
+            let (mut response, mut attempts) =
+                self.in_turn(None, |client| client.embed(req)).await?;
+            attempts.append(&mut response.attempts);
+            response.attempts = attempts;
+            Ok(response)
+        })
     }
 
     fn info(&self) -> &ClientInfo {

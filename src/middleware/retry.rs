@@ -357,7 +357,14 @@ impl<C: ChatClient> ChatClient for RetryClient<C> {
     }
 
     fn embed<'a>(&'a self, req: &'a EmbedRequest) -> BoxFuture<'a, Result<EmbedResponse>> {
-        Box::pin(async move { Ok(self.run(|| self.inner.embed(req)).await?.0) })
+        Box::pin(async move {
+            let (mut response, mut attempts) = self.run(|| self.inner.embed(req)).await?;
+            if !attempts.is_empty() {
+                attempts.append(&mut response.attempts);
+                response.attempts = attempts;
+            }
+            Ok(response)
+        })
     }
 
     fn info(&self) -> &ClientInfo {
@@ -447,6 +454,31 @@ mod tests {
         let gaps = gaps(&times.lock().unwrap());
         assert!(gaps[0] <= Duration::from_millis(500), "{gaps:?}");
         assert!(gaps[1] <= Duration::from_millis(1000), "{gaps:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn embeddings_list_every_attempt_on_success_too() {
+        let calls = AtomicUsize::new(0);
+        let client = FunctionClient::builder("m")
+            .embed(move |req: &EmbedRequest| {
+                if calls.fetch_add(1, Ordering::SeqCst) < 2 {
+                    Err(e503())
+                } else {
+                    Ok(EmbedResponse::new(vec![vec![0.5]; req.inputs.len()]))
+                }
+            })
+            .build()
+            .with_retry(RetryPolicy::default());
+        let r = client.embed(&EmbedRequest::new(["x"])).await.unwrap();
+        let seen: Vec<_> = r.attempts().iter().map(|a| (a.outcome, a.status)).collect();
+        assert_eq!(
+            seen,
+            [
+                (Outcome::Failed, Some(503)),
+                (Outcome::Failed, Some(503)),
+                (Outcome::Success, None)
+            ]
+        );
     }
 
     #[tokio::test(start_paused = true)]

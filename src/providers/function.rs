@@ -238,6 +238,13 @@ impl ChatClient for FunctionClient {
                 response.model = self.info.model().to_owned();
             }
             response.latency = started.elapsed();
+            if response.attempts.is_empty() {
+                response.attempts.push(Attempt::success(
+                    self.info.provider(),
+                    self.info.model(),
+                    response.latency,
+                ));
+            }
             Ok(response)
         })
     }

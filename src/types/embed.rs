@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::response::Usage;
+use super::response::{Attempt, Usage};
 
 /// Texts to turn into vectors.
 #[non_exhaustive]
@@ -53,6 +53,11 @@ pub struct EmbedResponse {
     /// Wall time of the call.
     #[serde(with = "super::response::duration_ms")]
     pub latency: Duration,
+    /// Every attempt the call made, in order, ending with the one that answered: a
+    /// provider's own answer lists its one attempt, and wrappers that retry or fall back
+    /// put the failed and skipped attempts before it, as for chat.
+    #[serde(default)]
+    pub attempts: Vec<Attempt>,
 }
 
 impl EmbedResponse {
@@ -62,5 +67,10 @@ impl EmbedResponse {
             embeddings,
             ..EmbedResponse::default()
         }
+    }
+
+    /// Returns every attempt the call made, in order, ending with the one that answered.
+    pub fn attempts(&self) -> &[Attempt] {
+        &self.attempts
     }
 }

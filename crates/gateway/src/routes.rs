@@ -344,7 +344,10 @@ async fn embed(
         }),
     );
     let mut response = json_response(&body);
-    let attempts = report.attempts().max(1);
+    let attempts = match report.attempts() {
+        0 => u32::try_from(answer.attempts().len().max(1)).unwrap_or(u32::MAX),
+        n => n,
+    };
     who_answered(&mut response, &answer.provider, &answer.model, attempts);
     Ok(response)
 }

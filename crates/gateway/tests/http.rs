@@ -10,7 +10,9 @@ use common::*;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 use switchboard::config::Settings;
-use switchboard::{ChatRequest, DynClient, FunctionClient, StreamEvent};
+use switchboard::{
+    ChatRequest, DynClient, EmbedRequest, EmbedResponse, Error, FunctionClient, StreamEvent,
+};
 use switchboard_gateway::{Gateway, GatewayOptions};
 use switchboard_testkit::fixture;
 use wiremock::matchers::{header, method, path};
@@ -754,6 +756,39 @@ async fn embeddings_answer_as_floats_or_base64() {
     )
     .await;
     assert!(body["data"][0]["embedding"].is_string(), "{body}");
+}
+
+#[tokio::test]
+async fn embeddings_from_a_backup_after_a_503_say_who_answered_and_how_many_tried() {
+    let primary = FunctionClient::builder("embed-a")
+        .provider("primary")
+        .embed(|_r: &EmbedRequest| Err(Error::from_status("primary", 503, "upstream answered 503")))
+        .build();
+    let backup = FunctionClient::builder("embed-b")
+        .provider("backup")
+        .embed(|r: &EmbedRequest| Ok(EmbedResponse::new(vec![vec![0.5, 0.25]; r.inputs.len()])))
+        .build();
+    let gw = start_routes(
+        vec![(
+            "emb",
+            vec![Arc::new(primary) as DynClient, Arc::new(backup)],
+        )],
+        GatewayOptions::default(),
+    )
+    .await;
+    let resp = post(
+        &gw.base,
+        "/v1/embeddings",
+        json!({"model": "emb", "input": ["one", "two"]}),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(header_of(&resp, "x-switchboard-provider"), "backup");
+    assert_eq!(header_of(&resp, "x-switchboard-attempts"), "2");
+    let body = json_of(resp).await;
+    assert_eq!(body["model"], "embed-b");
+    assert_eq!(body["data"][1]["embedding"], json!([0.5, 0.25]));
+    gw.shutdown().await.unwrap();
 }
 
 #[tokio::test]

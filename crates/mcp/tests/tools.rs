@@ -372,6 +372,67 @@ async fn embed_returns_vectors_with_usage_and_cost() {
 }
 
 #[tokio::test]
+async fn embed_on_a_route_lists_the_failed_primary_before_the_backup_that_answered() {
+    let openai = MockServer::start().await;
+    mock(
+        &openai,
+        "/v1/embeddings",
+        503,
+        fixture("openai/error_503.json"),
+    )
+    .await;
+    let gemini = MockServer::start().await;
+    mock(
+        &gemini,
+        "/v1beta/models/gemini-embedding-001:embedContent",
+        200,
+        fixture("gemini/embed.json"),
+    )
+    .await;
+    let settings = Settings::from_toml_str(
+        r#"
+[routes.vectors]
+targets = ["openai:text-embedding-3-small", "gemini:gemini-embedding-001"]
+"#,
+    )
+    .unwrap();
+    let mut vars = env(&openai, None);
+    vars.insert("SWITCHBOARD_GEMINI_API_KEY".to_owned(), SECRET.to_owned());
+    vars.insert("SWITCHBOARD_GEMINI_BASE_URL".to_owned(), gemini.uri());
+    let client = connect(server(Some(settings), vars)).await;
+    let result = call(
+        &client,
+        "embed",
+        json!({"route": "vectors", "input": "one"}),
+    )
+    .await;
+    let v = ok(&result);
+    assert_eq!(
+        (v["provider"].as_str(), v["count"].as_u64()),
+        (Some("gemini"), Some(1))
+    );
+    let attempts: Vec<(&str, &str, Option<u64>)> = v["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["provider"].as_str().unwrap(),
+                a["outcome"].as_str().unwrap(),
+                a["status"].as_u64(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        attempts,
+        [("openai", "failed", Some(503)), ("gemini", "success", None)]
+    );
+    assert_eq!(gemini.received_requests().await.unwrap().len(), 1);
+    assert!(!serde_json::to_string(v).unwrap().contains(SECRET));
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
 async fn tools_returns_the_calls_the_model_wants() {
     let openai = MockServer::start().await;
     mock(

@@ -7,6 +7,7 @@ use futures_util::StreamExt;
 use switchboard::providers::HttpSettings;
 use switchboard::{
     create_client_with, ChatClient, ChatRequest, ClientOptions, DynClient, ErrorKind, FinishKind,
+    Message,
 };
 use switchboard_testkit::fault::{answer_text, Fault, FaultProvider, Protocol};
 
@@ -294,4 +295,36 @@ async fn tokens_are_paced_and_a_slow_first_token_waits_after_the_headers() {
         }
     };
     assert!(started.elapsed() >= Duration::from_millis(150), "{first:?}");
+}
+
+#[tokio::test]
+async fn only_the_anthropic_shape_continues_a_prefill_of_the_first_tokens() {
+    let upstream = FaultProvider::healthy(6).await.unwrap();
+    let req = ChatRequest::new(vec![
+        Message::user("hello"),
+        Message::assistant(answer_text(4)),
+    ]);
+    for protocol in Protocol::ALL {
+        let client = client(protocol, &upstream);
+        let whole = client.chat(&req).await.unwrap();
+        let streamed = client
+            .chat_stream(&req)
+            .await
+            .unwrap()
+            .collect_response()
+            .await
+            .unwrap();
+        // Anthropic continues after the fourth token; the others answer anew.
+        let want = match protocol {
+            Protocol::Anthropic => " tok4 tok5".to_owned(),
+            _ => answer_text(6),
+        };
+        assert_eq!(whole.text(), want, "{protocol:?} whole");
+        assert_eq!(streamed.text(), want, "{protocol:?} streamed");
+    }
+    let arrivals = upstream.arrivals();
+    assert_eq!(arrivals.len(), 6);
+    for arrival in &arrivals {
+        assert_eq!(arrival.prefill.as_deref(), Some(answer_text(4).as_str()));
+    }
 }

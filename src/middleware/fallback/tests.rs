@@ -469,3 +469,68 @@ async fn a_chain_reports_what_any_of_its_targets_accepts() {
     assert_eq!(inner_a.calls(), 0);
     assert_eq!(r.attempts()[0].missing, Some(Capability::Tools));
 }
+
+/// A client whose embeddings fail with a 503 every time.
+fn embed_down(name: &str) -> FunctionClient {
+    FunctionClient::builder(name)
+        .embed(|_req: &EmbedRequest| Err(Error::from_status("p", 503, "down")))
+        .build()
+}
+
+/// A client that embeds every text as `[1.0, 0.0]`.
+fn embed_up(name: &str) -> FunctionClient {
+    FunctionClient::builder(name)
+        .embed(|req: &EmbedRequest| Ok(EmbedResponse::new(vec![vec![1.0, 0.0]; req.inputs.len()])))
+        .build()
+}
+
+#[tokio::test]
+async fn embeddings_from_the_backup_list_the_failed_primary_first() {
+    let chain = FallbackClient::new(vec![
+        embed_down("primary").boxed(),
+        embed_up("backup").boxed(),
+    ])
+    .unwrap();
+    let r = chain.embed(&EmbedRequest::new(["a", "b"])).await.unwrap();
+    assert_eq!(r.embeddings.len(), 2);
+    let seen: Vec<_> = r
+        .attempts()
+        .iter()
+        .map(|a| (a.model.as_str(), a.outcome, a.status))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("primary", Outcome::Failed, Some(503)),
+            ("backup", Outcome::Success, None)
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn embeddings_record_a_target_whose_retries_ran_out_as_one_attempt_as_chat_does() {
+    let retry = RetryPolicy::default().with_max_retries(1);
+    let chain = FallbackClient::new(vec![
+        crate::middleware::RetryClient::new(embed_down("primary"), retry).boxed(),
+        embed_up("backup").boxed(),
+    ])
+    .unwrap();
+    let r = chain.embed(&EmbedRequest::new(["a"])).await.unwrap();
+    let seen: Vec<_> = r
+        .attempts()
+        .iter()
+        .map(|a| (a.model.as_str(), a.outcome, a.error_kind, a.status))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (
+                "primary",
+                Outcome::Failed,
+                Some(ErrorKind::RetriesExhausted),
+                Some(503)
+            ),
+            ("backup", Outcome::Success, None, None)
+        ]
+    );
+}

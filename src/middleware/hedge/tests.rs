@@ -253,3 +253,31 @@ async fn a_target_that_cannot_serve_the_request_is_skipped() {
         ErrorKind::Unsupported
     );
 }
+
+#[tokio::test]
+async fn embeddings_are_tried_in_turn_and_list_each_attempt() {
+    let down = FunctionClient::builder("a")
+        .embed(|_req: &EmbedRequest| Err(Error::from_status("p", 503, "down")))
+        .build();
+    let up = FunctionClient::builder("b")
+        .embed(|req: &EmbedRequest| Ok(EmbedResponse::new(vec![vec![1.0]; req.inputs.len()])))
+        .build();
+    let client = HedgedClient::new(
+        vec![down.boxed(), up.boxed()],
+        HedgePolicy::fixed(Duration::from_secs(5)),
+    )
+    .unwrap();
+    let r = client.embed(&EmbedRequest::new(["x"])).await.unwrap();
+    let seen: Vec<_> = r
+        .attempts()
+        .iter()
+        .map(|a| (a.model.as_str(), a.outcome, a.status))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("a", crate::Outcome::Failed, Some(503)),
+            ("b", crate::Outcome::Success, None)
+        ]
+    );
+}

@@ -253,6 +253,11 @@ impl GeminiClient {
         response.provider = PROVIDER.to_owned();
         response.model = self.info.model().to_owned();
         response.latency = started.elapsed();
+        response.attempts.push(Attempt::success(
+            PROVIDER,
+            self.info.model(),
+            response.latency,
+        ));
         Ok(response)
     }
 }

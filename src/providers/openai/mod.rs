@@ -280,6 +280,11 @@ impl OpenAiClient {
             };
         }
         response.latency = started.elapsed();
+        response.attempts.push(Attempt::success(
+            self.provider(),
+            self.model(),
+            response.latency,
+        ));
         Ok(response)
     }
 }

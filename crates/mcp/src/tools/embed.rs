@@ -33,9 +33,6 @@ pub(crate) async fn embed(state: &Arc<State>, p: EmbedParams) -> Result<Value> {
         .client(p.model.as_deref(), p.route.as_deref())?;
     let response = chosen.client.embed(&req).await?;
     let dimensions = response.embeddings.first().map_or(0, Vec::len);
-    // Embeddings report only the attempt that answered.
-    let attempt =
-        switchboard::Attempt::success(&response.provider, &response.model, response.latency);
     Ok(json!({
         "route": chosen.asked,
         "provider": response.provider,
@@ -46,6 +43,6 @@ pub(crate) async fn embed(state: &Arc<State>, p: EmbedParams) -> Result<Value> {
         "usage": render::usage(&response.usage),
         "cost_usd": render::cost(cost_of(&response.usage, &response.provider, &response.model)),
         "latency_ms": render::millis(response.latency),
-        "attempts": render::attempts(std::slice::from_ref(&attempt)),
+        "attempts": render::attempts(response.attempts()),
     }))
 }

@@ -11,7 +11,11 @@
 //! Unlike a wiremock server it can reset a connection, stall in the middle of a body and
 //! cut a body short, because it writes the bytes itself. It records every request's arrival
 //! time, so tests can assert how many attempts a target got and how long the client waited
-//! between them.
+//! between them, and the prefill a request ended with.
+//!
+//! Like the real API, an Anthropic-shaped answer continues a prefill (a final assistant
+//! message) instead of answering anew: when the prefill is the first `k` tokens of the
+//! answer, the answer is the tokens after them. The other shapes ignore a prefill.
 //!
 //! # Examples
 //! ```
@@ -33,6 +37,7 @@
 
 mod http;
 mod provider;
+mod request;
 mod server;
 mod shapes;
 
@@ -213,6 +218,9 @@ pub struct Arrival {
     pub stream: bool,
     /// The model the request named.
     pub model: String,
+    /// The text of the final assistant message (Gemini: `model` turn) the conversation
+    /// ended with, if any: the prefill a continuation sends.
+    pub prefill: Option<String>,
     /// What the provider did with it.
     pub fault: Fault,
 }

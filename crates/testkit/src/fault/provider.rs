@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use super::request::Asked;
 use super::server::accept_loop;
 use super::{Arrival, Fault, Protocol};
 
@@ -167,12 +168,7 @@ impl Shared {
     }
 
     /// Picks the fault for a request and records its arrival.
-    pub(super) fn arrive(
-        &self,
-        protocol: Option<Protocol>,
-        stream: bool,
-        model: String,
-    ) -> (Fault, Pace) {
+    pub(super) fn arrive(&self, protocol: Option<Protocol>, asked: &Asked) -> (Fault, Pace) {
         let at = Instant::now();
         let offset = at.duration_since(self.started);
         let mut state = self.lock();
@@ -201,8 +197,9 @@ impl Shared {
             at,
             offset,
             protocol,
-            stream,
-            model,
+            stream: asked.stream,
+            model: asked.model.clone(),
+            prefill: asked.prefill.clone(),
             fault: fault.clone(),
         });
         let pace = Pace {

@@ -5,12 +5,12 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::Value;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use super::http::{self, Request};
+use super::http;
 use super::provider::Shared;
+use super::request::{continued_from, describe};
 use super::shapes::{error_body, retry_after_value, Answer, ErrorCase, StreamPlan};
 use super::{Fault, Protocol};
 
@@ -52,8 +52,8 @@ async fn connection(mut stream: TcpStream, shared: Arc<Shared>, mut shutdown: wa
             _ = shutdown.changed() => return,
         };
         let protocol = Protocol::of_path(&request.path);
-        let (stream_asked, model, include_usage) = describe(protocol, &request);
-        let (fault, pace) = shared.arrive(protocol, stream_asked, model.clone());
+        let asked = describe(protocol, &request);
+        let (fault, pace) = shared.arrive(protocol, &asked);
         let Some(protocol) = protocol else {
             let body = r#"{"error":{"message":"no such route on the fault provider"}}"#;
             let head = http::head(404, "application/json", Some(body.len()), &[], false);
@@ -63,17 +63,24 @@ async fn connection(mut stream: TcpStream, shared: Arc<Shared>, mut shutdown: wa
             continue;
         };
         let id = format!("fault-{}", shared.ids.fetch_add(1, Ordering::Relaxed));
+        // NOTE: Anthropic continues a final assistant message (a prefill) instead of
+        // answering anew: https://docs.anthropic.com/en/docs/build-with-claude/prompt-engineering/prefill-claudes-response
+        // A prefill that holds the first tokens of the answer is continued from the next one.
+        let skip = match (&asked.prefill, protocol) {
+            (Some(prefill), Protocol::Anthropic) => continued_from(&shared.tokens, prefill),
+            _ => 0,
+        };
         let answer = Answer {
             protocol,
-            model: &model,
+            model: &asked.model,
             id,
-            tokens: &shared.tokens,
+            tokens: &shared.tokens[skip..],
             input_tokens: pace.input_tokens,
-            include_usage,
+            include_usage: asked.include_usage,
         };
         let exchange = Exchange {
             answer,
-            stream: stream_asked,
+            stream: asked.stream,
             interval: pace.token_interval,
         };
         let after = match fault {
@@ -87,29 +94,6 @@ async fn connection(mut stream: TcpStream, shared: Arc<Shared>, mut shutdown: wa
             Ok(After::KeepAlive) => {}
             Ok(After::Close) | Err(_) => return,
         }
-    }
-}
-
-/// Reads what a request asks for: a stream or not, the model, and (OpenAI) a usage chunk.
-fn describe(protocol: Option<Protocol>, request: &Request) -> (bool, String, bool) {
-    let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
-    let flag = |v: &Value| v.as_bool().unwrap_or(false);
-    match protocol {
-        Some(Protocol::Gemini) => {
-            let path = request.path.split('?').next().unwrap_or_default();
-            let model = path
-                .rsplit("models/")
-                .next()
-                .and_then(|rest| rest.split(':').next())
-                .unwrap_or_default()
-                .to_owned();
-            (path.ends_with(":streamGenerateContent"), model, false)
-        }
-        _ => (
-            flag(&body["stream"]),
-            body["model"].as_str().unwrap_or_default().to_owned(),
-            flag(&body["stream_options"]["include_usage"]),
-        ),
     }
 }
 
