@@ -15,6 +15,15 @@
 //! `Authorization: Bearer <key>` (compared in constant time). Bodies are capped; keys are
 //! never logged. [`Gateway::serve`] drains in-flight requests and streams on shutdown.
 //!
+//! # Logging
+//! The gateway logs through `tracing`, so it is silent until the program installs a
+//! subscriber (`switchboard serve` does). At `info`: the address, aliases and whether keys
+//! are required when serving starts; one access line per request (target
+//! `switchboard_gateway::access`: method, path, route, status, who answered, attempts,
+//! latency, tokens; streams when they end); the drain at shutdown. At `debug`: one event per
+//! attempt at a provider (target `switchboard_gateway::attempt`). Bodies, headers and keys
+//! are never logged.
+//!
 //! # Examples
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -28,6 +37,7 @@
 //! # Ok(()) }
 //! ```
 
+mod access;
 mod auth;
 mod convert;
 mod error;
@@ -385,13 +395,27 @@ impl Gateway {
                 format!("refusing to serve on {addr} without gateway keys: set `server.api_keys_env`, or bind 127.0.0.1"),
             ));
         }
+        tracing::info!(
+            address = %addr,
+            aliases = ?self.state.aliases,
+            direct_models = self.state.direct.is_some(),
+            requires_key = !self.state.keys.is_empty(),
+            max_body_bytes = self.state.max_body,
+            "gateway listening"
+        );
         let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
+        let metrics = Arc::clone(&self.state.metrics);
+        let grace = self.shutdown_grace;
         let signal = async move {
             shutdown.await;
+            tracing::info!(
+                in_flight = metrics.in_flight(),
+                grace_ms = grace.as_millis() as u64,
+                "shutting down: no new connections; draining in-flight requests and streams"
+            );
             let _ = started_tx.send(());
         };
         let server = axum::serve(listener, self.router()).with_graceful_shutdown(signal);
-        let grace = self.shutdown_grace;
         let deadline = async move {
             if started_rx.await.is_err() {
                 std::future::pending::<()>().await;
@@ -399,9 +423,18 @@ impl Gateway {
             tokio::time::sleep(grace).await;
         };
         tokio::select! {
-            result = server => result,
+            result = server => {
+                if result.is_ok() {
+                    tracing::info!("gateway stopped; every in-flight request finished");
+                }
+                result
+            }
             () = deadline => {
-                tracing::warn!(grace_ms = grace.as_millis() as u64, "shutdown grace period over; closing the remaining connections");
+                tracing::warn!(
+                    grace_ms = grace.as_millis() as u64,
+                    in_flight = self.state.metrics.in_flight(),
+                    "shutdown grace period over; closing the remaining connections"
+                );
                 Ok(())
             }
         }

@@ -16,6 +16,7 @@ use switchboard::config::build::BuiltRoute;
 use switchboard::providers::openai::wire;
 use switchboard::{ChatClient, EmbedRequest};
 
+use crate::access::{self, Served, StreamLine};
 use crate::error::ApiError;
 use crate::metrics::Answer;
 use crate::report::Report;
@@ -33,6 +34,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .fallback(unknown_path)
+        .layer(axum::middleware::from_fn(access::log_requests))
         .with_state(state)
 }
 
@@ -119,26 +121,46 @@ fn finish(state: &AppState, started: Instant, result: Result<Response, Failure>)
             state
                 .metrics
                 .request(&failure.route, status, started.elapsed(), None);
+            let error = failure.error.kind_label();
             let mut response = failure.error.into_response();
             if let Some(n) = failure.attempts {
                 response
                     .headers_mut()
                     .insert("x-switchboard-attempts", HeaderValue::from(n));
             }
+            response.extensions_mut().insert(Served {
+                route: failure.route,
+                attempts: failure.attempts,
+                error: Some(error),
+                ..Served::default()
+            });
             response
         }
     }
 }
 
-fn who_answered(response: &mut Response, provider: &str, model: &str, attempts: u32) {
+/// Says who answered in the `x-switchboard-*` headers, and in the access log unless the
+/// answer is a stream (whose [`StreamLine`] logs it).
+fn who_answered(response: &mut Response, served: Served) {
     let headers = response.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(provider) {
+    if let Some(v) = served
+        .provider
+        .as_deref()
+        .and_then(|p| HeaderValue::from_str(p).ok())
+    {
         headers.insert("x-switchboard-provider", v);
     }
-    if let Ok(v) = HeaderValue::from_str(model) {
+    if let Some(v) = served
+        .model
+        .as_deref()
+        .and_then(|m| HeaderValue::from_str(m).ok())
+    {
         headers.insert("x-switchboard-model", v);
     }
-    headers.insert("x-switchboard-attempts", HeaderValue::from(attempts));
+    if let Some(n) = served.attempts {
+        headers.insert("x-switchboard-attempts", HeaderValue::from(n));
+    }
+    response.extensions_mut().insert(served);
 }
 
 async fn chat_completions(State(state): Shared, headers: HeaderMap, body: Body) -> Response {
@@ -184,6 +206,16 @@ async fn chat(
         };
         let metrics = Arc::clone(&state.metrics);
         let alias = route.alias.clone();
+        let served = Served {
+            route: alias.clone(),
+            provider: Some(provider),
+            model: Some(model.clone()),
+            attempts: Some(report.attempts().max(1)),
+            usage: None,
+            error: None,
+            deferred: true,
+        };
+        let line = StreamLine::new(started, served.clone());
         let include_usage = wire_req
             .stream_options
             .as_ref()
@@ -198,10 +230,12 @@ async fn chat(
                 let _in_flight = in_flight;
                 match end {
                     sse::End::Done(r) => {
-                        metrics.request(&alias, 200, started.elapsed(), Some(answer_of(r)))
+                        metrics.request(&alias, 200, started.elapsed(), Some(answer_of(r)));
+                        line.done(r);
                     }
                     sse::End::Failed(e) => {
-                        metrics.request(&alias, e.status.as_u16(), started.elapsed(), None)
+                        metrics.request(&alias, e.status.as_u16(), started.elapsed(), None);
+                        line.failed(e.kind_label());
                     }
                 }
             })),
@@ -215,7 +249,7 @@ async fn chat(
         );
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-        who_answered(&mut response, &provider, &model, report.attempts().max(1));
+        who_answered(&mut response, served);
         return Ok(response);
     }
     let _in_flight = state.metrics.start();
@@ -242,9 +276,14 @@ async fn chat(
     );
     who_answered(
         &mut response,
-        &answer.provider,
-        answer.model_served(),
-        attempts,
+        Served {
+            route: route.alias.clone(),
+            provider: Some(answer.provider.clone()),
+            model: Some(answer.model_served().to_owned()),
+            attempts: Some(attempts),
+            usage: Some(answer.usage),
+            ..Served::default()
+        },
     );
     Ok(response)
 }
@@ -344,8 +383,17 @@ async fn embed(
         }),
     );
     let mut response = json_response(&body);
-    let attempts = report.attempts().max(1);
-    who_answered(&mut response, &answer.provider, &answer.model, attempts);
+    who_answered(
+        &mut response,
+        Served {
+            route: route.alias.clone(),
+            provider: Some(answer.provider.clone()),
+            model: Some(answer.model.clone()),
+            attempts: Some(report.attempts().max(1)),
+            usage: Some(answer.usage),
+            ..Served::default()
+        },
+    );
     Ok(response)
 }
 
