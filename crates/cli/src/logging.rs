@@ -111,7 +111,9 @@ mod tests {
 
     #[test]
     fn directives_are_taken_as_written() {
-        let f = filter("info,switchboard_gateway::access=warn").unwrap().to_string();
+        let f = filter("info,switchboard_gateway::access=warn")
+            .unwrap()
+            .to_string();
         assert!(f.contains("switchboard_gateway::access=warn"), "{f}");
         assert!(!f.contains("switchboard_mcp"), "{f}");
     }
