@@ -60,6 +60,9 @@ pub use crate::auth::{bearer_token, ApiKeys};
 use crate::metrics::Metrics;
 use crate::report::Observed;
 
+/// How long the answers cut at the end of the shutdown grace period may take to write.
+const CUT_WRITE_LIMIT: Duration = Duration::from_secs(1);
+
 /// The gateway crate's version, as built.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -133,6 +136,8 @@ pub(crate) struct AppState {
     keys: ApiKeys,
     max_body: usize,
     pub(crate) metrics: Arc<Metrics>,
+    /// Turns true when the shutdown grace period is over.
+    cutoff: tokio::sync::watch::Sender<bool>,
 }
 
 impl AppState {
@@ -201,6 +206,16 @@ impl AppState {
             }
         }
         out
+    }
+
+    /// Resolves when the shutdown grace period is over and unfinished answers must end.
+    pub(crate) fn cutoff(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut rx = self.cutoff.subscribe();
+        async move {
+            if rx.wait_for(|cut| *cut).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
     }
 
     /// Says whether `token` is one of the configured keys; true when none are configured.
@@ -282,6 +297,7 @@ impl Gateway {
                 keys,
                 max_body: settings.server.max_body_bytes,
                 metrics,
+                cutoff: tokio::sync::watch::Sender::new(false),
             }),
             shutdown_grace: Duration::from_millis(settings.server.shutdown_grace_ms),
         })
@@ -343,6 +359,7 @@ impl Gateway {
                 keys: options.api_keys,
                 max_body: options.max_body_bytes,
                 metrics,
+                cutoff: tokio::sync::watch::Sender::new(false),
             }),
             shutdown_grace: options.shutdown_grace,
         })
@@ -378,7 +395,9 @@ impl Gateway {
     }
 
     /// Serves on `listener` until `shutdown` resolves, then stops accepting connections and
-    /// waits for in-flight requests and streams, up to the shutdown grace period.
+    /// waits for in-flight requests and streams, up to the shutdown grace period. Past it,
+    /// requests still waiting are answered 503 and streams end with an error event (never
+    /// `[DONE]`), and the connections close.
     ///
     /// # Errors
     /// Refuses (with [`std::io::ErrorKind::PermissionDenied`]) a non-loopback listener when
@@ -415,7 +434,10 @@ impl Gateway {
             );
             let _ = started_tx.send(());
         };
-        let server = axum::serve(listener, self.router()).with_graceful_shutdown(signal);
+        let server = std::future::IntoFuture::into_future(
+            axum::serve(listener, self.router()).with_graceful_shutdown(signal),
+        );
+        tokio::pin!(server);
         let deadline = async move {
             if started_rx.await.is_err() {
                 std::future::pending::<()>().await;
@@ -423,20 +445,25 @@ impl Gateway {
             tokio::time::sleep(grace).await;
         };
         tokio::select! {
-            result = server => {
+            result = &mut server => {
                 if result.is_ok() {
                     tracing::info!("gateway stopped; every in-flight request finished");
                 }
-                result
+                return result;
             }
-            () = deadline => {
-                tracing::warn!(
-                    grace_ms = grace.as_millis() as u64,
-                    in_flight = self.state.metrics.in_flight(),
-                    "shutdown grace period over; closing the remaining connections"
-                );
-                Ok(())
-            }
+            () = deadline => {}
+        }
+        tracing::warn!(
+            grace_ms = grace.as_millis() as u64,
+            in_flight = self.state.metrics.in_flight(),
+            "shutdown grace period over; ending the remaining requests and streams"
+        );
+        self.state.cutoff.send_replace(true);
+        // The cut answers are written, then their connections close; a peer that stops
+        // reading is not waited for.
+        match tokio::time::timeout(CUT_WRITE_LIMIT, &mut server).await {
+            Ok(result) => result,
+            Err(_) => Ok(()),
         }
     }
 }

@@ -34,6 +34,10 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .fallback(unknown_path)
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            cut_at_grace_end,
+        ))
         .layer(axum::middleware::from_fn(access::log_requests))
         .with_state(state)
 }
@@ -240,6 +244,7 @@ async fn chat(
                 }
             })),
         };
+        let stream = sse::until(stream, state.cutoff());
         let body = Body::from_stream(sse::frames(stream, ctx));
         let mut response = (StatusCode::OK, body).into_response();
         let h = response.headers_mut();
@@ -448,6 +453,27 @@ async fn metrics(State(state): Shared, headers: HeaderMap) -> Response {
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
     );
     response
+}
+
+/// Answers 503 for a request still waiting when the shutdown grace period ends.
+async fn cut_at_grace_end(
+    State(state): Shared,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    tokio::select! {
+        response = next.run(req) => response,
+        () = state.cutoff() => {
+            let error = ApiError::shut_down();
+            let label = error.kind_label();
+            let mut response = error.into_response();
+            response.extensions_mut().insert(Served {
+                error: Some(label),
+                ..Served::default()
+            });
+            response
+        }
+    }
 }
 
 async fn unknown_path(uri: Uri) -> Response {
