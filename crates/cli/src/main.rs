@@ -5,6 +5,7 @@
 //! configuration (a missing key, an unknown provider, an empty message).
 
 mod cmd;
+mod logging;
 mod output;
 
 use std::process::ExitCode;

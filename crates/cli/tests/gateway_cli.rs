@@ -83,7 +83,7 @@ async fn serve_prints_its_address_and_answers_through_the_route() {
     let out = child.wait_with_output().unwrap();
     assert!(resp.contains("The capital of France is Paris."), "{resp}");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("aliases: fast"), "{stderr}");
+    assert!(stderr.contains(r#"aliases=["fast"]"#), "{stderr}");
     assert!(
         !stderr.contains("sk-upstream-secret") && !resp.contains("sk-upstream-secret"),
         "the upstream key leaked: {stderr}"

@@ -249,7 +249,10 @@ async fn stdio_server_serves_every_tool_and_keeps_keys_out_of_its_output() {
         .read_to_string(&mut log)
         .await
         .unwrap();
-    assert!(log.contains("7 tools"), "{log}");
+    assert!(
+        log.contains("MCP server on standard input/output") && log.contains("tools=7"),
+        "{log}"
+    );
     assert!(!log.contains(SECRET), "a key leaked to stderr: {log}");
 }
 

@@ -12,6 +12,7 @@
 //! | the route's budget refused | 429 | `budget_exceeded`, `x-should-retry: false` |
 //! | upstream refused our credentials, or its reply was unreadable | 502 | `upstream_error` |
 //! | the whole-request deadline passed | 504 | `timeout` |
+//! | still unanswered when the shutdown grace period ended | 503 + `Retry-After` | `server_error` / `shutting_down` |
 //!
 //! `Retry-After` is the earliest wait any target asked for; when none said, 503 answers
 //! carry 1 second. Messages are the library's error text (provider, status, fix, each
@@ -87,6 +88,18 @@ impl ApiError {
         .code("unknown_url")
     }
 
+    /// A 503 for a request still unanswered when the shutdown grace period ran out.
+    pub(crate) fn shut_down() -> ApiError {
+        let mut e = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            "the gateway shut down before this request was answered; send it again",
+        )
+        .code("shutting_down");
+        e.retry_after = Some(Duration::from_secs(1));
+        e
+    }
+
     /// A 413 for a body over the limit.
     pub(crate) fn too_large(limit: usize) -> ApiError {
         ApiError::new(
@@ -141,6 +154,7 @@ impl ApiError {
         match self.error_kind {
             Some(kind) => kind.as_str(),
             None => match self.status.as_u16() {
+                503 => "gateway_shut_down",
                 401 => "gateway_unauthorized",
                 404 => "gateway_not_found",
                 413 => "gateway_too_large",

@@ -15,6 +15,15 @@
 //! `Authorization: Bearer <key>` (compared in constant time). Bodies are capped; keys are
 //! never logged. [`Gateway::serve`] drains in-flight requests and streams on shutdown.
 //!
+//! # Logging
+//! The gateway logs through `tracing`, so it is silent until the program installs a
+//! subscriber (`switchboard serve` does). At `info`: the address, aliases and whether keys
+//! are required when serving starts; one access line per request (target
+//! `switchboard_gateway::access`: method, path, route, status, who answered, attempts,
+//! latency, tokens; streams when they end); the drain at shutdown. At `debug`: one event per
+//! attempt at a provider (target `switchboard_gateway::attempt`). Bodies, headers and keys
+//! are never logged.
+//!
 //! # Examples
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -28,6 +37,7 @@
 //! # Ok(()) }
 //! ```
 
+mod access;
 mod auth;
 mod convert;
 mod error;
@@ -49,6 +59,9 @@ use switchboard::{ClientOptions, DynClient, Error, ErrorKind, Result};
 pub use crate::auth::{bearer_token, ApiKeys};
 use crate::metrics::Metrics;
 use crate::report::Observed;
+
+/// How long the answers cut at the end of the shutdown grace period may take to write.
+const CUT_WRITE_LIMIT: Duration = Duration::from_secs(1);
 
 /// The gateway crate's version, as built.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -123,6 +136,8 @@ pub(crate) struct AppState {
     keys: ApiKeys,
     max_body: usize,
     pub(crate) metrics: Arc<Metrics>,
+    /// Turns true when the shutdown grace period is over.
+    cutoff: tokio::sync::watch::Sender<bool>,
 }
 
 impl AppState {
@@ -191,6 +206,16 @@ impl AppState {
             }
         }
         out
+    }
+
+    /// Resolves when the shutdown grace period is over and unfinished answers must end.
+    pub(crate) fn cutoff(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut rx = self.cutoff.subscribe();
+        async move {
+            if rx.wait_for(|cut| *cut).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
     }
 
     /// Says whether `token` is one of the configured keys; true when none are configured.
@@ -272,6 +297,7 @@ impl Gateway {
                 keys,
                 max_body: settings.server.max_body_bytes,
                 metrics,
+                cutoff: tokio::sync::watch::Sender::new(false),
             }),
             shutdown_grace: Duration::from_millis(settings.server.shutdown_grace_ms),
         })
@@ -333,6 +359,7 @@ impl Gateway {
                 keys: options.api_keys,
                 max_body: options.max_body_bytes,
                 metrics,
+                cutoff: tokio::sync::watch::Sender::new(false),
             }),
             shutdown_grace: options.shutdown_grace,
         })
@@ -368,7 +395,9 @@ impl Gateway {
     }
 
     /// Serves on `listener` until `shutdown` resolves, then stops accepting connections and
-    /// waits for in-flight requests and streams, up to the shutdown grace period.
+    /// waits for in-flight requests and streams, up to the shutdown grace period. Past it,
+    /// requests still waiting are answered 503 and streams end with an error event (never
+    /// `[DONE]`), and the connections close.
     ///
     /// # Errors
     /// Refuses (with [`std::io::ErrorKind::PermissionDenied`]) a non-loopback listener when
@@ -385,13 +414,30 @@ impl Gateway {
                 format!("refusing to serve on {addr} without gateway keys: set `server.api_keys_env`, or bind 127.0.0.1"),
             ));
         }
+        tracing::info!(
+            address = %addr,
+            aliases = ?self.state.aliases,
+            direct_models = self.state.direct.is_some(),
+            requires_key = !self.state.keys.is_empty(),
+            max_body_bytes = self.state.max_body,
+            "gateway listening"
+        );
         let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
+        let metrics = Arc::clone(&self.state.metrics);
+        let grace = self.shutdown_grace;
         let signal = async move {
             shutdown.await;
+            tracing::info!(
+                in_flight = metrics.in_flight(),
+                grace_ms = grace.as_millis() as u64,
+                "shutting down: no new connections; draining in-flight requests and streams"
+            );
             let _ = started_tx.send(());
         };
-        let server = axum::serve(listener, self.router()).with_graceful_shutdown(signal);
-        let grace = self.shutdown_grace;
+        let server = std::future::IntoFuture::into_future(
+            axum::serve(listener, self.router()).with_graceful_shutdown(signal),
+        );
+        tokio::pin!(server);
         let deadline = async move {
             if started_rx.await.is_err() {
                 std::future::pending::<()>().await;
@@ -399,11 +445,25 @@ impl Gateway {
             tokio::time::sleep(grace).await;
         };
         tokio::select! {
-            result = server => result,
-            () = deadline => {
-                tracing::warn!(grace_ms = grace.as_millis() as u64, "shutdown grace period over; closing the remaining connections");
-                Ok(())
+            result = &mut server => {
+                if result.is_ok() {
+                    tracing::info!("gateway stopped; every in-flight request finished");
+                }
+                return result;
             }
+            () = deadline => {}
+        }
+        tracing::warn!(
+            grace_ms = grace.as_millis() as u64,
+            in_flight = self.state.metrics.in_flight(),
+            "shutdown grace period over; ending the remaining requests and streams"
+        );
+        self.state.cutoff.send_replace(true);
+        // The cut answers are written, then their connections close; a peer that stops
+        // reading is not waited for.
+        match tokio::time::timeout(CUT_WRITE_LIMIT, &mut server).await {
+            Ok(result) => result,
+            Err(_) => Ok(()),
         }
     }
 }

@@ -73,6 +73,11 @@ impl Metrics {
         InFlight(Arc::clone(self))
     }
 
+    /// Counts requests and streams in progress.
+    pub(crate) fn in_flight(&self) -> i64 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
     /// Records a finished request.
     pub(crate) fn request(
         &self,

@@ -5,14 +5,19 @@
 //! around `chat`/`chat_stream`; a streamed answer is committed (its first content event
 //! has passed the fallback chain) before `chat_stream` returns, so the winner is known
 //! before the response headers are written.
+//!
+//! Every attempt is also a `debug` event, target `switchboard_gateway::attempt`: provider,
+//! model, outcome, the error's kind and HTTP status, and latency (for a stream, until it
+//! ended). The retry, fallback and breaker wrappers log their own decisions at `warn`.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 use futures_util::StreamExt;
 use switchboard::{
     BoxFuture, ChatClient, ChatRequest, ChatResponse, ChatStream, ClientInfo, DynClient,
-    EmbedRequest, EmbedResponse, Readiness, Result, StreamEvent,
+    EmbedRequest, EmbedResponse, Error, Readiness, Result, StreamEvent,
 };
 
 use crate::metrics::Metrics;
@@ -49,6 +54,22 @@ fn current() -> Option<Arc<Report>> {
     REPORT.try_with(Arc::clone).ok()
 }
 
+/// Counts one attempt's outcome in the metrics and logs it at `debug`.
+fn settle(metrics: &Metrics, info: &ClientInfo, started: Instant, error: Option<&Error>) {
+    let outcome = if error.is_some() { "failed" } else { "success" };
+    metrics.attempt(info, outcome, error.map(Error::kind));
+    tracing::debug!(
+        target: "switchboard_gateway::attempt",
+        provider = info.provider(),
+        model = info.model(),
+        outcome,
+        error = error.map(|e| e.kind().as_str()),
+        upstream_status = error.and_then(Error::status),
+        latency_ms = (started.elapsed().as_secs_f64() * 100_000.0).round() / 100.0,
+        "attempt"
+    );
+}
+
 /// Observes one provider client: counts attempts, records outcomes, notes the winner.
 #[derive(Debug)]
 pub(crate) struct Observed {
@@ -75,6 +96,7 @@ impl ChatClient for Observed {
     fn chat<'a>(&'a self, req: &'a ChatRequest) -> BoxFuture<'a, Result<ChatResponse>> {
         Box::pin(async move {
             let report = self.begin();
+            let started = Instant::now();
             let result = self.inner.chat(req).await;
             let info = self.inner.info();
             match &result {
@@ -82,9 +104,9 @@ impl ChatClient for Observed {
                     if let Some(r) = report {
                         let _ = r.winner.set(info.clone());
                     }
-                    self.metrics.attempt(info, "success", None);
+                    settle(&self.metrics, info, started, None);
                 }
-                Err(e) => self.metrics.attempt(info, "failed", Some(e.kind())),
+                Err(e) => settle(&self.metrics, info, started, Some(e)),
             }
             result
         })
@@ -93,11 +115,12 @@ impl ChatClient for Observed {
     fn chat_stream<'a>(&'a self, req: &'a ChatRequest) -> BoxFuture<'a, Result<ChatStream>> {
         Box::pin(async move {
             let report = self.begin();
+            let started = Instant::now();
             let info = self.inner.info().clone();
             let stream = match self.inner.chat_stream(req).await {
                 Ok(stream) => stream,
                 Err(e) => {
-                    self.metrics.attempt(&info, "failed", Some(e.kind()));
+                    settle(&self.metrics, &info, started, Some(&e));
                     return Err(e);
                 }
             };
@@ -111,8 +134,8 @@ impl ChatClient for Observed {
                             let _ = r.winner.set(info.clone());
                         }
                     }
-                    Ok(StreamEvent::Done { .. }) => metrics.attempt(&info, "success", None),
-                    Err(e) => metrics.attempt(&info, "failed", Some(e.kind())),
+                    Ok(StreamEvent::Done { .. }) => settle(&metrics, &info, started, None),
+                    Err(e) => settle(&metrics, &info, started, Some(e)),
                     _ => {}
                 }
                 item
@@ -124,6 +147,7 @@ impl ChatClient for Observed {
     fn embed<'a>(&'a self, req: &'a EmbedRequest) -> BoxFuture<'a, Result<EmbedResponse>> {
         Box::pin(async move {
             let report = self.begin();
+            let started = Instant::now();
             let result = self.inner.embed(req).await;
             let info = self.inner.info();
             match &result {
@@ -131,9 +155,9 @@ impl ChatClient for Observed {
                     if let Some(r) = report {
                         let _ = r.winner.set(info.clone());
                     }
-                    self.metrics.attempt(info, "success", None);
+                    settle(&self.metrics, info, started, None);
                 }
-                Err(e) => self.metrics.attempt(info, "failed", Some(e.kind())),
+                Err(e) => settle(&self.metrics, info, started, Some(e)),
             }
             result
         })

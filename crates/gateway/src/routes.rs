@@ -16,6 +16,7 @@ use switchboard::config::build::BuiltRoute;
 use switchboard::providers::openai::wire;
 use switchboard::{ChatClient, EmbedRequest};
 
+use crate::access::{self, Served, StreamLine};
 use crate::error::ApiError;
 use crate::metrics::Answer;
 use crate::report::Report;
@@ -33,6 +34,11 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .fallback(unknown_path)
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            cut_at_grace_end,
+        ))
+        .layer(axum::middleware::from_fn(access::log_requests))
         .with_state(state)
 }
 
@@ -119,26 +125,46 @@ fn finish(state: &AppState, started: Instant, result: Result<Response, Failure>)
             state
                 .metrics
                 .request(&failure.route, status, started.elapsed(), None);
+            let error = failure.error.kind_label();
             let mut response = failure.error.into_response();
             if let Some(n) = failure.attempts {
                 response
                     .headers_mut()
                     .insert("x-switchboard-attempts", HeaderValue::from(n));
             }
+            response.extensions_mut().insert(Served {
+                route: failure.route,
+                attempts: failure.attempts,
+                error: Some(error),
+                ..Served::default()
+            });
             response
         }
     }
 }
 
-fn who_answered(response: &mut Response, provider: &str, model: &str, attempts: u32) {
+/// Says who answered in the `x-switchboard-*` headers, and in the access log unless the
+/// answer is a stream (whose [`StreamLine`] logs it).
+fn who_answered(response: &mut Response, served: Served) {
     let headers = response.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(provider) {
+    if let Some(v) = served
+        .provider
+        .as_deref()
+        .and_then(|p| HeaderValue::from_str(p).ok())
+    {
         headers.insert("x-switchboard-provider", v);
     }
-    if let Ok(v) = HeaderValue::from_str(model) {
+    if let Some(v) = served
+        .model
+        .as_deref()
+        .and_then(|m| HeaderValue::from_str(m).ok())
+    {
         headers.insert("x-switchboard-model", v);
     }
-    headers.insert("x-switchboard-attempts", HeaderValue::from(attempts));
+    if let Some(n) = served.attempts {
+        headers.insert("x-switchboard-attempts", HeaderValue::from(n));
+    }
+    response.extensions_mut().insert(served);
 }
 
 async fn chat_completions(State(state): Shared, headers: HeaderMap, body: Body) -> Response {
@@ -184,6 +210,16 @@ async fn chat(
         };
         let metrics = Arc::clone(&state.metrics);
         let alias = route.alias.clone();
+        let served = Served {
+            route: alias.clone(),
+            provider: Some(provider),
+            model: Some(model.clone()),
+            attempts: Some(report.attempts().max(1)),
+            usage: None,
+            error: None,
+            deferred: true,
+        };
+        let line = StreamLine::new(started, served.clone());
         let include_usage = wire_req
             .stream_options
             .as_ref()
@@ -198,14 +234,17 @@ async fn chat(
                 let _in_flight = in_flight;
                 match end {
                     sse::End::Done(r) => {
-                        metrics.request(&alias, 200, started.elapsed(), Some(answer_of(r)))
+                        metrics.request(&alias, 200, started.elapsed(), Some(answer_of(r)));
+                        line.done(r);
                     }
                     sse::End::Failed(e) => {
-                        metrics.request(&alias, e.status.as_u16(), started.elapsed(), None)
+                        metrics.request(&alias, e.status.as_u16(), started.elapsed(), None);
+                        line.failed(e.kind_label());
                     }
                 }
             })),
         };
+        let stream = sse::until(stream, state.cutoff());
         let body = Body::from_stream(sse::frames(stream, ctx));
         let mut response = (StatusCode::OK, body).into_response();
         let h = response.headers_mut();
@@ -215,7 +254,7 @@ async fn chat(
         );
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-        who_answered(&mut response, &provider, &model, report.attempts().max(1));
+        who_answered(&mut response, served);
         return Ok(response);
     }
     let _in_flight = state.metrics.start();
@@ -242,9 +281,14 @@ async fn chat(
     );
     who_answered(
         &mut response,
-        &answer.provider,
-        answer.model_served(),
-        attempts,
+        Served {
+            route: route.alias.clone(),
+            provider: Some(answer.provider.clone()),
+            model: Some(answer.model_served().to_owned()),
+            attempts: Some(attempts),
+            usage: Some(answer.usage),
+            ..Served::default()
+        },
     );
     Ok(response)
 }
@@ -348,7 +392,17 @@ async fn embed(
         0 => u32::try_from(answer.attempts().len().max(1)).unwrap_or(u32::MAX),
         n => n,
     };
-    who_answered(&mut response, &answer.provider, &answer.model, attempts);
+    who_answered(
+        &mut response,
+        Served {
+            route: route.alias.clone(),
+            provider: Some(answer.provider.clone()),
+            model: Some(answer.model.clone()),
+            attempts: Some(attempts),
+            usage: Some(answer.usage),
+            ..Served::default()
+        },
+    );
     Ok(response)
 }
 
@@ -403,6 +457,27 @@ async fn metrics(State(state): Shared, headers: HeaderMap) -> Response {
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
     );
     response
+}
+
+/// Answers 503 for a request still waiting when the shutdown grace period ends.
+async fn cut_at_grace_end(
+    State(state): Shared,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    tokio::select! {
+        response = next.run(req) => response,
+        () = state.cutoff() => {
+            let error = ApiError::shut_down();
+            let label = error.kind_label();
+            let mut response = error.into_response();
+            response.extensions_mut().insert(Served {
+                error: Some(label),
+                ..Served::default()
+            });
+            response
+        }
+    }
 }
 
 async fn unknown_path(uri: Uri) -> Response {

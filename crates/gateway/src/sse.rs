@@ -53,6 +53,35 @@ struct State {
     over: bool,
 }
 
+/// Ends `events` with a [`switchboard::ErrorKind::StreamInterrupted`] error once `cutoff`
+/// resolves (the shutdown grace period is over), so the client sees an error event rather
+/// than a stream that stops without one.
+pub(crate) fn until(
+    events: ChatStream,
+    cutoff: impl std::future::Future<Output = ()> + Send + 'static,
+) -> ChatStream {
+    let cutoff = Box::pin(cutoff);
+    ChatStream::new(stream::unfold(
+        (events, cutoff, false),
+        |(mut events, mut cutoff, cut)| async move {
+            if cut {
+                return None;
+            }
+            tokio::select! {
+                biased;
+                item = events.next() => item.map(|item| (item, (events, cutoff, false))),
+                () = &mut cutoff => {
+                    let err = Error::new(
+                        switchboard::ErrorKind::StreamInterrupted,
+                        "the gateway shut down before this answer finished",
+                    );
+                    Some((Err(err), (events, cutoff, true)))
+                }
+            }
+        },
+    ))
+}
+
 /// Turns a committed stream into SSE frames.
 pub(crate) fn frames(
     events: ChatStream,

@@ -3,7 +3,8 @@
 //! With `--config`, the gateway's TOML file gives the routes (aliases with failover
 //! targets and their retry, breaker and budget settings), the provider tables and, for
 //! HTTP, the bearer keys (`server.api_keys_env`). Over stdio, standard output carries the
-//! protocol, so everything else goes to standard error.
+//! protocol, so everything else, logs included (see [`crate::logging`]), goes to standard
+//! error.
 
 use std::io::Write;
 
@@ -12,6 +13,7 @@ use switchboard::config::{is_loopback_host, Settings};
 use switchboard::{Error, ErrorKind};
 use switchboard_mcp::{ApiKeys, McpServer, TOOL_NAMES};
 
+use crate::logging::LogArgs;
 use crate::output;
 
 /// Arguments of `switchboard mcp`.
@@ -35,6 +37,8 @@ pub(crate) struct McpArgs {
     /// With --http, prints the bound address as one JSON object.
     #[arg(long, requires = "http")]
     json: bool,
+    #[command(flatten)]
+    log: LogArgs,
 }
 
 pub(crate) async fn run(args: McpArgs) -> u8 {
@@ -49,6 +53,7 @@ pub(crate) async fn run(args: McpArgs) -> u8 {
 }
 
 async fn mcp(args: &McpArgs) -> Result<(), Error> {
+    args.log.init()?;
     let settings = match &args.config {
         Some(path) => Some(Settings::from_file(path)?),
         None => None,
@@ -61,15 +66,11 @@ async fn mcp(args: &McpArgs) -> Result<(), Error> {
     if let Some(model) = &args.model {
         server = server.with_default_model(model.clone());
     }
-    let routes = if server.aliases().is_empty() {
-        "(none)".to_owned()
-    } else {
-        server.aliases().join(", ")
-    };
     if !args.http {
-        eprintln!(
-            "switchboard mcp: {} tools on standard input/output; routes: {routes}",
-            TOOL_NAMES.len()
+        tracing::info!(
+            tools = TOOL_NAMES.len(),
+            routes = ?server.aliases(),
+            "MCP server on standard input/output"
         );
         return server.serve_stdio().await;
     }
@@ -106,16 +107,13 @@ async fn mcp(args: &McpArgs) -> Result<(), Error> {
         }
         let _ = out.flush();
     }
-    if !args.json {
-        eprintln!(
-            "routes: {routes}; {}; Ctrl-C stops",
-            if keys.is_empty() {
-                "no key needed (loopback only)"
-            } else {
-                "clients need a bearer key"
-            }
-        );
-    }
+    tracing::info!(
+        address = %url,
+        tools = TOOL_NAMES.len(),
+        routes = ?server.aliases(),
+        requires_key = !keys.is_empty(),
+        "MCP server listening; Ctrl-C stops"
+    );
     server
         .serve_http(listener, keys, super::serve::shutdown_signal())
         .await

@@ -1,4 +1,7 @@
 //! `switchboard serve`: the OpenAI-compatible gateway, configured by a TOML file.
+//!
+//! Standard output carries one line: the bound address (or, with `--json`, an object with
+//! the address and aliases). Logs go to standard error (see [`crate::logging`]).
 
 use std::io::Write;
 
@@ -7,6 +10,7 @@ use switchboard::config::Settings;
 use switchboard::Error;
 use switchboard_gateway::Gateway;
 
+use crate::logging::LogArgs;
 use crate::output;
 
 /// Arguments of `switchboard serve`.
@@ -24,6 +28,8 @@ pub(crate) struct ServeArgs {
     /// Prints the bound address as one JSON object instead of a line of text.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    log: LogArgs,
 }
 
 pub(crate) async fn run(args: ServeArgs) -> u8 {
@@ -37,6 +43,7 @@ pub(crate) async fn run(args: ServeArgs) -> u8 {
 }
 
 async fn serve(args: &ServeArgs) -> Result<(), Error> {
+    args.log.init()?;
     let mut settings = Settings::from_file(&args.config)?;
     if let Some(host) = &args.host {
         settings.server.host = host.clone();
@@ -76,21 +83,6 @@ async fn serve(args: &ServeArgs) -> Result<(), Error> {
             let _ = writeln!(out, "listening on {url}");
         }
         let _ = out.flush();
-    }
-    if !args.json {
-        eprintln!(
-            "aliases: {}; {}; Ctrl-C stops (in-flight requests finish first)",
-            if gateway.aliases().is_empty() {
-                "(none)".to_owned()
-            } else {
-                gateway.aliases().join(", ")
-            },
-            if gateway.requires_key() {
-                "clients need a bearer key"
-            } else {
-                "no key needed (loopback only)"
-            }
-        );
     }
     gateway
         .serve(listener, shutdown_signal())
