@@ -107,6 +107,7 @@ fn routes_build_with_the_provider_table_applied() {
             (name == "MY_OPENAI_KEY" || name == "ANTHROPIC_API_KEY").then(|| "k".to_owned())
         }),
         around_provider: None,
+        state: None,
     };
     let routes = build::build_routes(&s, &options).unwrap();
     let fast = &routes["fast"];
@@ -120,6 +121,7 @@ fn a_missing_key_names_the_configured_variable() {
     let options = build::BuildOptions {
         client: crate::ClientOptions::new().env(|_| None),
         around_provider: None,
+        state: None,
     };
     let e = build::build_routes(&s, &options).unwrap_err();
     assert!(e.message().contains("routes.fast.targets[0]"), "{e}");

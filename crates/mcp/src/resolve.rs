@@ -41,6 +41,7 @@ impl Targets {
         let options = BuildOptions {
             client: ClientOptions::new().env(move |name| env(name)),
             around_provider: None,
+            state: None,
         };
         let routes = match &settings {
             Some(s) => {
