@@ -534,6 +534,14 @@ fn validate_state(state: &StateSettings) -> Result<()> {
         )
         .with_code("state"));
     }
+    if state.redis_url_env.contains("://") {
+        // The URL itself, perhaps with a password: never echo it.
+        return Err(Error::config(
+            "config: `state.redis_url_env` holds a URL, not the name of a variable",
+            "put the URL in an environment variable and give its NAME, e.g. `SWITCHBOARD_REDIS_URL`",
+        )
+        .with_code("state.redis_url_env"));
+    }
     check_env_name("state.redis_url_env", &state.redis_url_env)?;
     if state.key_prefix.is_empty() || state.key_prefix.chars().any(char::is_whitespace) {
         return Err(bad(
