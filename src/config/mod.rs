@@ -65,7 +65,7 @@ pub struct Settings {
 /// ```
 ///
 /// Gateways with the same Redis and `key_prefix` share every route's breakers; see
-/// [`crate::state::redis`] for what happens when Redis is unreachable.
+/// the `state::redis` module (feature `redis`) for what happens when Redis is unreachable.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StateSettings {

@@ -3,7 +3,7 @@
 //!
 //! [`StateStore`] is a small object-safe trait so the same wrappers can keep their state in
 //! this process ([`MemoryStore`], the default) or share it between processes
-//! ([`RedisStore`](redis::RedisStore), behind the `redis` feature, for several gateway
+//! (`redis::RedisStore`, behind the `redis` feature, for several gateway
 //! replicas behind one load balancer).
 //!
 //! Reads ([`StateStore::breaker`], [`StateStore::counter`]) are **synchronous and must not

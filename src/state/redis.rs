@@ -558,13 +558,10 @@ impl Inner {
 
 /// Marks the replica entry for `key` as refreshing and says whether the caller should
 /// start the refresh (it is stale, none is running, and there is a runtime to run it on).
-fn claim_refresh<T: Default>(
+fn claim_refresh<T: Default + Clone>(
     map: &Mutex<HashMap<String, Replica<T>>>,
     key: &str,
-) -> (T, Option<tokio::runtime::Handle>)
-where
-    T: Clone,
-{
+) -> (T, Option<tokio::runtime::Handle>) {
     let mut map = map.lock().unwrap_or_else(PoisonError::into_inner);
     let replica = map.entry(key.to_owned()).or_insert_with(Replica::stale);
     let value = replica.value.clone();

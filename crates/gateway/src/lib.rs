@@ -368,7 +368,7 @@ impl Gateway {
     /// when there is none. `switchboard serve` calls it before listening, so a wrong Redis
     /// URL stops the start instead of leaving each gateway on its own state. A store lost
     /// later does not stop the gateway: breakers fall back to local state (see
-    /// [`switchboard::state::redis`]).
+    /// `switchboard::state::redis`).
     ///
     /// # Errors
     /// [`ErrorKind::Transport`] naming the store's address (password redacted) and
