@@ -280,7 +280,9 @@ impl<T: Default> Replica<T> {
     fn stale() -> Replica<T> {
         Replica {
             value: T::default(),
-            fetched: std::time::Instant::now() - REFRESH_AFTER * 2,
+            fetched: std::time::Instant::now()
+                .checked_sub(REFRESH_AFTER * 2)
+                .unwrap_or_else(std::time::Instant::now),
             refreshing: false,
         }
     }
