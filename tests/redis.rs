@@ -109,6 +109,18 @@ async fn the_store_keeps_records_and_counters_under_its_prefix_with_a_ttl() {
     assert_eq!(other.breaker("a").consecutive_failures, 3);
     assert_eq!(other.breaker("b").consecutive_failures, 1);
     assert_eq!(other.add_shared("spend", 0).await, 3);
+    assert_eq!((store.counter("spend"), other.counter("spend")), (3, 3));
+    // A synchronous add answers from this process at once and reaches Redis soon after.
+    assert_eq!(other.add("hits", 2), 2);
+    let mut seen = redis::Value::Nil;
+    for _ in 0..50 {
+        seen = raw(&server, &["GET", "t1:counter:hits"]).await;
+        if seen != redis::Value::Nil {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(seen, redis::Value::BulkString(b"2".to_vec()));
     assert_eq!(other.breaker("never-written").phase, BreakerPhase::Closed);
 
     // Another prefix is another namespace.
@@ -188,9 +200,12 @@ async fn exactly_one_half_open_probe_goes_through_across_gateways() {
     }
     assert_eq!(passed, 1, "one probe across both gateways");
     assert_eq!(t.calls.load(Ordering::SeqCst), 1);
-    // The probe succeeded, so both see the circuit closed and calls flow again.
+    // The probe succeeded, so calls flow again through both; each one's view of the state
+    // follows its last round trip to Redis.
     second.chat(&ChatRequest::user("hi")).await.unwrap();
+    first.chat(&ChatRequest::user("hi")).await.unwrap();
     assert_eq!(first.state(), BreakerState::Closed);
+    assert_eq!(second.state(), BreakerState::Closed);
 }
 
 #[tokio::test]
