@@ -5,6 +5,7 @@
 //! `SWITCHBOARD_REQUIRE_REDIS=1` (set by CI) a missing server fails the test instead.
 //! The process runs without persistence and is killed when the handle is dropped.
 
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -36,7 +37,11 @@ impl RedisServer {
                 !required,
                 "redis-server is not installed and SWITCHBOARD_REQUIRE_REDIS=1; install it (apt-get install redis-server)"
             );
-            eprintln!("note: skipping: redis-server is not installed (set SWITCHBOARD_REQUIRE_REDIS=1 to fail instead)");
+            // Written to the real stderr, past the test harness's capture, so the skip shows.
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIP: redis-server is not installed (SWITCHBOARD_REQUIRE_REDIS=1 makes this a failure)"
+            );
             return None;
         }
         let port = free_port();
