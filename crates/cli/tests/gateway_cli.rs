@@ -439,3 +439,47 @@ fn serve_refuses_to_start_when_the_shared_state_redis_is_unreachable() {
     assert!(!v.to_string().contains("redis-secret-pw"), "{v}");
     assert!(!String::from_utf8_lossy(&out.stderr).contains("redis-secret-pw"));
 }
+
+#[test]
+fn config_shows_the_state_table_with_the_url_redacted() {
+    let config = temp_config(
+        "config-state",
+        "[routes.fast]\ntargets = [\"openai:gpt-4o\"]\n\n[state]\nredis_url_env = \"TEST_CONFIG_REDIS_URL\"\nkey_prefix = \"sb:prod:\"\n",
+    );
+    let run = |json: bool| {
+        let mut cmd = bin();
+        cmd.args(["config", "--config", config.to_str().unwrap()]);
+        if json {
+            cmd.arg("--json");
+        }
+        cmd.env(
+            "TEST_CONFIG_REDIS_URL",
+            "redis://:config-secret-pw@10.0.0.5:6379/0",
+        )
+        .output()
+        .unwrap()
+    };
+    let out = run(true);
+    assert_eq!(out.status.code(), Some(0));
+    let v = json_stdout(&out);
+    assert_eq!(
+        v["state"]["redis_url"]["env"], "TEST_CONFIG_REDIS_URL",
+        "{v}"
+    );
+    assert_eq!(v["state"]["redis_url"]["set"], true, "{v}");
+    assert_eq!(v["state"]["key_prefix"], "sb:prod:", "{v}");
+    let human = run(false);
+    let text = String::from_utf8_lossy(&human.stdout);
+    assert!(
+        text.contains("TEST_CONFIG_REDIS_URL (set)") && text.contains("sb:prod:"),
+        "{text}"
+    );
+    for out in [&out, &human] {
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!all.contains("config-secret-pw"), "{all}");
+    }
+}
