@@ -29,6 +29,14 @@
 //!
 //! Every failure is an [`Error`] with a public [`ErrorKind`]; see
 //! [`Error::is_recoverable`] for what a fallback chain moves on from.
+//!
+//! # Features
+//!
+//! - `redis`: `state::redis::RedisStore`, a [`state::StateStore`] in Redis, so several
+//!   processes (gateway replicas) share their circuit breakers; the gateway's `[state]`
+//!   table uses it. Off by default; the `switchboard` binary enables it.
+//! - `fuzzing`: hidden entry points into the decoders for the targets in `fuzz/`; not a
+//!   stable API.
 #![cfg_attr(not(test), warn(clippy::print_stdout, clippy::unwrap_used))]
 
 pub mod blocking;

@@ -39,6 +39,7 @@ use crate::middleware::{
     TimeoutClient, Timeouts,
 };
 use crate::providers::{create_client_with, ClientOptions};
+use crate::state::StateStore;
 use crate::types::ModelRef;
 
 /// Wraps a client in another (for observation hooks).
@@ -52,6 +53,9 @@ pub struct BuildOptions {
     pub client: ClientOptions,
     /// Wraps each provider client, innermost, so every real attempt passes through it.
     pub around_provider: Option<WrapFn>,
+    /// Where every route's breakers keep their state; `None` gives each breaker its own
+    /// in-process store. [`state_store`] builds it from the `[state]` table.
+    pub state: Option<Arc<dyn StateStore>>,
 }
 
 impl fmt::Debug for BuildOptions {
@@ -59,6 +63,7 @@ impl fmt::Debug for BuildOptions {
         f.debug_struct("BuildOptions")
             .field("client", &self.client)
             .field("around_provider", &self.around_provider.is_some())
+            .field("state", &self.state)
             .finish()
     }
 }
@@ -162,7 +167,8 @@ pub fn build_routes(
             })?;
             providers.push(client);
         }
-        routes.insert(alias.clone(), assemble(alias, route, providers)?);
+        let built = assemble_with(alias, route, providers, options.state.as_ref())?;
+        routes.insert(alias.clone(), built);
     }
     Ok(routes)
 }
@@ -188,6 +194,21 @@ pub fn assemble(
     route: &RouteSettings,
     providers: Vec<DynClient>,
 ) -> Result<BuiltRoute> {
+    assemble_with(alias, route, providers, None)
+}
+
+/// Like [`assemble`], with the breakers keeping their state in `state` (when given) under
+/// the key `<alias>/<provider:model>`, so every process building the same route from the
+/// same settings shares each target's breaker.
+///
+/// # Errors
+/// As [`assemble`].
+pub fn assemble_with(
+    alias: &str,
+    route: &RouteSettings,
+    providers: Vec<DynClient>,
+    state: Option<&Arc<dyn StateStore>>,
+) -> Result<BuiltRoute> {
     if providers.is_empty() {
         return Err(Error::config(
             format!("config: route `{alias}` has no targets"),
@@ -212,7 +233,7 @@ pub fn assemble(
     };
     let targets: Vec<BuiltTarget> = providers
         .into_iter()
-        .map(|provider| target_stack(route, budget.as_ref(), provider))
+        .map(|provider| target_stack(alias, route, budget.as_ref(), state, provider))
         .collect();
     let clients: Vec<DynClient> = targets.iter().map(|t| t.client.clone()).collect();
     let point = route.commit_point.unwrap_or_default();
@@ -247,8 +268,10 @@ pub fn assemble(
 
 /// Wraps one provider client in the route's per-target behaviours, innermost first.
 fn target_stack(
+    alias: &str,
     route: &RouteSettings,
     budget: Option<&Budget>,
+    state: Option<&Arc<dyn StateStore>>,
     provider: DynClient,
 ) -> BuiltTarget {
     let spec = provider.info().to_string();
@@ -283,7 +306,12 @@ fn target_stack(
         config = config.with_max_cooldown(Duration::from_millis(
             b.max_cooldown_ms.unwrap_or(b.cooldown_ms),
         ));
-        let wrapped = CircuitBreakerClient::new(client, config);
+        let mut wrapped = CircuitBreakerClient::new(client, config);
+        if let Some(store) = state {
+            wrapped = wrapped
+                .with_store(Arc::clone(store))
+                .with_key(format!("{alias}/{spec}"));
+        }
         breaker = Some(wrapped.clone());
         client = Arc::new(wrapped);
     }
@@ -292,6 +320,65 @@ fn target_stack(
         client,
         breaker,
     }
+}
+
+/// Builds the store named by the `[state]` table, reading the Redis URL from the variable
+/// it names through `env`; `None` without a `[state]` table. No connection is made here:
+/// check reachability with [`StateStore::check`].
+///
+/// # Errors
+/// [`ErrorKind::Config`](crate::ErrorKind::Config) when the variable is not set, the URL is
+/// not a Redis URL (the message shows it with the password redacted), or this build has no
+/// `redis` feature.
+pub fn state_store(
+    settings: &Settings,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<Arc<dyn StateStore>>> {
+    let Some(state) = &settings.state else {
+        return Ok(None);
+    };
+    let var = &state.redis_url_env;
+    let Some(url) = env(var).filter(|url| !url.is_empty()) else {
+        return Err(Error::config(
+            format!("config: `state.redis_url_env` names `{var}`, which is not set"),
+            format!("export {var}=redis://[:password@]host:port/db, or remove `[state]`"),
+        )
+        .with_code("state.redis_url_env"));
+    };
+    redis_store(state, &url)
+}
+
+#[cfg(feature = "redis")]
+fn redis_store(state: &super::StateSettings, url: &str) -> Result<Option<Arc<dyn StateStore>>> {
+    let store = crate::state::redis::RedisStore::builder(url)
+        .key_prefix(state.key_prefix.clone())
+        .ttl(Duration::from_millis(state.ttl_ms))
+        .timeout(Duration::from_millis(state.timeout_ms))
+        .build()
+        .map_err(|e| {
+            Error::config(
+                format!(
+                    "config: the URL in `state.redis_url_env` ({}): {}",
+                    state.redis_url_env,
+                    e.message()
+                ),
+                e.fix()
+                    .unwrap_or("write it as redis://[:password@]host:port/db"),
+            )
+            .with_code("state.redis_url_env")
+        })?;
+    Ok(Some(Arc::new(store)))
+}
+
+#[cfg(not(feature = "redis"))]
+fn redis_store(state: &super::StateSettings, _url: &str) -> Result<Option<Arc<dyn StateStore>>> {
+    Err(Error::config(
+        format!(
+            "config: `[state]` (`state.redis_url_env` = `{}`) needs Redis support, which this build lacks",
+            state.redis_url_env
+        ),
+        "use the `switchboard` binary (it has it), build with `--features redis`, or remove `[state]`",
+    ))
 }
 
 /// Names the settings of `route` that this build parses and validates but does not apply.

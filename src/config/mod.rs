@@ -50,6 +50,50 @@ pub struct Settings {
     /// Model aliases that clients ask for, by alias.
     #[serde(default)]
     pub routes: BTreeMap<String, RouteSettings>,
+    /// Where breaker state lives; absent means in each process (see [`StateSettings`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<StateSettings>,
+}
+
+/// The `[state]` table: breaker state shared by several gateways through Redis (needs the
+/// `redis` feature, which the `switchboard` binary has).
+///
+/// ```toml
+/// [state]
+/// redis_url_env = "SWITCHBOARD_REDIS_URL"   # the variable holding redis://[:password@]host:port/db
+/// key_prefix = "switchboard:prod:"
+/// ```
+///
+/// Gateways with the same Redis and `key_prefix` share every route's breakers; see
+/// the `state::redis` module (feature `redis`) for what happens when Redis is unreachable.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateSettings {
+    /// The environment variable holding the Redis URL (never the URL itself: it may hold a
+    /// password).
+    pub redis_url_env: String,
+    /// The prefix of every key (default `switchboard:`).
+    #[serde(default = "default_key_prefix")]
+    pub key_prefix: String,
+    /// How long an untouched record lives, in ms (default 3 600 000: one hour).
+    #[serde(default = "default_state_ttl_ms")]
+    pub ttl_ms: u64,
+    /// How long one Redis command may take before the gateway uses local state, in ms
+    /// (default 250).
+    #[serde(default = "default_state_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+fn default_key_prefix() -> String {
+    "switchboard:".to_owned()
+}
+
+fn default_state_ttl_ms() -> u64 {
+    3_600_000
+}
+
+fn default_state_timeout_ms() -> u64 {
+    250
 }
 
 /// The `[server]` table.
@@ -317,6 +361,9 @@ impl Settings {
         for (alias, route) in &self.routes {
             validate_route(alias, route, &known)?;
         }
+        if let Some(state) = &self.state {
+            validate_state(state)?;
+        }
         Ok(())
     }
 
@@ -475,6 +522,47 @@ fn validate_route(alias: &str, route: &RouteSettings, known: &[&str]) -> Result<
             }
             _ => {}
         }
+    }
+    Ok(())
+}
+
+fn validate_state(state: &StateSettings) -> Result<()> {
+    if !cfg!(feature = "redis") {
+        return Err(Error::config(
+            "config: `[state]` shares breakers through Redis, and this build has no Redis support",
+            "use the `switchboard` binary (it has it), build with `--features redis`, or remove `[state]`",
+        )
+        .with_code("state"));
+    }
+    if state.redis_url_env.contains("://") {
+        // The URL itself, perhaps with a password: never echo it.
+        return Err(Error::config(
+            "config: `state.redis_url_env` holds a URL, not the name of a variable",
+            "put the URL in an environment variable and give its NAME, e.g. `SWITCHBOARD_REDIS_URL`",
+        )
+        .with_code("state.redis_url_env"));
+    }
+    check_env_name("state.redis_url_env", &state.redis_url_env)?;
+    if state.key_prefix.is_empty() || state.key_prefix.chars().any(char::is_whitespace) {
+        return Err(bad(
+            "state.key_prefix",
+            &state.key_prefix,
+            "give a non-empty prefix without spaces, e.g. `switchboard:prod:`",
+        ));
+    }
+    if state.ttl_ms < 1000 {
+        return Err(bad(
+            "state.ttl_ms",
+            &state.ttl_ms.to_string(),
+            "keep records at least 1000 ms, e.g. 3600000 (one hour)",
+        ));
+    }
+    if state.timeout_ms == 0 || state.timeout_ms > 10_000 {
+        return Err(bad(
+            "state.timeout_ms",
+            &state.timeout_ms.to_string(),
+            "give 1 to 10000 ms, e.g. 250",
+        ));
     }
     Ok(())
 }

@@ -107,6 +107,7 @@ fn routes_build_with_the_provider_table_applied() {
             (name == "MY_OPENAI_KEY" || name == "ANTHROPIC_API_KEY").then(|| "k".to_owned())
         }),
         around_provider: None,
+        state: None,
     };
     let routes = build::build_routes(&s, &options).unwrap();
     let fast = &routes["fast"];
@@ -120,6 +121,7 @@ fn a_missing_key_names_the_configured_variable() {
     let options = build::BuildOptions {
         client: crate::ClientOptions::new().env(|_| None),
         around_provider: None,
+        state: None,
     };
     let e = build::build_routes(&s, &options).unwrap_err();
     assert!(e.message().contains("routes.fast.targets[0]"), "{e}");
@@ -217,4 +219,42 @@ async fn an_assembled_route_uses_its_commit_point_and_continuation() {
         .unwrap();
     let err = r.collect_response().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::StreamInterrupted);
+}
+
+#[test]
+fn the_state_table_has_defaults_and_names_bad_fields() {
+    let ok = Settings::from_toml_str("[state]\nredis_url_env = \"SWITCHBOARD_REDIS_URL\"\n");
+    if cfg!(feature = "redis") {
+        let state = ok.unwrap().state.unwrap();
+        assert_eq!(state.key_prefix, "switchboard:");
+        assert_eq!((state.ttl_ms, state.timeout_ms), (3_600_000, 250));
+        for (text, field) in [
+            (
+                "redis_url_env = \"redis://:pw@host\"",
+                "state.redis_url_env",
+            ),
+            (
+                "redis_url_env = \"R\"\nkey_prefix = \"\"",
+                "state.key_prefix",
+            ),
+            ("redis_url_env = \"R\"\nttl_ms = 10", "state.ttl_ms"),
+            ("redis_url_env = \"R\"\ntimeout_ms = 0", "state.timeout_ms"),
+        ] {
+            let e = Settings::from_toml_str(&format!("[state]\n{text}\n")).unwrap_err();
+            assert!(e.message().contains(field), "{field}: {e}");
+            assert!(!e.to_string().contains(":pw@"), "{e}");
+        }
+    } else {
+        let e = ok.unwrap_err();
+        assert!(e.message().contains("[state]"), "{e}");
+        assert!(e.fix().unwrap().contains("--features redis"), "{e}");
+    }
+    let e = Settings::from_toml_str("[state]\nredis_url = \"redis://h\"\n").unwrap_err();
+    assert!(e.message().contains("unknown field"), "{e}");
+}
+
+#[test]
+fn without_a_state_table_no_store_is_built() {
+    let s = Settings::from_toml_str(FULL).unwrap();
+    assert!(build::state_store(&s, &|_| None).unwrap().is_none());
 }

@@ -344,13 +344,15 @@ impl<C: ChatClient> CircuitBreakerClient<C> {
         }
     }
 
-    /// Admits a call, or says how long until one would be admitted.
-    fn acquire(&self) -> Result<Permit> {
+    /// Admits a call, or says how long until one would be admitted. The decision is one
+    /// atomic update of the shared record, so with a store shared between processes exactly
+    /// one of them takes a half-open probe.
+    async fn acquire(&self) -> Result<Permit> {
         let now = Instant::now();
         let mut admitted: std::result::Result<bool, Duration> = Ok(false);
         self.shared
             .store
-            .update_breaker(&self.shared.key, &mut |r| {
+            .update_breaker_shared(&self.shared.key, &mut |r| {
                 admitted = match r.phase {
                     BreakerPhase::Closed => Ok(false),
                     BreakerPhase::Open => match r.open_until {
@@ -367,7 +369,8 @@ impl<C: ChatClient> CircuitBreakerClient<C> {
                         Ok(true)
                     }
                 };
-            });
+            })
+            .await;
         match admitted {
             Ok(probe) => Ok(Permit {
                 shared: self.shared.clone(),
@@ -404,14 +407,15 @@ struct Permit {
 }
 
 impl Permit {
-    fn success(mut self) {
+    async fn success(mut self) {
         self.settled = true;
         let now = Instant::now();
         let probe = self.probe;
         let window = self.shared.config.ratio.is_some();
-        self.shared
+        let shared = Arc::clone(&self.shared);
+        shared
             .store
-            .update_breaker(&self.shared.key, &mut |r| {
+            .update_breaker_shared(&shared.key, &mut |r| {
                 if probe {
                     *r = BreakerRecord::default();
                 } else if r.phase == BreakerPhase::Closed {
@@ -420,22 +424,25 @@ impl Permit {
                         r.window.push_back((now, false));
                     }
                 }
-            });
+            })
+            .await;
         if probe {
             tracing::info!(target_key = %self.shared.key, "circuit breaker: probe succeeded, closed");
         }
     }
 
-    fn failure(mut self, err: &Error) {
+    async fn failure(mut self, err: &Error) {
         self.settled = true;
-        let config = &self.shared.config;
+        let shared = Arc::clone(&self.shared);
+        let config = &shared.config;
         let counts = config.trip_on.counts(err);
         let now = Instant::now();
         let probe = self.probe;
         let mut opened = None;
-        self.shared
+        shared
             .store
-            .update_breaker(&self.shared.key, &mut |r| {
+            .update_breaker_shared(&shared.key, &mut |r| {
+                opened = None;
                 if probe {
                     if counts {
                         let extended = (r.cooldown * 2).max(config.cooldown);
@@ -457,7 +464,8 @@ impl Permit {
                     config.open(r, now, config.cooldown, err);
                     opened = r.open_until;
                 }
-            });
+            })
+            .await;
         if let Some(until) = opened {
             tracing::warn!(
                 target_key = %self.shared.key,
@@ -468,10 +476,10 @@ impl Permit {
         }
     }
 
-    fn settle<T>(self, result: &Result<T>) {
+    async fn settle<T>(self, result: &Result<T>) {
         match result {
-            Ok(_) => self.success(),
-            Err(err) => self.failure(err),
+            Ok(_) => self.success().await,
+            Err(err) => self.failure(err).await,
         }
     }
 }
@@ -479,9 +487,10 @@ impl Permit {
 impl Drop for Permit {
     fn drop(&mut self) {
         if self.probe && !self.settled {
-            self.shared
-                .store
-                .update_breaker(&self.shared.key, &mut |r| r.probe_in_flight = false);
+            self.shared.store.update_breaker_detached(
+                &self.shared.key,
+                Box::new(|r: &mut BreakerRecord| r.probe_in_flight = false),
+            );
         }
     }
 }
@@ -489,49 +498,48 @@ impl Drop for Permit {
 impl<C: ChatClient> ChatClient for CircuitBreakerClient<C> {
     fn chat<'a>(&'a self, req: &'a ChatRequest) -> BoxFuture<'a, Result<ChatResponse>> {
         Box::pin(async move {
-            let permit = self.acquire()?;
+            let permit = self.acquire().await?;
             let result = self.inner.chat(req).await;
-            permit.settle(&result);
+            permit.settle(&result).await;
             result
         })
     }
 
     fn chat_stream<'a>(&'a self, req: &'a ChatRequest) -> BoxFuture<'a, Result<ChatStream>> {
         Box::pin(async move {
-            let permit = self.acquire()?;
+            let permit = self.acquire().await?;
             let stream = match self.inner.chat_stream(req).await {
                 Ok(stream) => stream,
                 Err(err) => {
-                    permit.failure(&err);
+                    permit.failure(&err).await;
                     return Err(err);
                 }
             };
-            // The verdict comes with the stream's end: its final event or its error.
+            // The verdict comes with the stream's end: its final event or its error. It is
+            // recorded before that item reaches the caller.
             let mut permit = Some(permit);
-            Ok(ChatStream::new(stream.map(move |item| {
-                match &item {
-                    Ok(StreamEvent::Done { .. }) => {
-                        if let Some(p) = permit.take() {
-                            p.success();
-                        }
+            Ok(ChatStream::new(stream.then(move |item| {
+                let verdict = match &item {
+                    Ok(StreamEvent::Done { .. }) | Err(_) => permit.take(),
+                    Ok(_) => None,
+                };
+                async move {
+                    match (verdict, &item) {
+                        (Some(p), Ok(_)) => p.success().await,
+                        (Some(p), Err(err)) => p.failure(err).await,
+                        (None, _) => {}
                     }
-                    Err(err) => {
-                        if let Some(p) = permit.take() {
-                            p.failure(err);
-                        }
-                    }
-                    Ok(_) => {}
+                    item
                 }
-                item
             })))
         })
     }
 
     fn embed<'a>(&'a self, req: &'a EmbedRequest) -> BoxFuture<'a, Result<EmbedResponse>> {
         Box::pin(async move {
-            let permit = self.acquire()?;
+            let permit = self.acquire().await?;
             let result = self.inner.embed(req).await;
-            permit.settle(&result);
+            permit.settle(&result).await;
             result
         })
     }

@@ -2,23 +2,34 @@
 //! spend and counters next.
 //!
 //! [`StateStore`] is a small object-safe trait so the same wrappers can keep their state in
-//! this process ([`MemoryStore`], the default) or share it between processes (a Redis store,
-//! later). Its methods are **synchronous and must not block**: a breaker is consulted on
-//! every call and by [`ChatClient::readiness`](crate::ChatClient::readiness), which is a
-//! cheap local look. A networked store keeps a local replica that it answers from, and
-//! syncs it in the background.
+//! this process ([`MemoryStore`], the default) or share it between processes
+//! (`redis::RedisStore`, behind the `redis` feature, for several gateway
+//! replicas behind one load balancer).
+//!
+//! Reads ([`StateStore::breaker`], [`StateStore::counter`]) are **synchronous and must not
+//! block**: a breaker is consulted by [`ChatClient::readiness`](crate::ChatClient::readiness),
+//! which is a cheap local look. A networked store answers them from a local replica that it
+//! refreshes in the background. Updates that decide something — admitting the one half-open
+//! probe, opening a breaker — must be atomic across every process sharing the store, so they
+//! go through [`StateStore::update_breaker_shared`], which a networked store implements as
+//! one atomic round trip; an in-process store applies them at once.
 //!
 //! Times in records are [`tokio::time::Instant`]s of this process (so paused time in tests
 //! works); a store that shares records between processes converts them to wall-clock time
 //! at its boundary.
 
 mod memory;
+#[cfg(feature = "redis")]
+pub mod redis;
 
 use std::collections::VecDeque;
 use std::fmt;
 use std::time::Duration;
 
 use tokio::time::Instant;
+
+use crate::client::BoxFuture;
+use crate::error::Result;
 
 pub use memory::MemoryStore;
 
@@ -73,4 +84,46 @@ pub trait StateStore: Send + Sync + fmt::Debug {
 
     /// Returns the counter `key` (zero if never set).
     fn counter(&self, key: &str) -> i64;
+
+    /// Applies `update` to the breaker record for `key`, atomically with respect to every
+    /// process sharing the store, and resolves once it is applied.
+    ///
+    /// `update` may be called more than once (a networked store retries when another
+    /// process changed the record first), so it must derive everything it reports from the
+    /// record it is given. The default applies [`StateStore::update_breaker`] at once.
+    fn update_breaker_shared<'a>(
+        &'a self,
+        key: &'a str,
+        update: &'a mut (dyn FnMut(&mut BreakerRecord) + Send),
+    ) -> BoxFuture<'a, ()> {
+        self.update_breaker(key, update);
+        Box::pin(std::future::ready(()))
+    }
+
+    /// Applies `update` soon without waiting for it: for code that cannot wait, such as a
+    /// `Drop`. The default applies [`StateStore::update_breaker`] at once; a networked
+    /// store applies it to its replica now and to the shared record in the background.
+    fn update_breaker_detached(
+        &self,
+        key: &str,
+        mut update: Box<dyn FnMut(&mut BreakerRecord) + Send + 'static>,
+    ) {
+        self.update_breaker(key, &mut *update);
+    }
+
+    /// Adds `delta` to the counter `key` where it is shared and resolves to the new value.
+    /// The default is [`StateStore::add`].
+    fn add_shared<'a>(&'a self, key: &'a str, delta: i64) -> BoxFuture<'a, i64> {
+        let value = self.add(key, delta);
+        Box::pin(std::future::ready(value))
+    }
+
+    /// Checks that the store can be reached (a networked store sends one command).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Transport`](crate::ErrorKind::Transport) when a networked store cannot
+    /// reach its server. The default always succeeds.
+    fn check(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
 }

@@ -407,3 +407,79 @@ fn serve_json_reports_a_bad_config_as_a_json_error() {
         "{v}"
     );
 }
+
+#[test]
+fn serve_refuses_to_start_when_the_shared_state_redis_is_unreachable() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let config = temp_config(
+        "serve-redis-down",
+        "[routes.fast]\ntargets = [\"openai:gpt-4o\"]\nbreaker = {}\n\n[state]\nredis_url_env = \"TEST_SERVE_REDIS_URL\"\n",
+    );
+    let out = bin()
+        .args(["serve", "--config", config.to_str().unwrap(), "--json"])
+        .env("OPENAI_API_KEY", "k")
+        .env(
+            "TEST_SERVE_REDIS_URL",
+            format!("redis://:redis-secret-pw@127.0.0.1:{port}/0"),
+        )
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    let v = json_stdout(&out);
+    assert_eq!(v["error"]["kind"], "transport", "{v}");
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("cannot reach Redis") && message.contains(&format!("127.0.0.1:{port}")),
+        "{v}"
+    );
+    assert!(v.to_string().contains("state.redis_url_env"), "{v}");
+    assert!(!v.to_string().contains("redis-secret-pw"), "{v}");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("redis-secret-pw"));
+}
+
+#[test]
+fn config_shows_the_state_table_with_the_url_redacted() {
+    let config = temp_config(
+        "config-state",
+        "[routes.fast]\ntargets = [\"openai:gpt-4o\"]\n\n[state]\nredis_url_env = \"TEST_CONFIG_REDIS_URL\"\nkey_prefix = \"sb:prod:\"\n",
+    );
+    let run = |json: bool| {
+        let mut cmd = bin();
+        cmd.args(["config", "--config", config.to_str().unwrap()]);
+        if json {
+            cmd.arg("--json");
+        }
+        cmd.env(
+            "TEST_CONFIG_REDIS_URL",
+            "redis://:config-secret-pw@10.0.0.5:6379/0",
+        )
+        .output()
+        .unwrap()
+    };
+    let out = run(true);
+    assert_eq!(out.status.code(), Some(0));
+    let v = json_stdout(&out);
+    assert_eq!(
+        v["state"]["redis_url"]["env"], "TEST_CONFIG_REDIS_URL",
+        "{v}"
+    );
+    assert_eq!(v["state"]["redis_url"]["set"], true, "{v}");
+    assert_eq!(v["state"]["key_prefix"], "sb:prod:", "{v}");
+    let human = run(false);
+    let text = String::from_utf8_lossy(&human.stdout);
+    assert!(
+        text.contains("TEST_CONFIG_REDIS_URL (set)") && text.contains("sb:prod:"),
+        "{text}"
+    );
+    for out in [&out, &human] {
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!all.contains("config-secret-pw"), "{all}");
+    }
+}

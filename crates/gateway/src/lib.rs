@@ -54,6 +54,7 @@ use std::time::Duration;
 
 use switchboard::config::build::{self, BuildOptions, BuiltRoute};
 use switchboard::config::{RouteSettings, Settings};
+use switchboard::state::StateStore;
 use switchboard::{ClientOptions, DynClient, Error, ErrorKind, Result};
 
 pub use crate::auth::{bearer_token, ApiKeys};
@@ -233,6 +234,7 @@ impl AppState {
 pub struct Gateway {
     state: Arc<AppState>,
     shutdown_grace: Duration,
+    store: Option<Arc<dyn StateStore>>,
 }
 
 impl fmt::Debug for Gateway {
@@ -244,6 +246,7 @@ impl fmt::Debug for Gateway {
                 "api_keys",
                 &format_args!("[{} redacted]", self.state.keys.len()),
             )
+            .field("store", &self.store)
             .finish()
     }
 }
@@ -272,11 +275,13 @@ impl Gateway {
         let metrics = Arc::new(Metrics::default());
         let observer = Arc::clone(&metrics);
         let env_for_clients = Arc::clone(&env);
+        let store = build::state_store(&settings, &|name| env(name))?;
         let options = BuildOptions {
             client: ClientOptions::new().env(move |name| env_for_clients(name)),
             around_provider: Some(Arc::new(move |client| {
                 Observed::wrap(client, Arc::clone(&observer))
             })),
+            state: store.clone(),
         };
         let built = build::build_routes(&settings, &options)?;
         let routes: HashMap<String, Arc<BuiltRoute>> = built
@@ -300,6 +305,7 @@ impl Gateway {
                 cutoff: tokio::sync::watch::Sender::new(false),
             }),
             shutdown_grace: Duration::from_millis(settings.server.shutdown_grace_ms),
+            store,
         })
     }
 
@@ -362,6 +368,7 @@ impl Gateway {
                 cutoff: tokio::sync::watch::Sender::new(false),
             }),
             shutdown_grace: options.shutdown_grace,
+            store: None,
         })
     }
 
@@ -382,6 +389,26 @@ impl Gateway {
             .routes
             .get(alias)
             .map(|r| r.targets.iter().map(|t| t.info().to_string()).collect())
+    }
+
+    /// Checks that the shared state store of the `[state]` table answers; succeeds at once
+    /// when there is none. `switchboard serve` calls it before listening, so a wrong Redis
+    /// URL stops the start instead of leaving each gateway on its own state. A store lost
+    /// later does not stop the gateway: breakers fall back to local state (see
+    /// `switchboard::state::redis`).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Transport`] naming the store's address (password redacted) and
+    /// `state.redis_url_env` when it cannot be reached.
+    pub async fn check_state(&self) -> Result<()> {
+        let Some(store) = &self.store else {
+            return Ok(());
+        };
+        store.check().await.map_err(|e| {
+            Error::new(ErrorKind::Transport, e.message().to_owned()).with_fix(
+                "start Redis at that address, or point the variable named by `state.redis_url_env` at a reachable one",
+            )
+        })
     }
 
     /// Says whether clients must present a bearer key.

@@ -38,9 +38,15 @@ pub(crate) struct Targets {
 impl Targets {
     /// Builds every route of `settings` (none without a config), reading keys through `env`.
     pub(crate) fn new(settings: Option<Settings>, env: EnvFn) -> Result<Targets> {
+        // The `[state]` table shares breakers with gateways using the same Redis.
+        let state = match &settings {
+            Some(s) => build::state_store(s, &|name| env(name))?,
+            None => None,
+        };
         let options = BuildOptions {
             client: ClientOptions::new().env(move |name| env(name)),
             around_provider: None,
+            state,
         };
         let routes = match &settings {
             Some(s) => {

@@ -1,9 +1,11 @@
 //! Test helpers shared by Switchboard's test suites: fixture loading, wiremock, a
-//! fault-injecting provider over real sockets ([`fault`]) and the chaos soak ([`soak`]).
+//! fault-injecting provider over real sockets ([`fault`]), the chaos soak ([`soak`]) and a
+//! throwaway `redis-server` ([`redis_server`]).
 
 use std::path::PathBuf;
 
 pub mod fault;
+pub mod redis_server;
 pub mod soak;
 
 pub use fault::{Fault, FaultProvider, FaultProviderBuilder, Protocol};

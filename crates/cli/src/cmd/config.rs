@@ -87,6 +87,11 @@ pub(crate) fn resolved(settings: &Settings) -> Value {
         let pending = build::pending_settings(route);
         value["routes"][alias]["not_applied"] = json!(pending);
     }
+    if let Some(state) = &settings.state {
+        let var = &state.redis_url_env;
+        value["state"]["redis_url"] =
+            json!({"env": var, "set": is_set(var), "value": "<redacted>"});
+    }
     value
 }
 
@@ -162,4 +167,22 @@ fn print_human(v: &Value) {
         t.row(vec![alias.clone(), targets, settings.join(" ")]);
     }
     t.print();
+    let state = &v["state"];
+    if state.is_object() {
+        println!("\nstate (breakers shared through Redis)");
+        let mut t = Table::new(&["setting", "value"]);
+        let url = &state["redis_url"];
+        t.row(vec![
+            "redis_url_env".into(),
+            format!(
+                "{} ({})",
+                output::plain(&url["env"]),
+                if url["set"] == true { "set" } else { "NOT SET" }
+            ),
+        ]);
+        for key in ["key_prefix", "ttl_ms", "timeout_ms"] {
+            t.row(vec![key.to_owned(), output::plain(&state[key])]);
+        }
+        t.print();
+    }
 }

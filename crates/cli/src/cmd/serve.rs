@@ -55,6 +55,7 @@ async fn serve(args: &ServeArgs) -> Result<(), Error> {
     let host = settings.server.host.clone();
     let port = settings.server.port;
     let gateway = Gateway::new(settings)?;
+    gateway.check_state().await?;
     let listener = tokio::net::TcpListener::bind((host.as_str(), port))
         .await
         .map_err(|e| {
