@@ -66,7 +66,7 @@ impl RedisStoreBuilder {
     /// Builds the store without contacting Redis; the first command connects.
     ///
     /// # Errors
-    /// [`ErrorKind::Config`] when the URL is not a Redis URL or a duration is zero. The
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) when the URL is not a Redis URL or a duration is zero. The
     /// message shows the URL with its password replaced by `***`.
     pub fn build(self) -> Result<RedisStore> {
         let shown = redact_url(&self.url);
@@ -103,7 +103,7 @@ impl RedisStoreBuilder {
     /// Builds the store and checks that Redis answers.
     ///
     /// # Errors
-    /// As [`RedisStoreBuilder::build`], and [`ErrorKind::Transport`] when Redis cannot be
+    /// As [`RedisStoreBuilder::build`], and [`ErrorKind::Transport`](crate::ErrorKind::Transport) when Redis cannot be
     /// reached.
     pub async fn connect(self) -> Result<RedisStore> {
         let store = self.build()?;
