@@ -354,7 +354,7 @@ impl ChatRequest {
             for part in &message.parts {
                 bytes += match part {
                     Part::Text { text } => text.len(),
-                    Part::ToolCall(c) => c.name.len() + c.arguments.to_string().len(),
+                    Part::ToolCall(c) => c.name.len() + json_len(&c.arguments),
                     Part::ToolResult(r) => r.content.len(),
                     Part::Thinking(t) => t.text.len(),
                     // Images cost roughly a thousand tokens on most providers.
@@ -364,15 +364,47 @@ impl ChatRequest {
             }
         }
         for tool in &self.tools {
-            bytes += tool.name.len() + tool.parameters.to_string().len();
+            bytes += tool.name.len() + json_len(&tool.parameters);
         }
         (bytes as u64).div_ceil(4)
     }
 }
 
+/// The length of `value` written as compact JSON (as `value.to_string()` would write it),
+/// counted without building the text: the estimate runs on every request a target with a
+/// known context window checks, and tool schemas can be large.
+fn json_len(value: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // A `Value` always serialises, and this sink never fails.
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_len_counts_what_to_string_writes() {
+        let value = serde_json::json!({
+            "type": "object",
+            "properties": {"q": {"type": "string", "description": "a \"quoted\" é ✓ \n line"}},
+            "required": ["q"],
+            "n": [1, 2.5, -3, null, true],
+        });
+        assert_eq!(json_len(&value), value.to_string().len());
+        assert_eq!(json_len(&Value::Null), 4);
+    }
     use crate::error::ErrorKind;
     use crate::types::message::ToolCall;
 

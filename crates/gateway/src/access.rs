@@ -12,10 +12,10 @@
 //! the query string or a key. Handlers describe the answer with a [`Served`] response
 //! extension; the middleware adds what every request has.
 
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 use axum::extract::Request;
-use axum::middleware::Next;
 use axum::response::Response;
 use switchboard::{ChatResponse, Usage};
 use tracing::Level;
@@ -43,15 +43,20 @@ pub(crate) struct Served {
     pub(crate) deferred: bool,
 }
 
-/// Middleware that writes one access line per request (streams write theirs at the end).
-pub(crate) async fn log_requests(req: Request, next: Next) -> Response {
+/// Writes one access line for the request `run` answers (streams write theirs at the end).
+/// Nothing is read or kept when no subscriber takes access lines.
+pub(crate) async fn log_requests<F, Fut>(req: Request, run: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
     if !tracing::enabled!(target: TARGET, Level::INFO) {
-        return next.run(req).await;
+        return run(req).await;
     }
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let started = Instant::now();
-    let response = next.run(req).await;
+    let response = run(req).await;
     let served = response.extensions().get::<Served>();
     if !served.is_some_and(|s| s.deferred) {
         line(

@@ -6,7 +6,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -23,6 +23,12 @@ use crate::report::Report;
 use crate::sse;
 use crate::AppState;
 
+// Header names built at compile time rather than parsed on every answer.
+const PROVIDER_HEADER: HeaderName = HeaderName::from_static("x-switchboard-provider");
+const MODEL_HEADER: HeaderName = HeaderName::from_static("x-switchboard-model");
+const ATTEMPTS_HEADER: HeaderName = HeaderName::from_static("x-switchboard-attempts");
+const ACCEL_BUFFERING_HEADER: HeaderName = HeaderName::from_static("x-accel-buffering");
+
 type Shared = State<Arc<AppState>>;
 
 /// Builds the router over the shared state.
@@ -36,9 +42,8 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .fallback(unknown_path)
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),
-            cut_at_grace_end,
+            around_requests,
         ))
-        .layer(axum::middleware::from_fn(access::log_requests))
         .with_state(state)
 }
 
@@ -130,7 +135,7 @@ fn finish(state: &AppState, started: Instant, result: Result<Response, Failure>)
             if let Some(n) = failure.attempts {
                 response
                     .headers_mut()
-                    .insert("x-switchboard-attempts", HeaderValue::from(n));
+                    .insert(ATTEMPTS_HEADER, HeaderValue::from(n));
             }
             response.extensions_mut().insert(Served {
                 route: failure.route,
@@ -152,17 +157,17 @@ fn who_answered(response: &mut Response, served: Served) {
         .as_deref()
         .and_then(|p| HeaderValue::from_str(p).ok())
     {
-        headers.insert("x-switchboard-provider", v);
+        headers.insert(PROVIDER_HEADER, v);
     }
     if let Some(v) = served
         .model
         .as_deref()
         .and_then(|m| HeaderValue::from_str(m).ok())
     {
-        headers.insert("x-switchboard-model", v);
+        headers.insert(MODEL_HEADER, v);
     }
     if let Some(n) = served.attempts {
-        headers.insert("x-switchboard-attempts", HeaderValue::from(n));
+        headers.insert(ATTEMPTS_HEADER, HeaderValue::from(n));
     }
     response.extensions_mut().insert(served);
 }
@@ -253,7 +258,7 @@ async fn chat(
             HeaderValue::from_static("text/event-stream"),
         );
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+        h.insert(ACCEL_BUFFERING_HEADER, HeaderValue::from_static("no"));
         who_answered(&mut response, served);
         return Ok(response);
     }
@@ -459,9 +464,20 @@ async fn metrics(State(state): Shared, headers: HeaderMap) -> Response {
     response
 }
 
+/// What every request passes through: the access log around the cut at the end of the
+/// shutdown grace period. One layer rather than one each, since every `from_fn` layer
+/// clones the inner service and boxes a future per request.
+async fn around_requests(
+    State(state): Shared,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    access::log_requests(req, |req| cut_at_grace_end(&state, req, next)).await
+}
+
 /// Answers 503 for a request still waiting when the shutdown grace period ends.
 async fn cut_at_grace_end(
-    State(state): Shared,
+    state: &AppState,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
