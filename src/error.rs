@@ -6,12 +6,21 @@
 //! another provider might succeed. The error is one pointer wide, so `Result<T>` stays small.
 //!
 //! Errors never carry request headers or keys: providers build them from status codes and
-//! response bodies only.
+//! response bodies only, and every secret the process holds (see [`redact`](crate::redact))
+//! is blanked out of the message, fix and code when the error is built and out of its
+//! whole `Display` and `Debug` text when it is printed, so an upstream that echoes a key
+//! cannot leak it through an error.
 
 use std::fmt;
 use std::time::Duration;
 
+use crate::redact::{scrub, scrub_owned};
 use crate::types::{Capability, ChatResponse, MissingCapability};
+
+/// The longest wait an error may ask for: one day. A longer `Retry-After`, `retry-after-ms`,
+/// `retryDelay` or "try again in" hint is clamped to it, so later arithmetic on the wait
+/// (an instant plus the wait) can never overflow.
+pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// A `Result` whose error is [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -227,7 +236,7 @@ impl Error {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Error {
         Error(Box::new(Inner {
             kind,
-            message: message.into(),
+            message: scrub_owned(message.into()),
             provider: None,
             model: None,
             status: None,
@@ -275,24 +284,25 @@ impl Error {
         self
     }
 
-    /// Sets how long the provider asked us to wait before trying again.
+    /// Sets how long the provider asked us to wait before trying again; a wait longer than
+    /// one day is kept as one day.
     #[must_use]
     pub fn with_retry_after(mut self, retry_after: Duration) -> Error {
-        self.0.retry_after = Some(retry_after);
+        self.0.retry_after = Some(retry_after.min(MAX_RETRY_AFTER));
         self
     }
 
     /// Sets a sentence that tells the caller how to fix the problem.
     #[must_use]
     pub fn with_fix(mut self, fix: impl Into<String>) -> Error {
-        self.0.fix = Some(fix.into());
+        self.0.fix = Some(scrub_owned(fix.into()));
         self
     }
 
     /// Sets the provider's own error code or type (e.g. `insufficient_quota`).
     #[must_use]
     pub fn with_code(mut self, code: impl Into<String>) -> Error {
-        self.0.code = Some(code.into());
+        self.0.code = Some(scrub_owned(code.into()));
         self
     }
 
@@ -541,7 +551,30 @@ impl Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let inner = &self.0;
+        f.write_str(&scrub(&Shown(self).to_string()))
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = if f.alternate() {
+            format!("{:#?}", Raw(self))
+        } else {
+            format!("{:?}", Raw(self))
+        };
+        f.write_str(&scrub(&text))
+    }
+}
+
+/// An error's `Display` text before secrets are scrubbed from it.
+struct Shown<'a>(&'a Error);
+
+/// An error's `Debug` text before secrets are scrubbed from it.
+struct Raw<'a>(&'a Error);
+
+impl fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = &self.0 .0;
         if let Some(provider) = &inner.provider {
             write!(f, "{provider}: ")?;
         }
@@ -567,9 +600,9 @@ impl fmt::Display for Error {
     }
 }
 
-impl fmt::Debug for Error {
+impl fmt::Debug for Raw<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let inner = &self.0;
+        let inner = &self.0 .0;
         let mut d = f.debug_struct("Error");
         d.field("kind", &inner.kind);
         d.field("message", &inner.message);

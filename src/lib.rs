@@ -49,6 +49,7 @@ mod error;
 pub mod fuzzing;
 pub mod middleware;
 pub mod providers;
+pub mod redact;
 pub mod state;
 pub mod types;
 

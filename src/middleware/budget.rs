@@ -321,8 +321,13 @@ impl Reservation {
         st.trials += 1;
     }
 
-    /// Settles to what the response really used (a cache hit used nothing).
+    /// Settles to what the response really used (a cache hit used nothing); a response
+    /// whose usage is unknown keeps the whole reservation as spent.
     fn settle(mut self, response: &ChatResponse) {
+        if response.usage_unknown {
+            let (cost, tokens) = (self.cost, self.tokens);
+            return self.close(cost, tokens);
+        }
         let cached = response
             .attempts
             .last()
@@ -353,6 +358,10 @@ impl Reservation {
     }
 
     fn settle_partial(mut self, partial: &ChatResponse) {
+        if partial.usage_unknown {
+            let (cost, tokens) = (self.cost, self.tokens);
+            return self.close(cost, tokens);
+        }
         let u = &partial.usage;
         let cost = self
             .budget

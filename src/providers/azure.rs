@@ -10,6 +10,10 @@
 //! expiry, and once more when Azure answers 401 (a token revoked or expired early).
 //!
 //! Fetches are single-flight: concurrent calls that all need a token wait for one fetch.
+//! Each call waits at most [`TOKEN_FETCH_LIMIT`] for its token, counting the wait for a
+//! fetch another call started, so a token provider that hangs (an unreachable identity
+//! endpoint) fails calls with [`ErrorKind::Timeout`] instead of holding them, and the
+//! lock, forever. Every token fetched is registered with [`redact`](crate::redact).
 //!
 //! Used by the Chat Completions client with the `azure` profile and by the Responses client
 //! for `azure-responses`.
@@ -27,6 +31,10 @@ use crate::providers::http::Auth;
 
 /// How long before its expiry a cached token is replaced.
 pub const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
+
+/// The longest a call waits for a token from a [`TokenProvider`], including the wait for
+/// a fetch another call started.
+pub const TOKEN_FETCH_LIMIT: Duration = Duration::from_secs(30);
 
 /// A Microsoft Entra ID access token and when it expires.
 #[derive(Clone)]
@@ -136,8 +144,8 @@ impl fmt::Debug for Credential {
 impl From<AzureAuth> for Credential {
     fn from(auth: AzureAuth) -> Credential {
         match auth {
-            AzureAuth::ApiKey(key) => Credential::Fixed(Auth::Header("api-key", key)),
-            AzureAuth::Token(token) => Credential::Fixed(Auth::Bearer(token)),
+            AzureAuth::ApiKey(key) => Credential::Fixed(Auth::header("api-key", key)),
+            AzureAuth::Token(token) => Credential::Fixed(Auth::bearer(token)),
             AzureAuth::TokenProvider(provider) => Credential::Refreshing(Arc::new(TokenCache {
                 provider,
                 cached: tokio::sync::Mutex::new(None),
@@ -198,7 +206,23 @@ pub(crate) struct TokenCache {
 }
 
 impl TokenCache {
+    /// Returns a fresh token, fetching one if needed, within [`TOKEN_FETCH_LIMIT`].
     async fn token(&self, provider_name: &str) -> Result<SecretString> {
+        match tokio::time::timeout(TOKEN_FETCH_LIMIT, self.token_unbounded(provider_name)).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::new(
+                ErrorKind::Timeout,
+                format!(
+                    "the Entra ID token provider gave no token within {}s",
+                    TOKEN_FETCH_LIMIT.as_secs()
+                ),
+            )
+            .with_provider(provider_name)
+            .with_fix("check that the token provider can reach Entra ID (login.microsoftonline.com); a fallback target can answer meanwhile")),
+        }
+    }
+
+    async fn token_unbounded(&self, provider_name: &str) -> Result<SecretString> {
         let mut cached = self.cached.lock().await;
         if let Some(token) = cached.as_ref() {
             if token.expires_at > SystemTime::now() + REFRESH_MARGIN {
@@ -214,6 +238,7 @@ impl TokenCache {
             .with_fix("check the identity the token provider signs in with")
             .with_source(e)
         })?;
+        crate::redact::register_secret(&fresh.token);
         let token = fresh.token.clone();
         *cached = Some(fresh);
         Ok(token)
@@ -316,6 +341,39 @@ mod tests {
             .await;
         assert_eq!(result.unwrap_err().status(), Some(401));
         assert_eq!(tries, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hanging_token_provider_fails_every_waiting_call_within_the_limit() {
+        let cred = Credential::from(AzureAuth::token_provider(|| {
+            std::future::pending::<Result<AzureToken>>()
+        }));
+        let started = tokio::time::Instant::now();
+        // The second caller queues behind the first caller's fetch on the lock.
+        let (a, b) = tokio::join!(cred.auth("azure"), cred.auth("azure"));
+        for result in [a, b] {
+            let err = result.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+            assert!(err.message().contains("30s"), "{err}");
+        }
+        assert_eq!(started.elapsed(), TOKEN_FETCH_LIMIT);
+    }
+
+    #[tokio::test]
+    async fn a_fetched_token_is_scrubbed_from_error_text() {
+        let cred = Credential::from(AzureAuth::token_provider(|| async {
+            Ok(AzureToken::new(
+                "eyJ0eXAiOiJKV1QiLCJhbGciOi.fetched-token",
+                SystemTime::now() + Duration::from_secs(3600),
+            ))
+        }));
+        cred.auth("azure").await.unwrap();
+        let err = Error::from_status(
+            "azure",
+            401,
+            "token eyJ0eXAiOiJKV1QiLCJhbGciOi.fetched-token is expired",
+        );
+        assert!(!err.to_string().contains("fetched-token"), "{err}");
     }
 
     #[tokio::test]

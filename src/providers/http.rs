@@ -14,7 +14,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::cassette::Cassette;
 use super::sse::{decode_stream_limited, SseEvent};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result, MAX_RETRY_AFTER};
 
 /// Timeouts and limits for one provider's HTTP calls.
 #[derive(Clone, Debug)]
@@ -57,6 +57,19 @@ pub(crate) enum Auth {
 }
 
 impl Auth {
+    /// Sends `key` as `Authorization: Bearer <key>`, registering it with
+    /// [`redact`](crate::redact) so no error or log can show it.
+    pub(crate) fn bearer(key: SecretString) -> Auth {
+        crate::redact::register_secret(&key);
+        Auth::Bearer(key)
+    }
+
+    /// Sends `key` in the header `name`, registering it with [`redact`](crate::redact).
+    pub(crate) fn header(name: &'static str, key: SecretString) -> Auth {
+        crate::redact::register_secret(&key);
+        Auth::Header(name, key)
+    }
+
     /// Returns the key, if any.
     pub(crate) fn secret(&self) -> Option<&SecretString> {
         match self {
@@ -434,16 +447,16 @@ fn describe(e: &reqwest::Error) -> String {
 }
 
 /// Reads how long to wait from `retry-after-ms` (milliseconds, preferred) or `Retry-After`
-/// (delta-seconds, fractional accepted, or an HTTP date).
+/// (delta-seconds, fractional accepted, or an HTTP date). Every wait is clamped (see
+/// [`wait_from_secs`]); a value that is not a number or a date is ignored.
 pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    if let Some(ms) = headers
+    if let Some(wait) = headers
         .get("retry-after-ms")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<f64>().ok())
+        .and_then(|ms| wait_from_secs(ms / 1000.0))
     {
-        if ms.is_finite() {
-            return Some(Duration::from_secs_f64(ms.max(0.0) / 1000.0));
-        }
+        return Some(wait);
     }
     let value = headers.get("retry-after")?.to_str().ok()?.trim();
     parse_retry_after(value, SystemTime::now())
@@ -452,12 +465,41 @@ pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 /// Parses a `Retry-After` value relative to `now`.
 pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     if let Ok(secs) = value.parse::<f64>() {
-        return secs
-            .is_finite()
-            .then(|| Duration::from_secs_f64(secs.max(0.0)));
+        return wait_from_secs(secs);
     }
     let when = httpdate::parse_http_date(value).ok()?;
-    Some(when.duration_since(now).unwrap_or(Duration::ZERO))
+    Some(
+        when.duration_since(now)
+            .unwrap_or(Duration::ZERO)
+            .min(MAX_RETRY_AFTER),
+    )
+}
+
+/// Turns a number of seconds an upstream asked us to wait into a wait we can take:
+/// negative is no wait, more than a day (infinity included) is a day, and NaN is no hint
+/// at all. `Duration::from_secs_f64` would panic on most of these.
+pub(crate) fn wait_from_secs(secs: f64) -> Option<Duration> {
+    if secs.is_nan() {
+        return None;
+    }
+    if secs >= MAX_RETRY_AFTER.as_secs_f64() {
+        return Some(MAX_RETRY_AFTER);
+    }
+    Some(Duration::try_from_secs_f64(secs.max(0.0)).unwrap_or(MAX_RETRY_AFTER))
+}
+
+/// The error for a stream whose body ended before the protocol's end marker (`terminator`,
+/// e.g. `data: [DONE]` or `message_stop`): the connection was cut, even if a finish reason
+/// had already arrived, so the answer's usage (sent last) is missing too. Before any
+/// content it is a retryable transport failure; after it, the stream's end turns it into
+/// [`ErrorKind::StreamInterrupted`] with the partial answer.
+pub(crate) fn ended_before(provider: &str, terminator: &str) -> Error {
+    Error::new(
+        ErrorKind::Transport,
+        format!("the stream ended before its `{terminator}` end marker: the connection was cut, so the answer and its usage may be incomplete"),
+    )
+    .with_provider(provider)
+    .with_fix("retry the request; a fallback target can answer meanwhile")
 }
 
 /// The fix for a request a provider refused as too large (HTTP 413).
@@ -555,6 +597,43 @@ mod tests {
         );
         assert_eq!(parse_retry_after("soon", now), None);
         assert_eq!(parse_retry_after("-3", now), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn huge_negative_and_non_numeric_waits_are_clamped_not_panics() {
+        let day = MAX_RETRY_AFTER;
+        let now = SystemTime::now();
+        for (value, expected) in [
+            ("1e20", Some(day)),
+            ("1e308", Some(day)),
+            ("inf", Some(day)),
+            ("-inf", Some(Duration::ZERO)),
+            ("-1e20", Some(Duration::ZERO)),
+            ("NaN", None),
+            ("86399", Some(Duration::from_secs(86_399))),
+        ] {
+            assert_eq!(parse_retry_after(value, now), expected, "{value}");
+        }
+        for (ms, expected) in [
+            ("1e30", Some(day)),
+            ("inf", Some(day)),
+            ("-5", Some(Duration::ZERO)),
+            ("1500", Some(Duration::from_millis(1500))),
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert("retry-after-ms", HeaderValue::from_static(ms));
+            assert_eq!(retry_after(&h), expected, "retry-after-ms: {ms}");
+        }
+        // A NaN in milliseconds falls back to the seconds header.
+        let mut h = HeaderMap::new();
+        h.insert("retry-after-ms", HeaderValue::from_static("NaN"));
+        h.insert("retry-after", HeaderValue::from_static("4"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(4)));
+        // A date far in the future is a day too.
+        assert_eq!(
+            parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", now),
+            Some(day)
+        );
     }
 
     #[test]

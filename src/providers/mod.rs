@@ -10,6 +10,7 @@ pub mod gemini;
 pub mod http;
 pub mod openai;
 pub mod openai_responses;
+mod path;
 pub mod sse;
 
 pub use create::{

@@ -138,6 +138,44 @@ impl fmt::Debug for RedisStore {
     }
 }
 
+/// Registers the password of a Redis URL (as written and percent-decoded) with
+/// [`redact`](crate::redact), so no error or log line can show it.
+pub(crate) fn register_password(url: &str) {
+    let Ok(parsed) = reqwest::Url::parse(url) else {
+        return;
+    };
+    if let Some(password) = parsed.password() {
+        crate::redact::register(password);
+        if let Ok(decoded) = percent_decode(password) {
+            crate::redact::register(&decoded);
+        }
+    }
+}
+
+/// Decodes `%XX` escapes (a URL's userinfo keeps them).
+fn percent_decode(text: &str) -> std::result::Result<String, std::string::FromUtf8Error> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out)
+}
+
 /// Replaces the password of a Redis URL with `***`, for messages and logs.
 pub fn redact_url(url: &str) -> String {
     match reqwest::Url::parse(url) {
@@ -203,7 +241,8 @@ enum Fault {
 impl fmt::Display for Fault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Fault::Redis(e) => write!(f, "{e}"),
+            // A Redis error's text is the server's; scrub it like any upstream's.
+            Fault::Redis(e) => f.write_str(&crate::redact::scrub(&e.to_string())),
             Fault::Timeout => f.write_str("no answer in time"),
             Fault::Waiting => f.write_str("the last connection attempt failed moments ago"),
             Fault::Contended => f.write_str("the record kept changing under the update"),

@@ -267,6 +267,13 @@ pub struct ChatResponse {
     pub parts: Vec<Part>,
     /// Token counts.
     pub usage: Usage,
+    /// Says the provider's final token counts never arrived, so [`usage`](Self::usage) may
+    /// undercount: a partial answer whose stream broke before any usage report, or a Gemini
+    /// stream (whose protocol has no end marker) that ended without usage on its last
+    /// chunk. A [`Budget`](crate::Budget) keeps such a call's whole reservation as spent
+    /// rather than charge what was seen.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub usage_unknown: bool,
     /// Why generation stopped.
     pub finish_reason: FinishReason,
     /// The provider's id for this response.
@@ -383,7 +390,9 @@ pub(crate) mod duration_ms {
                 "latency must be a non-negative number of ms",
             ));
         }
-        Ok(Duration::from_secs_f64(ms / 1000.0))
+        Duration::try_from_secs_f64(ms / 1000.0).map_err(|_| {
+            serde::de::Error::custom("latency is too large to be a duration (ms past 1.8e22)")
+        })
     }
 }
 

@@ -114,6 +114,7 @@ pub struct StreamAccumulator {
     tool_args: HashMap<usize, (usize, String)>,
     finished: bool,
     saw_content: bool,
+    saw_usage: bool,
 }
 
 impl StreamAccumulator {
@@ -128,6 +129,7 @@ impl StreamAccumulator {
             tool_args: HashMap::new(),
             finished: false,
             saw_content: false,
+            saw_usage: false,
         }
     }
 
@@ -224,7 +226,10 @@ impl StreamAccumulator {
                         .insert(*index, (parts.len() - 1, arguments.clone()));
                 }
             }
-            StreamEvent::Usage { usage } => self.response.usage.merge(usage),
+            StreamEvent::Usage { usage } => {
+                self.saw_usage = true;
+                self.response.usage.merge(usage);
+            }
             StreamEvent::Finish { reason } => {
                 self.finished = true;
                 self.response.finish_reason = reason.clone();
@@ -233,10 +238,14 @@ impl StreamAccumulator {
         }
     }
 
-    /// Returns the response as it stands (tool arguments parsed so far).
+    /// Returns the response as it stands (tool arguments parsed so far): the partial answer
+    /// of a stream that broke. Its usage is marked
+    /// [`usage_unknown`](ChatResponse::usage_unknown) when no usage report had arrived, so
+    /// a budget never charges a broken stream nothing.
     pub fn snapshot(&self) -> ChatResponse {
         let mut response = self.response.clone();
         fill_tool_arguments(&mut response.parts, &self.tool_args);
+        response.usage_unknown |= !self.saw_usage;
         response
     }
 

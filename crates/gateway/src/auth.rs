@@ -55,9 +55,12 @@ impl ApiKeys {
         Ok(keys)
     }
 
-    /// Adds a key.
+    /// Adds a key, registering it with [`switchboard::redact`] so no error, log line or
+    /// answer can show it.
     pub fn push(&mut self, key: impl Into<String>) {
-        self.keys.push(SecretString::from(key.into()));
+        let key = key.into();
+        switchboard::redact::register(&key);
+        self.keys.push(SecretString::from(key));
     }
 
     /// Says whether no keys are configured (so no authentication is asked).

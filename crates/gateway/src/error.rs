@@ -3,6 +3,7 @@
 //! | what happened | status | `type` / `code` |
 //! | --- | --- | --- |
 //! | bad JSON, a bad field, an upstream 400 about the request | 400 | `invalid_request_error` |
+//! | a model name that could reshape an upstream URL (`/`, `..`, `?`, `#`, `%`, …) | 400 | `invalid_request_error` / `invalid_model` |
 //! | missing or wrong gateway key | 401 | `authentication_error` / `invalid_api_key` |
 //! | unknown model or alias | 404 | `invalid_request_error` / `model_not_found` |
 //! | body over `max_body_bytes` | 413 | `invalid_request_error` / `request_too_large` |
@@ -76,6 +77,12 @@ impl ApiError {
             .code("model_not_found");
         e.param = Some("model".to_owned());
         e
+    }
+
+    /// A 400 for a model name the library refused to put in an upstream URL (see
+    /// `switchboard::providers` path checks): the client's request is at fault.
+    pub(crate) fn bad_model(err: &Error) -> ApiError {
+        ApiError::invalid(err.to_string(), Some("model")).with_code_of(err)
     }
 
     /// A 404 for a path the gateway does not serve.

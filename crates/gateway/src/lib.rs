@@ -168,6 +168,9 @@ impl AppState {
                 }
                 let route =
                     build::build_direct(&direct.settings, model, &direct.options).map_err(|e| {
+                        if e.kind() == ErrorKind::InvalidRequest {
+                            return error::ApiError::bad_model(&e);
+                        }
                         error::ApiError::model_not_found(format!(
                             "the gateway cannot serve `{model}`: {}{}",
                             e.message(),

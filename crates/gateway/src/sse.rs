@@ -3,7 +3,8 @@
 //! The first content chunk carries `role: assistant`; text, reasoning
 //! (`reasoning_content`) and tool-call pieces follow as deltas; the finish reason comes in
 //! its own chunk; with `stream_options.include_usage` a last chunk with empty `choices`
-//! carries usage; then `data: [DONE]`. A failure after the stream started ends it with one
+//! carries usage (left out when the provider never reported it, rather than sent as
+//! zero); then `data: [DONE]`. A failure after the stream started ends it with one
 //! `data: {"error": {...}}` event and no `[DONE]`, so no client mistakes a cut answer for
 //! a complete one.
 
@@ -217,7 +218,8 @@ impl State {
                     self.delta(wire::Delta::default());
                 }
                 self.finish(finish_word(response.finish_reason.kind));
-                if self.ctx.include_usage {
+                // Usage the provider never reported is not sent as a count of zero.
+                if self.ctx.include_usage && !response.usage_unknown {
                     let usage = self.usage.unwrap_or(response.usage);
                     let mut chunk = self.chunk(wire::Delta::default(), None);
                     chunk.choices.clear();

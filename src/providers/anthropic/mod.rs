@@ -320,7 +320,7 @@ impl AnthropicClientBuilder {
                         &model,
                     ))
                     .with_endpoint(&url, Some(&key_fingerprint(&api_key))),
-                auth: Auth::Header("x-api-key", api_key),
+                auth: Auth::header("x-api-key", api_key),
                 url,
                 transport,
                 keep_raw: self.keep_raw,

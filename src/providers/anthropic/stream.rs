@@ -14,10 +14,12 @@ use super::convert::{finish_reason, usage};
 use super::error::stream_error;
 use super::wire::{Delta, ResponseBlock, StreamPayload, WireUsage};
 use crate::error::{Error, Result};
+use crate::providers::http::ended_before;
 use crate::providers::sse::SseEvent;
 use crate::types::StreamEvent;
 
-/// Turns decoded SSE events into stream events; ends after `message_stop` or an error.
+/// Turns decoded SSE events into stream events; ends after `message_stop` or an error, and
+/// a body that ends before either ends with an [`ended_before`] error.
 pub(crate) fn events(
     sse: BoxStream<'static, Result<SseEvent>>,
     provider: String,
@@ -58,7 +60,13 @@ pub(crate) fn events(
                     st.ended = true;
                     return Some((Err(err), st));
                 }
-                None => return None,
+                // A body that ends before `message_stop` was cut, even after `message_delta`
+                // brought the stop reason: the answer is not known to be whole.
+                None => {
+                    st.ended = true;
+                    let cut = ended_before(&st.mapper.provider, "message_stop");
+                    return Some((Err(cut), st));
+                }
             }
         }
     })
@@ -228,6 +236,35 @@ mod tests {
             data: data.to_owned(),
             ..SseEvent::default()
         }
+    }
+
+    #[tokio::test]
+    async fn a_stream_cut_after_message_delta_is_interrupted() {
+        use crate::types::{ChatStream, StreamMeta};
+        let lines = [
+            r#"{"type":"message_start","message":{"id":"m","model":"c","usage":{"input_tokens":5,"output_tokens":1}}}"#,
+            r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}}"#,
+            r#"{"type":"content_block_stop","index":0}"#,
+            r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":2}}"#,
+        ];
+        let run = |with_stop: bool| {
+            let mut all: Vec<Result<SseEvent>> = lines.iter().map(|l| Ok(sse(l))).collect();
+            if with_stop {
+                all.push(Ok(sse(r#"{"type":"message_stop"}"#)));
+            }
+            ChatStream::from_events(
+                StreamMeta::new("anthropic", "c"),
+                events(stream::iter(all).boxed(), "anthropic".to_owned(), None),
+            )
+            .collect_response()
+        };
+        let err = run(false).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::StreamInterrupted, "{err}");
+        assert!(err.message().contains("message_stop"), "{err}");
+        assert_eq!(err.partial().unwrap().text(), "Hi");
+        let whole = run(true).await.unwrap();
+        assert_eq!(whole.usage.output_tokens, 2);
     }
 
     #[test]

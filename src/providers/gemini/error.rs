@@ -30,7 +30,7 @@ use serde_json::Value;
 
 use super::wire::{ErrorEnvelope, ErrorStatus};
 use crate::error::{Error, ErrorKind};
-use crate::providers::http::{retry_after, too_large_message, TOO_LARGE_FIX};
+use crate::providers::http::{retry_after, too_large_message, wait_from_secs, TOO_LARGE_FIX};
 
 /// Maps a non-2xx answer to an [`Error`] with the kind, status, retry hint and code.
 pub(crate) fn map_error(provider: &str, status: u16, headers: &HeaderMap, body: &[u8]) -> Error {
@@ -194,10 +194,14 @@ fn retry_delay(rpc: &ErrorStatus) -> Option<Duration> {
         .find_map(|d| d.retry_delay.as_deref().and_then(parse_duration))
 }
 
-/// Parses a protobuf JSON Duration (`"37s"`, `"1.5s"`, `"0.250s"`).
+/// Parses a protobuf JSON Duration (`"37s"`, `"1.5s"`, `"0.250s"`), clamped like every
+/// wait (see [`wait_from_secs`]).
 fn parse_duration(text: &str) -> Option<Duration> {
     let secs: f64 = text.trim().strip_suffix('s')?.trim().parse().ok()?;
-    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+    if secs < 0.0 {
+        return None;
+    }
+    wait_from_secs(secs)
 }
 
 /// The start of a body that is not a Google error envelope, for the message.
@@ -224,6 +228,19 @@ mod tests {
         assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
         assert_eq!(parse_duration("37"), None);
         assert_eq!(parse_duration("-1s"), None);
+    }
+
+    #[test]
+    fn a_huge_or_odd_retry_delay_is_clamped_not_a_panic() {
+        let day = crate::error::MAX_RETRY_AFTER;
+        assert_eq!(parse_duration("1e20s"), Some(day));
+        assert_eq!(parse_duration("infs"), Some(day));
+        assert_eq!(parse_duration("NaNs"), None);
+        assert_eq!(parse_duration("-infs"), None);
+        let body = br#"{"error":{"code":429,"message":"slow down","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"1e20s"}]}}"#;
+        let err = map_error("gemini", 429, &HeaderMap::new(), body);
+        assert_eq!(err.kind(), ErrorKind::RateLimited);
+        assert_eq!(err.retry_after(), Some(day));
     }
 
     #[test]

@@ -59,6 +59,7 @@ use crate::client::{BoxFuture, ChatClient, ClientInfo};
 use crate::error::{Error, ErrorKind, Result};
 use crate::middleware::key_fingerprint;
 use crate::providers::http::{parse_json, Auth, HttpSettings, Transport};
+use crate::providers::path;
 use crate::types::{
     new_request_id, Attempt, Capabilities, ChatRequest, ChatResponse, ChatStream, EmbedRequest,
     EmbedResponse, StreamMeta,
@@ -126,9 +127,14 @@ impl GeminiClient {
         GeminiClientBuilder::default()
     }
 
-    /// Returns `{root}/v1beta/models/{model}:{method}`.
+    /// Returns `{root}/v1beta/models/{model}:{method}`, the model percent-encoded (it was
+    /// checked when the client was built).
     fn url(&self, method: &str) -> String {
-        format!("{}/v1beta/models/{}:{method}", self.root, self.info.model())
+        format!(
+            "{}/v1beta/models/{}:{method}",
+            self.root,
+            path::encode(self.info.model())
+        )
     }
 
     fn tag(&self) -> impl Fn(Error) -> Error + '_ {
@@ -193,10 +199,16 @@ impl GeminiClient {
                 error::map_error,
             )
             .await?;
-        Ok(ChatStream::from_events(
-            meta,
-            stream::events(PROVIDER.to_owned(), sse),
-        ))
+        let (events, final_usage) = stream::events_watching_usage(PROVIDER.to_owned(), sse);
+        // Gemini has no end marker: without usage on the finishing chunk, the final counts
+        // may have been lost, so the usage is marked unknown (budgets keep the reservation).
+        Ok(
+            ChatStream::from_events(meta, events).map_response(move |response| {
+                if !final_usage.load(std::sync::atomic::Ordering::Acquire) {
+                    response.usage_unknown = true;
+                }
+            }),
+        )
     }
 
     async fn embed_all(&self, req: &EmbedRequest) -> Result<EmbedResponse> {
@@ -339,7 +351,9 @@ impl GeminiClientBuilder {
     ///
     /// # Errors
     /// [`ErrorKind::Config`] when the model or the key is missing or empty, or the HTTP
-    /// client cannot be built.
+    /// client cannot be built; [`ErrorKind::InvalidRequest`] when the model name holds
+    /// `/`, `?`, `#`, `%`, `..`, whitespace or a control character, which could reshape the
+    /// URL it goes into.
     pub fn build(self) -> Result<GeminiClient> {
         let model = self
             .model
@@ -354,6 +368,8 @@ impl GeminiClientBuilder {
                     "call `.model(\"gemini-2.5-flash\")` on the builder",
                 )
             })?;
+        // The model becomes a path segment: refuse one that could reshape the URL.
+        path::segment(PROVIDER, "model", &model)?;
         let key = self
             .api_key
             .filter(|k| !secrecy::ExposeSecret::expose_secret(k).trim().is_empty())
@@ -381,7 +397,7 @@ impl GeminiClientBuilder {
                 ))
                 .with_endpoint(&root, Some(&key_fingerprint(&key))),
             transport: Transport::new(PROVIDER, self.http)?,
-            auth: Auth::Header("x-goog-api-key", key),
+            auth: Auth::header("x-goog-api-key", key),
             root,
             keep_raw: self.keep_raw,
         })

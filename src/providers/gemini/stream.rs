@@ -12,6 +12,9 @@
 //! exactly where Gemini streams it (an empty final text part). Function call signatures stay
 //! on their calls.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use futures_util::stream::{self, BoxStream, StreamExt};
 use serde_json::Value;
 
@@ -23,19 +26,34 @@ use crate::providers::sse::SseEvent;
 use crate::types::StreamEvent;
 
 /// Maps the SSE events of one answer to stream events (errors pass through typed).
+#[cfg_attr(not(any(test, feature = "fuzzing")), allow(dead_code))]
 pub(crate) fn events(
     provider: String,
     sse: BoxStream<'static, Result<SseEvent>>,
 ) -> BoxStream<'static, Result<StreamEvent>> {
+    events_watching_usage(provider, sse).0
+}
+
+/// Like [`events`], also returning a flag that turns true once usage arrives on (or after)
+/// the chunk with the finish reason. Gemini streams have no end marker, so a stream that
+/// ends without it may have lost its final counts: the client marks such an answer's usage
+/// unknown.
+pub(crate) fn events_watching_usage(
+    provider: String,
+    sse: BoxStream<'static, Result<SseEvent>>,
+) -> (BoxStream<'static, Result<StreamEvent>>, Arc<AtomicBool>) {
     let mut mapper = Mapper::new(provider);
-    sse.flat_map(move |item| {
-        let out: Vec<Result<StreamEvent>> = match item {
-            Ok(event) => mapper.map(&event),
-            Err(err) => vec![Err(err)],
-        };
-        stream::iter(out)
-    })
-    .boxed()
+    let final_usage = Arc::clone(&mapper.final_usage);
+    let events = sse
+        .flat_map(move |item| {
+            let out: Vec<Result<StreamEvent>> = match item {
+                Ok(event) => mapper.map(&event),
+                Err(err) => vec![Err(err)],
+            };
+            stream::iter(out)
+        })
+        .boxed();
+    (events, final_usage)
 }
 
 /// The state carried across chunks.
@@ -47,6 +65,8 @@ struct Mapper {
     saw_call: bool,
     tool_index: usize,
     ids: CallIds,
+    /// Usage arrived on or after the chunk with the finish reason.
+    final_usage: Arc<AtomicBool>,
 }
 
 impl Mapper {
@@ -58,6 +78,7 @@ impl Mapper {
             saw_call: false,
             tool_index: 0,
             ids: CallIds::default(),
+            final_usage: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -80,6 +101,15 @@ impl Mapper {
     }
 
     fn chunk(&mut self, chunk: GenerateContentResponse) -> Vec<Result<StreamEvent>> {
+        let has_usage = chunk.usage_metadata.is_some();
+        let out = self.chunk_parts(chunk);
+        if has_usage && self.finished {
+            self.final_usage.store(true, Ordering::Release);
+        }
+        out
+    }
+
+    fn chunk_parts(&mut self, chunk: GenerateContentResponse) -> Vec<Result<StreamEvent>> {
         let mut out = Vec::new();
         if !self.started {
             self.started = true;

@@ -20,7 +20,7 @@ use std::time::Duration;
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 
-use crate::error::{Error, ErrorKind};
+use crate::error::{Error, ErrorKind, MAX_RETRY_AFTER};
 use crate::providers::http::status_error;
 
 /// What an error body said, whatever its shape.
@@ -226,9 +226,13 @@ fn go_duration(text: &str) -> Option<Duration> {
     }
     // Whole nanoseconds, rounded: 1.574 s is not exact in binary and would truncate to
     // 1.573999999 s.
-    let nanos = (secs * 1e9).round();
-    (parsed && nanos.is_finite() && nanos <= u64::MAX as f64)
-        .then(|| Duration::from_nanos(nanos as u64))
+    if !parsed {
+        return None;
+    }
+    if secs >= MAX_RETRY_AFTER.as_secs_f64() {
+        return Some(MAX_RETRY_AFTER);
+    }
+    Some(Duration::from_nanos((secs * 1e9).round() as u64))
 }
 
 /// Adds the wait a rate-limit message asks for, unless a header already gave one.
@@ -429,6 +433,11 @@ mod tests {
         }
         assert_eq!(retry_hint("Please try again in 7.66s."), Some(ms(7660)));
         assert_eq!(retry_hint("Please try again later."), None);
+        // Waits past a day, even past what a Duration can hold, are a day.
+        let huge = format!("{}h", "9".repeat(400));
+        for long in ["99999999999999999999h", "25h", huge.as_str()] {
+            assert_eq!(go_duration(long), Some(MAX_RETRY_AFTER), "{long}");
+        }
     }
 
     #[test]

@@ -35,6 +35,7 @@ use crate::client::{BoxFuture, ChatClient, ClientInfo};
 use crate::error::{Error, ErrorKind, Result};
 use crate::providers::azure::{AzureAuth, Credential};
 use crate::providers::http::{parse_json, Auth, HttpSettings, Transport};
+use crate::providers::path;
 use crate::types::{
     new_request_id, Attempt, ChatRequest, ChatResponse, ChatStream, EmbedRequest, EmbedResponse,
     StreamMeta, Usage,
@@ -117,8 +118,8 @@ impl OpenAiClient {
             UrlStyle::AzureDeployment => format!(
                 "{}/openai/deployments/{}/{path}?api-version={}",
                 inner.base_url,
-                encode_path_segment(inner.info.model()),
-                encode_path_segment(&inner.api_version)
+                path::encode(inner.info.model()),
+                path::encode(&inner.api_version)
             ),
             _ => format!("{}/{path}", inner.base_url),
         }
@@ -396,6 +397,8 @@ impl OpenAiClientBuilder {
     /// [`ErrorKind::Config`] when no model is set, when there is no base URL (the
     /// `openai-compatible` profile has no default) or it is not an `http(s)` URL, or when
     /// the profile requires a key and none is set; the message names the variables to set.
+    /// [`ErrorKind::InvalidRequest`] when an Azure deployment name holds `/`, `?`, `#`,
+    /// `%`, `..`, whitespace or a control character, which could reshape the URL.
     pub fn build(self) -> Result<OpenAiClient> {
         let profile = self.profile;
         let name = profile.name;
@@ -422,6 +425,8 @@ impl OpenAiClientBuilder {
             })?;
         let mut base_url = base_url.trim().trim_end_matches('/').to_owned();
         if profile.url_style == UrlStyle::AzureDeployment {
+            // The deployment name becomes a path segment: refuse one that could reshape it.
+            path::segment(name, "deployment", &model)?;
             // The endpoint is the resource root; accept it with the `/openai` suffix too.
             if let Some(root) = base_url.strip_suffix("/openai") {
                 base_url = root.to_owned();
@@ -443,8 +448,8 @@ impl OpenAiClientBuilder {
         let credential = match (self.azure_auth, key) {
             (Some(auth), _) => Credential::from(auth),
             (None, Some(key)) => Credential::Fixed(match profile.auth_style {
-                AuthStyle::AzureApiKey => Auth::Header("api-key", key),
-                _ => Auth::Bearer(key),
+                AuthStyle::AzureApiKey => Auth::header("api-key", key),
+                _ => Auth::bearer(key),
             }),
             (None, None) if profile.url_style == UrlStyle::AzureDeployment => {
                 return Err(Error::new(
@@ -492,20 +497,6 @@ impl OpenAiClientBuilder {
             }),
         })
     }
-}
-
-/// Percent-encodes a value for one URL path segment or query value (deployment names and
-/// versions are plain, but nothing the caller passes may reshape the URL).
-pub(crate) fn encode_path_segment(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for byte in value.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
 }
 
 /// Compile-time checks that the promised auto traits hold.

@@ -3,8 +3,11 @@
 //! OpenAI sends `data:` lines holding `chat.completion.chunk` objects and ends with
 //! `data: [DONE]`. The chunk with `finish_reason` is not the last one: with
 //! `include_usage` a usage chunk with empty `choices` follows it, so the mapper keeps
-//! reading until `[DONE]` or the end of the body. An `{"error": ...}` object in place of a
-//! chunk becomes a typed error.
+//! reading until `[DONE]`. A body that ends without `[DONE]` was cut — even after the
+//! finish reason, the usage chunk is lost — and ends the events with an error (so the
+//! stream is [`ErrorKind::StreamInterrupted`](crate::ErrorKind::StreamInterrupted), never a
+//! complete answer that cost nothing). An `{"error": ...}` object in place of a chunk
+//! becomes a typed error.
 //!
 //! Reference: <https://platform.openai.com/docs/api-reference/chat-streaming>.
 
@@ -17,6 +20,7 @@ use super::convert::{finish_reason, usage};
 use super::error::reported_error;
 use super::wire;
 use crate::error::{Error, Result};
+use crate::providers::http::ended_before;
 use crate::providers::sse::SseEvent;
 use crate::types::StreamEvent;
 
@@ -26,6 +30,8 @@ pub(crate) struct ChunkMapper {
     provider: String,
     started: bool,
     refused: bool,
+    /// `[DONE]` arrived.
+    terminated: bool,
     /// Wire tool-call index → (our index, call id).
     calls: HashMap<usize, (usize, String)>,
     next_call: usize,
@@ -45,6 +51,7 @@ impl ChunkMapper {
             provider: provider.into(),
             started: false,
             refused: false,
+            terminated: false,
             calls: HashMap::new(),
             next_call: 0,
         }
@@ -58,6 +65,7 @@ impl ChunkMapper {
     ) -> Flow {
         let data = event.data.trim();
         if data == "[DONE]" {
+            self.terminated = true;
             return Flow::Stop;
         }
         if data.is_empty() {
@@ -161,8 +169,9 @@ impl ChunkMapper {
     }
 }
 
-/// Maps a stream of SSE events from `provider` into stream events, ending at `[DONE]`, at
-/// the first error, or at the end of the body.
+/// Maps a stream of SSE events from `provider` into stream events, ending at `[DONE]` or
+/// at the first error; a body that ends before either ends with an
+/// [`ended_before`] error.
 pub(crate) fn events(
     provider: &str,
     sse: BoxStream<'static, Result<SseEvent>>,
@@ -197,7 +206,14 @@ pub(crate) fn events(
                     st.done = true;
                     st.queue.push_back(Err(err));
                 }
-                None => st.done = true,
+                None => {
+                    st.done = true;
+                    if !st.mapper.terminated {
+                        let provider = st.mapper.provider.clone();
+                        st.queue
+                            .push_back(Err(ended_before(&provider, "data: [DONE]")));
+                    }
+                }
             }
         }
     })
@@ -206,6 +222,62 @@ pub(crate) fn events(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::types::{ChatStream, StreamMeta};
+    use crate::ErrorKind;
+
+    fn sse_of(lines: &[&str]) -> BoxStream<'static, Result<SseEvent>> {
+        let events: Vec<Result<SseEvent>> = lines
+            .iter()
+            .map(|line| {
+                Ok(SseEvent {
+                    data: (*line).to_owned(),
+                    ..SseEvent::default()
+                })
+            })
+            .collect();
+        stream::iter(events).boxed()
+    }
+
+    const TEXT: &str =
+        r#"{"id":"c1","model":"gpt-4o","choices":[{"index":0,"delta":{"content":"Hi"}}]}"#;
+    const FINISH: &str = r#"{"id":"c1","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#;
+    const USAGE: &str = r#"{"id":"c1","choices":[],"usage":{"prompt_tokens":9,"completion_tokens":2,"total_tokens":11}}"#;
+
+    #[tokio::test]
+    async fn a_stream_cut_after_its_finish_reason_is_interrupted_not_free() {
+        let stream = ChatStream::from_events(
+            StreamMeta::new("openai", "gpt-4o"),
+            events("openai", sse_of(&[TEXT, FINISH])),
+        );
+        let err = stream.collect_response().await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::StreamInterrupted, "{err}");
+        assert!(err.message().contains("[DONE]"), "{err}");
+        let partial = err.partial().expect("the partial answer");
+        assert_eq!(partial.text(), "Hi");
+        assert!(partial.usage_unknown, "no usage report arrived");
+    }
+
+    #[tokio::test]
+    async fn a_stream_cut_after_its_usage_chunk_is_still_interrupted() {
+        let stream = ChatStream::from_events(
+            StreamMeta::new("openai", "gpt-4o"),
+            events("openai", sse_of(&[TEXT, FINISH, USAGE])),
+        );
+        let err = stream.collect_response().await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::StreamInterrupted, "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_stream_with_its_done_line_completes_with_its_usage() {
+        let stream = ChatStream::from_events(
+            StreamMeta::new("openai", "gpt-4o"),
+            events("openai", sse_of(&[TEXT, FINISH, USAGE, "[DONE]"])),
+        );
+        let response = stream.collect_response().await.unwrap();
+        assert_eq!(response.text(), "Hi");
+        assert_eq!(response.usage.output_tokens, 2);
+        assert!(!response.usage_unknown);
+    }
 
     fn run(lines: &[&str]) -> Vec<Result<StreamEvent>> {
         let mut mapper = ChunkMapper::new("p");

@@ -394,8 +394,8 @@ impl OpenAiResponsesClientBuilder {
             .filter(|k| !k.expose_secret().trim().is_empty());
         let credential = match (self.azure_auth, key) {
             (Some(auth), _) => Credential::from(auth),
-            (None, Some(key)) if self.azure => Credential::Fixed(Auth::Header("api-key", key)),
-            (None, Some(key)) => Credential::Fixed(Auth::Bearer(key)),
+            (None, Some(key)) if self.azure => Credential::Fixed(Auth::header("api-key", key)),
+            (None, Some(key)) => Credential::Fixed(Auth::bearer(key)),
             (None, None) => {
                 return Err(Error::new(
                     ErrorKind::Config,

@@ -30,6 +30,7 @@ use super::convert::{finish_reason, usage};
 use super::error::reported_error;
 use super::wire;
 use crate::error::{Error, Result};
+use crate::providers::http::ended_before;
 use crate::providers::sse::SseEvent;
 use crate::types::StreamEvent;
 
@@ -249,7 +250,8 @@ impl EventMapper {
 }
 
 /// Maps a stream of SSE events from `provider` into stream events, ending at the terminal
-/// event, at the first error, or at the end of the body.
+/// event or at the first error; a body that ends before either ends with an
+/// [`ended_before`] error.
 pub(crate) fn events(
     provider: &str,
     sse: BoxStream<'static, Result<SseEvent>>,
@@ -284,7 +286,11 @@ pub(crate) fn events(
                     st.done = true;
                     st.queue.push_back(Err(err));
                 }
-                None => st.done = true,
+                None => {
+                    st.done = true;
+                    let cut = ended_before(&st.mapper.provider, "response.completed");
+                    st.queue.push_back(Err(cut));
+                }
             }
         }
     })

@@ -69,6 +69,7 @@ impl RedisStoreBuilder {
     /// [`ErrorKind::Config`](crate::ErrorKind::Config) when the URL is not a Redis URL or a duration is zero. The
     /// message shows the URL with its password replaced by `***`.
     pub fn build(self) -> Result<RedisStore> {
+        super::register_password(&self.url);
         let shown = redact_url(&self.url);
         let client = Client::open(self.url.as_str()).map_err(|_| {
             Error::config(

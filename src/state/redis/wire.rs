@@ -7,6 +7,10 @@ use tokio::time::Instant;
 
 use crate::state::{BreakerPhase, BreakerRecord};
 
+/// The longest span a record's times and cooldown may stand for: a day, like the longest
+/// wait an error may ask for.
+const MAX_RECORD_SPAN: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// One moment seen both as this process's [`Instant`] and as Unix milliseconds, to convert
 /// times in records between the two.
 pub(super) struct Clock {
@@ -33,10 +37,12 @@ impl Clock {
         }
     }
 
+    /// Converts a time from a record; one more than a day ahead is taken as a day ahead,
+    /// so a corrupt or hostile record cannot overflow the clock.
     fn to_instant(&self, wall_ms: i64) -> Instant {
         let offset = Duration::from_millis(wall_ms.abs_diff(self.wall_ms));
         if wall_ms >= self.wall_ms {
-            self.instant + offset
+            self.instant + offset.min(MAX_RECORD_SPAN)
         } else {
             self.instant.checked_sub(offset).unwrap_or(self.instant)
         }
@@ -84,7 +90,7 @@ impl WireRecord {
                 WirePhase::HalfOpen => BreakerPhase::HalfOpen,
             },
             open_until: self.open_until_ms.map(|ms| clock.to_instant(ms)),
-            cooldown: Duration::from_millis(self.cooldown_ms),
+            cooldown: Duration::from_millis(self.cooldown_ms).min(MAX_RECORD_SPAN),
             consecutive_failures: self.failures,
             window: self
                 .window
@@ -121,5 +127,31 @@ impl WireRecord {
                 .probe_in_flight
                 .then(|| probe_since.unwrap_or(clock.wall_ms)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_with_absurd_times_is_read_without_overflow() {
+        let wire: WireRecord = serde_json::from_str(&format!(
+            r#"{{"phase":"open","open_until_ms":{},"cooldown_ms":{},"window":[[{},true]]}}"#,
+            i64::MAX,
+            u64::MAX,
+            i64::MIN
+        ))
+        .unwrap();
+        let clock = Clock::now();
+        let (record, _) = wire.to_record(&clock, Duration::from_secs(60));
+        assert_eq!(
+            record.open_until,
+            Some(clock.instant + MAX_RECORD_SPAN),
+            "a time past a day is a day"
+        );
+        assert_eq!(record.cooldown, MAX_RECORD_SPAN);
+        // Doubling the cooldown, as a failed probe does, must not overflow either.
+        assert!(record.cooldown.checked_mul(2).is_some());
     }
 }
