@@ -12,6 +12,7 @@
 //!       └─ FallbackClient | HedgedClient  targets in order | raced after hedge delay
 //!           ├─ target 1: CircuitBreakerClient → RetryClient → BudgetClient
 //!           │              → TimeoutClient → [around_provider hook] → provider
+//!           │                (timeout_ms, first_token_timeout_ms, stream_idle_timeout_ms)
 //!           └─ target 2: …
 //! ```
 //!
@@ -276,13 +277,17 @@ fn target_stack(
 ) -> BuiltTarget {
     let spec = provider.info().to_string();
     let mut client = provider;
-    if let Some(ms) = route
-        .timeout_ms
-        .or(route.first_token_timeout_ms.map(|_| 600_000))
-    {
+    let stream_only = route
+        .first_token_timeout_ms
+        .or(route.stream_idle_timeout_ms)
+        .map(|_| 600_000);
+    if let Some(ms) = route.timeout_ms.or(stream_only) {
         let mut timeouts = Timeouts::attempt(Duration::from_millis(ms));
         if let Some(first) = route.first_token_timeout_ms {
             timeouts = timeouts.with_first_token(Duration::from_millis(first));
+        }
+        if let Some(idle) = route.stream_idle_timeout_ms {
+            timeouts = timeouts.with_idle(Duration::from_millis(idle));
         }
         client = Arc::new(TimeoutClient::new(client, timeouts));
     }

@@ -154,6 +154,12 @@ pub struct RouteSettings {
     /// Limit on a stream's first token per attempt, in ms.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_token_timeout_ms: Option<u64>,
+    /// Limit on the silence between two events of a stream, per attempt, in ms (without
+    /// it, only `deadline_ms` or the transport's 120 s idle limit ends a stalled stream).
+    /// Before the stream's first content event the attempt fails as a timeout and the next
+    /// target is tried; after it, the stream ends interrupted with its partial answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_idle_timeout_ms: Option<u64>,
     /// Limit on the whole request, every target and retry included, in ms.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deadline_ms: Option<u64>,
@@ -416,6 +422,7 @@ fn validate_route(alias: &str, route: &RouteSettings, known: &[&str]) -> Result<
     };
     positive("timeout_ms", route.timeout_ms)?;
     positive("first_token_timeout_ms", route.first_token_timeout_ms)?;
+    positive("stream_idle_timeout_ms", route.stream_idle_timeout_ms)?;
     positive("deadline_ms", route.deadline_ms)?;
     if let Some(retry) = &route.retry {
         if retry.max_retries > 10 {

@@ -258,3 +258,70 @@ fn without_a_state_table_no_store_is_built() {
     let s = Settings::from_toml_str(FULL).unwrap();
     assert!(build::state_store(&s, &|_| None).unwrap().is_none());
 }
+
+#[test]
+fn stream_idle_timeout_parses_and_zero_is_refused() {
+    let s = Settings::from_toml_str(
+        "[routes.a]\ntargets = [\"openai:m\"]\nstream_idle_timeout_ms = 1500\n",
+    )
+    .unwrap();
+    assert_eq!(s.routes["a"].stream_idle_timeout_ms, Some(1500));
+    let e = err("[routes.a]\ntargets = [\"openai:m\"]\nstream_idle_timeout_ms = 0\n");
+    assert_eq!(e.code(), Some("routes.a.stream_idle_timeout_ms"), "{e}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_route_stream_idle_timeout_ends_a_stalled_stream_and_falls_over_before_content() {
+    use crate::{ChatClient, ChatClientExt, ChatRequest, FunctionClient, StreamEvent};
+    use futures_util::stream::{self, StreamExt};
+    use std::time::Duration;
+    // Sends `before` text events, then nothing at all.
+    let stalls = |name: &'static str, before: usize| {
+        FunctionClient::builder(name)
+            .stream_async(move |_req| {
+                Box::pin(async move {
+                    let text = (0..before).map(|_| {
+                        Ok(StreamEvent::TextDelta {
+                            text: "part ".into(),
+                        })
+                    });
+                    Ok(stream::iter(text).chain(stream::pending()).boxed())
+                })
+            })
+            .build()
+            .boxed()
+    };
+    let backup = || {
+        FunctionClient::builder("backup")
+            .stream(|_req: &ChatRequest| {
+                Ok(vec![Ok(StreamEvent::TextDelta {
+                    text: "from the backup".into(),
+                })])
+            })
+            .build()
+            .boxed()
+    };
+    let route = RouteSettings {
+        targets: vec!["function:primary".into(), "function:backup".into()],
+        stream_idle_timeout_ms: Some(2_000),
+        ..RouteSettings::default()
+    };
+
+    // Silent before any content: the idle limit fails the attempt and the backup answers.
+    let built = build::assemble("r", &route, vec![stalls("primary", 0), backup()]).unwrap();
+    let started = tokio::time::Instant::now();
+    let stream = built.client.chat_stream(&ChatRequest::user("x")).await;
+    let r = stream.unwrap().collect_response().await.unwrap();
+    assert_eq!(r.text(), "from the backup");
+    assert_eq!(started.elapsed(), Duration::from_secs(2));
+
+    // Silent after content: the stream ends interrupted, with what had arrived.
+    let built = build::assemble("r", &route, vec![stalls("primary", 2), backup()]).unwrap();
+    let started = tokio::time::Instant::now();
+    let stream = built.client.chat_stream(&ChatRequest::user("x")).await;
+    let err = stream.unwrap().collect_response().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::StreamInterrupted, "{err}");
+    assert!(err.to_string().contains("idle limit"), "{err}");
+    assert_eq!(err.partial().unwrap().text(), "part part ");
+    assert_eq!(started.elapsed(), Duration::from_secs(2));
+}
