@@ -37,6 +37,21 @@ fn debug_and_errors_never_show_the_password() {
     assert!(!err.to_string().contains("hunter2"), "{err}");
 }
 
+#[test]
+fn a_redis_password_is_scrubbed_from_any_error_once_the_store_is_built() {
+    RedisStore::builder("redis://:pa%24%24-word-redis-7f3k@127.0.0.1:1/0")
+        .build()
+        .unwrap();
+    // A server (or anything else) quoting the password, encoded or not, shows neither.
+    let err = Error::new(
+        ErrorKind::Transport,
+        "AUTH failed for pa$$-word-redis-7f3k (pa%24%24-word-redis-7f3k)",
+    );
+    let text = format!("{err} {err:?}");
+    assert!(!text.contains("word-redis-7f3k"), "{text}");
+    assert!(text.contains("[redacted]"), "{text}");
+}
+
 #[tokio::test]
 async fn an_unreachable_server_is_a_transport_error_naming_the_redacted_url() {
     let port = {
