@@ -727,3 +727,31 @@ async fn messages_carry_tool_calls_and_results_to_the_provider() {
     assert_eq!(openai.received_requests().await.unwrap().len(), 1);
     client.cancel().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_key_the_upstream_echoes_never_reaches_the_tool_error() {
+    let openai = MockServer::start().await;
+    // The upstream's 401 quotes the key it was sent, in full.
+    let mut body = fixture_json("openai/error_401.json");
+    body["error"]["message"] = json!(format!("Incorrect API key provided: {SECRET}."));
+    mock(
+        &openai,
+        "/v1/chat/completions",
+        401,
+        serde_json::to_vec(&body).unwrap(),
+    )
+    .await;
+    let client = connect(server(None, env(&openai, None))).await;
+    let result = call(
+        &client,
+        "chat",
+        json!({"model": "openai:gpt-4o", "prompt": "hello"}),
+    )
+    .await;
+    let e = err(&result);
+    assert_eq!(e["kind"], "authentication", "{e}");
+    assert!(e["message"].as_str().unwrap().contains("[redacted]"), "{e}");
+    let whole = serde_json::to_string(&result).unwrap();
+    assert!(!whole.contains(SECRET), "{whole}");
+    client.cancel().await.unwrap();
+}
