@@ -459,3 +459,31 @@ async fn a_single_attempt_shows_the_providers_own_error_in_text_mode() {
     assert!(!text.contains("retries exhausted"), "{text}");
     assert!(!text.contains("gsk-test-secret"), "{text}");
 }
+
+#[test]
+fn an_absurd_max_retry_wait_is_a_typed_error_not_a_panic() {
+    for wait in ["1e20", "-1", "NaN", "inf"] {
+        let out = switchboard(
+            &[
+                "chat",
+                "--model",
+                "openai:gpt-4o",
+                "--message",
+                "hi",
+                "--json",
+                &format!("--max-retry-wait={wait}"),
+            ],
+            &[("SWITCHBOARD_OPENAI_API_KEY", "sk-test-secret".to_owned())],
+        );
+        assert_ne!(out.status.code(), Some(101), "{wait}: panicked");
+        let v = json_of(&out);
+        assert_eq!(v["error"]["kind"], "invalid_request", "{wait}: {v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("--max-retry-wait"),
+            "{v}"
+        );
+    }
+}

@@ -101,19 +101,21 @@ fn build_request(args: &ChatArgs) -> Result<ChatRequest, Error> {
 }
 
 fn build_client(args: &ChatArgs) -> Result<DynClient, Error> {
-    if !args.max_retry_wait.is_finite() || args.max_retry_wait < 0.0 {
-        return Err(Error::new(
+    // `try_from` refuses NaN, negatives and values past what a Duration holds (1e20),
+    // where `from_secs_f64` would panic.
+    let max_wait = Duration::try_from_secs_f64(args.max_retry_wait).map_err(|_| {
+        Error::new(
             switchboard::ErrorKind::InvalidRequest,
             format!(
-                "--max-retry-wait {} is not a number of seconds",
+                "--max-retry-wait {} is not a number of seconds a wait can last",
                 args.max_retry_wait
             ),
         )
-        .with_fix("pass a non-negative number, e.g. --max-retry-wait 10"));
-    }
+        .with_fix("pass a non-negative number, e.g. --max-retry-wait 10")
+    })?;
     let policy = RetryPolicy::default()
         .with_max_retries(args.retries)
-        .with_max_retry_after(Duration::from_secs_f64(args.max_retry_wait));
+        .with_max_retry_after(max_wait);
     let options = ClientOptions::new().retry(Some(policy));
     let primary = create_client_with(&args.model, &options)?;
     if args.fallbacks.is_empty() {
