@@ -333,6 +333,7 @@ impl Settings {
         for (i, name) in server.api_keys_env.iter().enumerate() {
             check_env_name(&format!("server.api_keys_env[{i}]"), name)?;
         }
+        check_span("server.shutdown_grace_ms", Some(server.shutdown_grace_ms))?;
         if server.max_body_bytes < 1024 {
             return Err(bad(
                 "server.max_body_bytes",
@@ -424,6 +425,39 @@ fn validate_route(alias: &str, route: &RouteSettings, known: &[&str]) -> Result<
     positive("first_token_timeout_ms", route.first_token_timeout_ms)?;
     positive("stream_idle_timeout_ms", route.stream_idle_timeout_ms)?;
     positive("deadline_ms", route.deadline_ms)?;
+    let spans = [
+        ("timeout_ms", route.timeout_ms),
+        ("first_token_timeout_ms", route.first_token_timeout_ms),
+        ("stream_idle_timeout_ms", route.stream_idle_timeout_ms),
+        ("deadline_ms", route.deadline_ms),
+        (
+            "retry.base_delay_ms",
+            route.retry.as_ref().map(|r| r.base_delay_ms),
+        ),
+        (
+            "retry.max_delay_ms",
+            route.retry.as_ref().map(|r| r.max_delay_ms),
+        ),
+        (
+            "retry.max_retry_after_ms",
+            route.retry.as_ref().map(|r| r.max_retry_after_ms),
+        ),
+        (
+            "breaker.cooldown_ms",
+            route.breaker.as_ref().map(|b| b.cooldown_ms),
+        ),
+        (
+            "breaker.max_cooldown_ms",
+            route.breaker.as_ref().and_then(|b| b.max_cooldown_ms),
+        ),
+        (
+            "hedge.delay_ms",
+            route.hedge.as_ref().and_then(|h| h.delay_ms),
+        ),
+    ];
+    for (field, value) in spans {
+        check_span(&at(field), value)?;
+    }
     if let Some(retry) = &route.retry {
         if retry.max_retries > 10 {
             return Err(bad(
@@ -572,6 +606,21 @@ fn validate_state(state: &StateSettings) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// The longest span any `*_ms` setting may hold: a week. A longer one is a typo, and
+/// adding it to a clock reading could overflow.
+const MAX_SPAN_MS: u64 = 7 * 24 * 60 * 60 * 1000;
+
+fn check_span(field: &str, value: Option<u64>) -> Result<()> {
+    match value {
+        Some(ms) if ms > MAX_SPAN_MS => Err(bad(
+            field,
+            &ms.to_string(),
+            "give at most 604800000 ms (a week)",
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn bad(field: &str, value: &str, fix: &str) -> Error {

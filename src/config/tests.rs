@@ -325,3 +325,31 @@ async fn a_route_stream_idle_timeout_ends_a_stalled_stream_and_falls_over_before
     assert_eq!(err.partial().unwrap().text(), "part part ");
     assert_eq!(started.elapsed(), Duration::from_secs(2));
 }
+
+#[test]
+fn spans_longer_than_a_week_are_refused_by_name() {
+    for (text, field) in [
+        ("deadline_ms = 9223372036854775807", "routes.a.deadline_ms"),
+        (
+            "breaker = { cooldown_ms = 99999999999999 }",
+            "routes.a.breaker.cooldown_ms",
+        ),
+        (
+            "retry = { max_retry_after_ms = 604800001, max_delay_ms = 604800001 }",
+            "routes.a.retry.max_delay_ms",
+        ),
+        (
+            "stream_idle_timeout_ms = 604800001",
+            "routes.a.stream_idle_timeout_ms",
+        ),
+    ] {
+        let e = err(&format!("[routes.a]\ntargets = [\"openai:m\"]\n{text}\n"));
+        assert_eq!(e.code(), Some(field), "{e}");
+        assert!(e.fix().unwrap().contains("a week"), "{e}");
+    }
+    let e = err("[server]\nshutdown_grace_ms = 1000000000000\n");
+    assert_eq!(e.code(), Some("server.shutdown_grace_ms"), "{e}");
+    // A week exactly is fine.
+    Settings::from_toml_str("[routes.a]\ntargets = [\"openai:m\"]\ndeadline_ms = 604800000\n")
+        .unwrap();
+}
