@@ -324,14 +324,14 @@ impl Reservation {
     /// Settles to what the response really used (a cache hit used nothing); a response
     /// whose usage is unknown keeps the whole reservation as spent.
     fn settle(mut self, response: &ChatResponse) {
-        if response.usage_unknown {
-            let (cost, tokens) = (self.cost, self.tokens);
-            return self.close(cost, tokens);
-        }
         let cached = response
             .attempts
             .last()
             .is_some_and(|a| a.provider == CACHE_PROVIDER);
+        if response.usage_unknown && !cached {
+            let (cost, tokens) = (self.cost, self.tokens);
+            return self.close(cost, tokens);
+        }
         let tokens = if cached {
             0
         } else {

@@ -254,3 +254,40 @@ async fn a_stream_cut_after_its_finish_reason_ends_with_an_error_event_not_done(
         "{body}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_stream_idle_timeout_ends_a_stalled_upstream_stream_with_an_error_event() {
+    use switchboard_testkit::fault::{Fault, FaultProvider, Protocol};
+    let upstream = FaultProvider::builder()
+        .tokens(20)
+        .script([Fault::StallAfter(3)])
+        .start()
+        .await
+        .unwrap();
+    let text = format!(
+        "[server]\napi_keys_env = [\"GW\"]\n\
+         [providers.openai]\nbase_url = \"{}\"\napi_key_env = \"UPSTREAM\"\n\
+         [routes.fast]\ntargets = [\"openai:gpt-4o-mini\"]\nstream_idle_timeout_ms = 300\n",
+        upstream.base_url(Protocol::OpenAi)
+    );
+    let env = |name: &str| match name {
+        "GW" => Some(GATEWAY_KEY.to_owned()),
+        "UPSTREAM" => Some(OPENAI_KEY.to_owned()),
+        _ => None,
+    };
+    let gw = start(Gateway::with_env(Settings::from_toml_str(&text).unwrap(), env).unwrap()).await;
+    let started = std::time::Instant::now();
+    // Without the route's limit the stall would last the transport's 120 s.
+    let body = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        ask(&gw, hello("fast", true)).await.text().await.unwrap()
+    })
+    .await
+    .expect("the stalled stream ended");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    let frames: Vec<&str> = body.split("\n\n").map(str::trim).collect();
+    assert!(!frames.contains(&"data: [DONE]"), "{body}");
+    let last = frames.iter().rev().find(|f| !f.is_empty()).unwrap();
+    assert!(last.contains("\"error\""), "{body}");
+    assert!(last.contains("idle limit"), "{body}");
+    assert_eq!(upstream.requests(), 1);
+}
