@@ -5,7 +5,9 @@
 //! down with it. The primary is always tried first; the next target is tried only when the
 //! error passes [`FallbackOn`]. Every response says who answered and who failed before
 //! ([`ChatResponse::attempts`]); when every target fails, the error is
-//! [`ErrorKind::AllTargetsFailed`] listing each attempt's error in order.
+//! [`ErrorKind::AllTargetsFailed`] listing each attempt's error in order. An error the
+//! chain stops on (one [`FallbackOn`] does not pass) keeps its kind and lists the targets
+//! that failed or were skipped before it in [`Error::attempt_errors`], itself last.
 //!
 //! # Default rule
 //!
@@ -356,7 +358,7 @@ impl FallbackClient {
             match self.attempt(client, &call, &mut attempts).await {
                 Ok(value) => return Ok((value, attempts, index)),
                 Err(err) if self.fallback_on.should_fall_back(&err) => errors.push(err),
-                Err(err) => return Err(err),
+                Err(err) => return Err(err.after_attempts(errors)),
             }
         }
         if let (false, AllOpen::WaitForFirst, Some((index, wait))) =
@@ -374,7 +376,7 @@ impl FallbackClient {
                 match self.attempt(client, &call, &mut attempts).await {
                     Ok(value) => return Ok((value, attempts, index)),
                     Err(err) if self.fallback_on.should_fall_back(&err) => errors.push(err),
-                    Err(err) => return Err(err),
+                    Err(err) => return Err(err.after_attempts(errors)),
                 }
             }
         }

@@ -265,7 +265,7 @@ impl HedgedClient {
                     ));
                     errors.push(err);
                 }
-                Err(err) => return Err(err),
+                Err(err) => return Err(err.after_attempts(errors)),
             }
         }
         Err(Error::chain_failed(errors, self.clients.len()))

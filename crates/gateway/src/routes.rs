@@ -122,7 +122,11 @@ fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 fn finish(state: &AppState, started: Instant, result: Result<Response, Failure>) -> Response {
     match result {
         Ok(response) => response,
-        Err(failure) => {
+        Err(mut failure) => {
+            // More than one upstream attempt means the route already retried or fell back.
+            if failure.attempts.is_some_and(|n| n > 1) {
+                failure.error = failure.error.already_retried();
+            }
             let status = failure.error.status.as_u16();
             if failure.error.error_kind.is_none() {
                 state.metrics.gateway_error(failure.error.kind_label());

@@ -38,7 +38,7 @@ pub(crate) async fn run(args: CheckArgs) -> u8 {
     match check(&args).await {
         Ok((report, ok)) => {
             if args.json {
-                println!("{report}");
+                output::say(report);
             } else {
                 print_human(&report);
             }
@@ -170,7 +170,7 @@ fn print_human(report: &Value) {
     t.print();
     let breakers = report["breakers"].as_array().cloned().unwrap_or_default();
     if !breakers.is_empty() {
-        println!();
+        output::say("");
         let mut t = Table::new(&["route", "target", "breaker"]);
         for b in breakers {
             t.row(vec![
