@@ -19,6 +19,22 @@ fn route(text: &str) -> RouteSettings {
     s.routes["x"].clone()
 }
 
+/// POSTs `body` as JSON.
+async fn post(client: &reqwest::Client, url: &str, body: &Value) -> reqwest::Response {
+    client
+        .post(url)
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(body).unwrap())
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Reads a JSON body.
+async fn json_body(resp: reqwest::Response) -> Value {
+    serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap()
+}
+
 fn header<'a>(resp: &'a reqwest::Response, name: &str) -> Option<&'a str> {
     resp.headers().get(name).and_then(|v| v.to_str().ok())
 }
@@ -62,11 +78,17 @@ async fn a_burst_is_never_refused_as_budget_exceeded_while_the_spend_is_well_und
         .map(|_| {
             let (client, url, body) = (client.clone(), url.clone(), body.clone());
             tokio::spawn(async move {
-                let resp = client.post(url).json(&body).send().await.unwrap();
+                let resp = client
+                    .post(url)
+                    .header("content-type", "application/json")
+                    .body(serde_json::to_vec(&body).unwrap())
+                    .send()
+                    .await
+                    .unwrap();
                 let status = resp.status().as_u16();
                 let should_retry = header(&resp, "x-should-retry").map(str::to_owned);
                 let retry_after = header(&resp, "retry-after").map(str::to_owned);
-                let body: Value = resp.json().await.unwrap();
+                let body = json_body(resp).await;
                 (status, should_retry, retry_after, body)
             })
         })
@@ -113,14 +135,26 @@ async fn a_spent_budget_stays_a_final_budget_exceeded() {
     let url = format!("{}/v1/chat/completions", gw.base);
     // Two requests of up to 1,000 output tokens ($0.0006 each) cannot both fit $0.001.
     let body = json!({"model": "capped", "max_tokens": 1000, "messages": [{"role": "user", "content": "hi"}]});
-    let first = client.post(&url).json(&body).send().await.unwrap();
+    let first = client
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(&body).unwrap())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(first.status(), 200);
     let big = json!({"model": "capped", "max_tokens": 2000, "messages": [{"role": "user", "content": "hi"}]});
-    let refused = client.post(&url).json(&big).send().await.unwrap();
+    let refused = client
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(&big).unwrap())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(refused.status(), 429);
     assert_eq!(header(&refused, "x-should-retry"), Some("false"));
     assert_eq!(header(&refused, "retry-after"), None);
-    let body: Value = refused.json().await.unwrap();
+    let body = json_body(refused).await;
     assert_eq!(body["error"]["code"], "budget_exceeded", "{body}");
     gw.shutdown().await.unwrap();
 }
@@ -161,23 +195,13 @@ async fn a_request_the_route_already_retried_says_not_to_retry_it() {
     let url = format!("{}/v1/chat/completions", gw.base);
     let hello =
         |model: &str| json!({"model": model, "messages": [{"role": "user", "content": "hi"}]});
-    let resp = client
-        .post(&url)
-        .json(&hello("retried"))
-        .send()
-        .await
-        .unwrap();
+    let resp = post(&client, &url, &hello("retried")).await;
     assert_eq!(resp.status(), 503);
     assert_eq!(header(&resp, "x-switchboard-attempts"), Some("2"));
     assert_eq!(header(&resp, "x-should-retry"), Some("false"));
     assert_eq!(retried.calls(), 2);
     // One upstream call: the client's own retry is still welcome.
-    let resp = client
-        .post(&url)
-        .json(&hello("single"))
-        .send()
-        .await
-        .unwrap();
+    let resp = post(&client, &url, &hello("single")).await;
     assert_eq!(resp.status(), 503);
     assert_eq!(header(&resp, "x-switchboard-attempts"), Some("1"));
     assert_eq!(header(&resp, "x-should-retry"), None);
