@@ -234,6 +234,7 @@ struct Inner {
     partial: Option<ChatResponse>,
     missing: Option<Capability>,
     from_provider: bool,
+    skipped: bool,
 }
 
 impl Error {
@@ -253,6 +254,7 @@ impl Error {
             partial: None,
             missing: None,
             from_provider: false,
+            skipped: false,
         }))
     }
 
@@ -378,6 +380,20 @@ impl Error {
     /// whose targets could serve the request).
     pub fn missing_capability(&self) -> Option<Capability> {
         self.0.missing
+    }
+
+    /// Says whether the target was skipped without being called: it had asked callers to
+    /// wait ([`CooldownClient`](crate::CooldownClient)). Such an error is not retried by
+    /// default and does not count against a circuit breaker, and a
+    /// [`FallbackClient`](crate::FallbackClient) records it as a skipped attempt.
+    pub fn is_skip(&self) -> bool {
+        self.0.skipped
+    }
+
+    /// Marks the error as a target skipped without being called (see [`Error::is_skip`]).
+    pub(crate) fn as_skip(mut self) -> Error {
+        self.0.skipped = true;
+        self
     }
 
     /// Says whether trying the same target again, after a pause, may succeed.
@@ -510,6 +526,7 @@ impl Error {
             partial: last.partial.clone(),
             missing: last.missing,
             from_provider: last.from_provider,
+            skipped: last.skipped,
         }));
         earlier.push(self);
         err.0.attempts = earlier;

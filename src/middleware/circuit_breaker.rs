@@ -27,8 +27,8 @@
 //! 429, 529, 401, 403, 404, timeouts, transport and decode errors, retries exhausted, a
 //! stream that broke. Not counted: errors about this one request (`invalid_request`,
 //! `context_length`, `content_filtered`, which another request to the same target may not
-//! hit), errors raised before the target was called (budget, config), and `circuit_open`
-//! from a breaker further in.
+//! hit), errors raised before the target was called (budget, config, a cool-down skip), and
+//! `circuit_open` from a breaker further in.
 //!
 //! Put the breaker outside [`RetryClient`](crate::RetryClient): one call that exhausted its
 //! retries is one failure, and an open breaker skips the retries too.
@@ -79,6 +79,7 @@ impl TripOn {
         match self {
             TripOn::ProviderFailures => {
                 error.is_recoverable()
+                    && !error.is_skip()
                     && !matches!(
                         error.kind(),
                         ErrorKind::InvalidRequest

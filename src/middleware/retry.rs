@@ -57,8 +57,9 @@ use crate::types::{Attempt, ChatRequest, ChatResponse, ChatStream, EmbedRequest,
 pub enum RetryOn {
     /// Retries when [`Error::is_retryable`] says so, except a timeout that fired here
     /// rather than at the provider (kind `timeout` with no HTTP status): that attempt
-    /// already cost a whole time limit, and another target is the better next step. The
-    /// default.
+    /// already cost a whole time limit, and another target is the better next step; and
+    /// except a target skipped while it cools down ([`Error::is_skip`]), which another
+    /// target may serve now. The default.
     #[default]
     Retryable,
     /// Retries only these kinds.
@@ -83,6 +84,7 @@ impl RetryOn {
         match self {
             RetryOn::Retryable => {
                 error.is_retryable()
+                    && !error.is_skip()
                     && !(error.kind() == ErrorKind::Timeout && error.status().is_none())
             }
             RetryOn::Kinds(kinds) => kinds.contains(&error.kind()),
