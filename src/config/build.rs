@@ -102,6 +102,15 @@ impl BuiltTarget {
     pub fn breaker_state(&self) -> Option<BreakerState> {
         self.breaker.as_ref().map(CircuitBreakerClient::state)
     }
+
+    /// Returns the target's circuit breaker state as the `[state]` store shares it (read
+    /// from Redis when there is one), when the route has a breaker.
+    pub async fn breaker_state_shared(&self) -> Option<BreakerState> {
+        match &self.breaker {
+            Some(breaker) => Some(breaker.state_shared().await),
+            None => None,
+        }
+    }
 }
 
 /// Returns the client options for `provider`: `base` with the provider table's base URL and

@@ -331,18 +331,17 @@ impl<C: ChatClient> CircuitBreakerClient<C> {
         self.inner
     }
 
-    /// Returns the breaker's state now.
+    /// Returns the breaker's state now, as this process last saw it (a shared store's
+    /// local copy; see [`CircuitBreakerClient::state_shared`]).
     pub fn state(&self) -> BreakerState {
-        let record = self.shared.store.breaker(&self.shared.key);
-        let now = Instant::now();
-        match (record.phase, record.open_until) {
-            (BreakerPhase::Closed, _) => BreakerState::Closed,
-            (BreakerPhase::Open, Some(until)) if until > now => BreakerState::Open {
-                until,
-                remaining: until - now,
-            },
-            _ => BreakerState::HalfOpen,
-        }
+        state_of(&self.shared.store.breaker(&self.shared.key))
+    }
+
+    /// Returns the breaker's state now as the store shares it: with a store shared between
+    /// processes, a breaker another process opened shows open here before this process has
+    /// made a call through it.
+    pub async fn state_shared(&self) -> BreakerState {
+        state_of(&self.shared.store.breaker_shared(&self.shared.key).await)
     }
 
     /// Admits a call, or says how long until one would be admitted. The decision is one
@@ -396,6 +395,19 @@ impl<C: ChatClient> CircuitBreakerClient<C> {
         .with_model(info.model())
         .with_retry_after(wait)
         .with_fix("add a fallback target, or wait until the breaker lets a probe through")
+    }
+}
+
+/// What a caller sees of a breaker `record`, now.
+fn state_of(record: &BreakerRecord) -> BreakerState {
+    let now = Instant::now();
+    match (record.phase, record.open_until) {
+        (BreakerPhase::Closed, _) => BreakerState::Closed,
+        (BreakerPhase::Open, Some(until)) if until > now => BreakerState::Open {
+            until,
+            remaining: until - now,
+        },
+        _ => BreakerState::HalfOpen,
     }
 }
 

@@ -458,7 +458,8 @@ async fn metrics(State(state): Shared, headers: HeaderMap) -> Response {
     if let Err(e) = authorize(&state, &headers) {
         return e.into_response();
     }
-    let breakers = crate::metrics::Metrics::render_breakers(&state.breaker_states());
+    // Read where the breakers are shared, so a breaker another replica opened shows here.
+    let breakers = crate::metrics::Metrics::render_breakers(&state.shared_breaker_states().await);
     let text = state.metrics.render(&breakers);
     let mut response = text.into_response();
     response.headers_mut().insert(
