@@ -4,7 +4,9 @@
 //! The failure it prevents: a loop, a retry storm or a thousand concurrent tasks spending
 //! past the cap because each checked "spent so far" before any of them had finished. Here
 //! every attempt first **reserves** its worst case — the estimated prompt
-//! ([`ChatRequest::estimated_input_tokens`]) plus the request's `max_tokens` of output
+//! ([`ChatRequest::estimated_input_tokens`] for its text, and for each image, document and
+//! audio part the most its provider can bill for it, see [Media](#media)) plus the
+//! request's `max_tokens` of output
 //! (or [`BudgetBuilder::default_max_output_tokens`] when it has none), priced at the target's
 //! prices — and is refused with [`ErrorKind::BudgetExceeded`] if spent + reserved + this
 //! reservation would cross a limit. When the answer arrives the reservation settles to the
@@ -36,6 +38,16 @@
 //! the token, trial and time limits still count them; an `openai-compatible` endpoint has
 //! no price (it may be anyone's server) and is refused until an overrides file gives it one.
 //!
+//! # Media
+//!
+//! Images, documents (PDFs) and audio are reserved at an upper bound of what the target's
+//! provider bills for them, following each provider's published rule: image tiles or
+//! pixels (read from the image's header), PDF pages as text plus a page image (the pages
+//! counted in the file, else bounded by its byte size and the provider's page limit), and
+//! audio by its length (read from a WAV header, else bounded by its byte size). The whole
+//! prompt is never reserved past the model's context window when the price table knows it.
+//! The rules and their sources are listed in `src/middleware/budget/media.rs`.
+//!
 //! # Fallback chains
 //!
 //! One [`Budget`] can span a whole chain: wrap each target in its own [`BudgetClient`]
@@ -63,6 +75,8 @@ use crate::middleware::CACHE_PROVIDER;
 use crate::types::{
     ChatRequest, ChatResponse, ChatStream, EmbedRequest, EmbedResponse, StreamEvent, Usage,
 };
+
+mod media;
 
 /// The error for a call a cost cap cannot meter: `info`'s model has no price.
 fn unpriced(info: &ClientInfo) -> Error {
@@ -250,15 +264,13 @@ impl Budget {
     /// Reserves the worst case of `req` sent to `info`'s model, waiting for room when only
     /// reservations of calls in flight stand in the way.
     async fn reserve_chat(&self, req: &ChatRequest, info: &ClientInfo) -> Result<Reservation> {
-        let input = req.estimated_input_tokens();
+        let price = self.inner.prices.price(info.provider(), info.model());
+        let window = price.and_then(|p| p.context_window);
+        let input = media::input_upper_bound(req, info.provider(), info.model(), window);
         let output = req
             .max_tokens
             .map_or(self.inner.default_max_output, u64::from);
-        let cost = self
-            .inner
-            .prices
-            .price(info.provider(), info.model())
-            .map(|price| price.worst_case(input, output));
+        let cost = price.map(|price| price.worst_case(input, output));
         self.reserve(cost, input + output, info).await
     }
 
@@ -1077,5 +1089,52 @@ mod tests {
             Duration::ZERO,
             "a spent budget never waits"
         );
+    }
+
+    #[tokio::test]
+    async fn a_hundred_page_pdf_is_reserved_at_its_pages_not_at_two_thousand_tokens() {
+        use crate::types::{Media, Message, Part, Role};
+        let mut text = String::from("%PDF-1.7\n");
+        for i in 0..100 {
+            text.push_str(&format!(
+                "{i} 0 obj << /Type /Page /Parent 1 0 R >> endobj\n"
+            ));
+        }
+        let req = ChatRequest::new(vec![Message::new(
+            Role::User,
+            vec![
+                Part::Text {
+                    text: "Summarise this report.".into(),
+                },
+                Part::Document(Media::bytes("application/pdf", text.into_bytes())),
+            ],
+        )])
+        .with_max_tokens(1_000);
+        let mut table = PriceTable::default();
+        table.insert("anthropic", "claude-test", ModelPrice::new(3.0, 15.0));
+        // 100 pages of Anthropic PDF input cost far more than 50,000 tokens.
+        let budget = Budget::builder()
+            .max_tokens(50_000)
+            .prices(table)
+            .build()
+            .unwrap();
+        let inner = FunctionClient::builder("claude-test")
+            .provider("anthropic")
+            .respond(|_r: &ChatRequest| Ok(ChatResponse::from_text("ok")))
+            .build();
+        let err = BudgetClient::new(inner.clone(), budget)
+            .chat(&req)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::BudgetExceeded, "{err}");
+        assert_eq!(inner.calls(), 0);
+        let needs: u64 = err
+            .message()
+            .split("needs up to ")
+            .nth(1)
+            .and_then(|rest| rest.split(',').next())
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{err}"));
+        assert!(needs >= 100 * 4_600, "{err}");
     }
 }
