@@ -182,3 +182,33 @@ fn the_context_window_caps_the_whole_prompt() {
         200_000
     );
 }
+
+#[test]
+fn cut_or_random_bytes_never_panic_the_readers() {
+    let samples = [
+        png(640, 480),
+        gif(10, 10),
+        jpeg(800, 600),
+        webp_extended(64, 64),
+        pdf(3),
+        wav(1),
+    ];
+    for sample in &samples {
+        for end in 0..sample.len().min(200) {
+            let cut = &sample[..end];
+            let _ = (image_size(cut), pdf_pages(cut), wav_seconds(cut));
+        }
+    }
+    let mut rng = fastrand::Rng::with_seed(7);
+    for _ in 0..2_000 {
+        let mut bytes: Vec<u8> = (0..rng.usize(0..64)).map(|_| rng.u8(..)).collect();
+        let prefix: &[u8] = match rng.u8(..4) {
+            0 => b"RIFF\0\0\0\0WAVE",
+            1 => b"RIFF\0\0\0\0WEBPVP8L",
+            2 => &[0xff, 0xd8, 0xff],
+            _ => b"/Type /Page /Count 99999999999",
+        };
+        bytes.splice(0..0, prefix.iter().copied());
+        let _ = (image_size(&bytes), pdf_pages(&bytes), wav_seconds(&bytes));
+    }
+}
