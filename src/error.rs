@@ -391,7 +391,7 @@ impl Error {
     }
 
     /// Marks the error as a target skipped without being called (see [`Error::is_skip`]).
-    pub(crate) fn as_skip(mut self) -> Error {
+    pub(crate) fn marked_skip(mut self) -> Error {
         self.0.skipped = true;
         self
     }

@@ -363,7 +363,7 @@ impl Budget {
                     "{} trials made, {} in flight, this call needs 1, cap {max}",
                     st.trials, st.trials_reserved
                 ),
-                held: st.trials + 1 <= max,
+                held: st.trials < max,
             })
         } else if let Some(max) = inner
             .max_tokens

@@ -216,7 +216,7 @@ pub(crate) fn skip_error(info: &ClientInfo, left: Duration) -> Error {
     .with_model(info.model())
     .with_retry_after(left)
     .with_fix("add a fallback target, or send the request again after the wait")
-    .as_skip()
+    .marked_skip()
 }
 
 impl<C: ChatClient> ChatClient for CooldownClient<C> {
