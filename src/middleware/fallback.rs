@@ -452,7 +452,7 @@ pub(crate) fn unsupported(client: &DynClient, req: &ChatRequest) -> Option<Error
 
 /// The error recorded for a target skipped because it is not ready: its breaker is open,
 /// or it is cooling down after its provider asked callers to wait.
-fn skipped_error(client: &DynClient, readiness: Readiness, wait: Duration) -> Error {
+pub(crate) fn skipped_error(client: &DynClient, readiness: Readiness, wait: Duration) -> Error {
     let info = client.info();
     if let Readiness::CoolingDown(_) = readiness {
         return super::cooldown::skip_error(info, wait);
