@@ -4,6 +4,11 @@
 //! runtime is built per call. Calling these methods from inside an async runtime would
 //! block that runtime's thread, so they return a [`ErrorKind::Config`] error there instead.
 //!
+//! Nothing on the runtime thread ever blocks: answers go back over channels whose sending
+//! side waits asynchronously, and a stream's events are forwarded only as fast as the
+//! caller's [`EventIter`] takes them. So a caller may read part of a stream, leave it, and
+//! make other calls meanwhile; the unread stream just waits (dropping the iterator ends it).
+//!
 //! # Examples
 //! ```
 //! use switchboard::blocking::Client;
@@ -17,7 +22,6 @@
 //! # Ok::<_, switchboard::Error>(())
 //! ```
 
-use std::sync::mpsc;
 use std::sync::{Arc, OnceLock};
 
 use futures_util::StreamExt;
@@ -82,18 +86,20 @@ impl Client {
         let handle = runtime()?;
         let client = self.inner.clone();
         let req = req.clone();
-        let (tx, rx) = mpsc::sync_channel(64);
+        // The task waits for room without blocking the runtime thread: a caller that stops
+        // reading must not stall every other call of the process.
+        let (tx, rx) = tokio::sync::mpsc::channel(STREAM_BUFFER);
         handle.spawn(async move {
             match client.chat_stream(&req).await {
                 Ok(mut stream) => {
                     while let Some(item) = stream.next().await {
-                        if tx.send(item).is_err() {
+                        if tx.send(item).await.is_err() {
                             break;
                         }
                     }
                 }
                 Err(err) => {
-                    let _ = tx.send(Err(err));
+                    let _ = tx.send(Err(err)).await;
                 }
             }
         });
@@ -101,30 +107,49 @@ impl Client {
     }
 }
 
+/// How many events a blocking stream holds ahead of its reader.
+const STREAM_BUFFER: usize = 64;
+
 /// The events of a blocking stream, in order; see [`Client::chat_stream`].
+///
+/// Read it from a plain thread: inside an async runtime `next` yields one
+/// [`ErrorKind::Config`] error and then ends, rather than block that runtime.
 #[derive(Debug)]
 pub struct EventIter {
-    rx: mpsc::Receiver<Result<StreamEvent>>,
+    rx: tokio::sync::mpsc::Receiver<Result<StreamEvent>>,
 }
 
 impl Iterator for EventIter {
     type Item = Result<StreamEvent>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        self.rx.recv().ok()
+        if Handle::try_current().is_ok() {
+            if self.rx.is_closed() && self.rx.is_empty() {
+                return None;
+            }
+            self.rx.close();
+            while self.rx.try_recv().is_ok() {}
+            return Some(Err(inside_runtime()));
+        }
+        self.rx.blocking_recv()
     }
+}
+
+/// The error of a blocking call made from inside an async runtime.
+fn inside_runtime() -> Error {
+    Error::config(
+        "a blocking client was called from inside an async runtime",
+        "use the async `ChatClient` methods there, or call from a plain thread",
+    )
 }
 
 fn runtime() -> Result<&'static Handle> {
     static RUNTIME: OnceLock<std::result::Result<Handle, String>> = OnceLock::new();
     if Handle::try_current().is_ok() {
-        return Err(Error::config(
-            "a blocking client was called from inside an async runtime",
-            "use the async `ChatClient` methods there, or call from a plain thread",
-        ));
+        return Err(inside_runtime());
     }
     let handle = RUNTIME.get_or_init(|| {
-        let (tx, rx) = mpsc::channel();
+        let (tx, rx) = std::sync::mpsc::channel();
         let spawned = std::thread::Builder::new()
             .name("switchboard-blocking".into())
             .spawn(move || {
@@ -160,11 +185,11 @@ fn run<T: Send + 'static>(
     fut: impl std::future::Future<Output = Result<T>> + Send + 'static,
 ) -> Result<T> {
     let handle = runtime()?;
-    let (tx, rx) = mpsc::sync_channel(1);
+    let (tx, rx) = tokio::sync::oneshot::channel();
     handle.spawn(async move {
         let _ = tx.send(fut.await);
     });
-    rx.recv().unwrap_or_else(|_| {
+    rx.blocking_recv().unwrap_or_else(|_| {
         Err(Error::new(
             ErrorKind::Transport,
             "the blocking runtime dropped the call",
@@ -196,6 +221,55 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(text, "hey");
+    }
+
+    #[test]
+    fn a_half_read_stream_does_not_stall_other_calls() {
+        let client = Client::new(
+            FunctionClient::builder("b")
+                .respond(|_r: &ChatRequest| Ok(ChatResponse::from_text("still answering")))
+                .stream(|_r: &ChatRequest| {
+                    Ok((0..500)
+                        .map(|i| {
+                            Ok(StreamEvent::TextDelta {
+                                text: format!("{i} "),
+                            })
+                        })
+                        .collect())
+                })
+                .build(),
+        );
+        // Run the calls on a thread of their own, so a deadlock fails the test instead of
+        // hanging it.
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut events = client.chat_stream(&ChatRequest::user("x")).unwrap();
+            let first = events.next().unwrap().unwrap();
+            // The forwarding task now has far more than its buffer to send.
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            let answer = client.chat(&ChatRequest::user("y")).map(|r| r.text());
+            let rest = events.count();
+            let _ = done.send((first, answer, rest));
+        });
+        let (first, answer, rest) = finished
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("a chat() after reading one stream event never returned");
+        assert!(matches!(first, StreamEvent::TextDelta { ref text } if text == "0 "));
+        assert_eq!(answer.unwrap(), "still answering");
+        // 499 more deltas, then Done, all still delivered.
+        assert!(rest >= 500, "{rest}");
+    }
+
+    #[tokio::test]
+    async fn reading_a_blocking_stream_inside_a_runtime_is_a_typed_error() {
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        tx.send(Ok(StreamEvent::TextDelta { text: "a".into() }))
+            .await
+            .unwrap();
+        let mut events = EventIter { rx };
+        let err = events.next().unwrap().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config);
+        assert!(events.next().is_none());
     }
 
     #[tokio::test]

@@ -105,14 +105,19 @@ impl fmt::Display for ClientInfo {
 /// Says whether a client can take a call now, as far as it knows without calling it.
 ///
 /// A [`CircuitBreakerClient`] whose circuit is open answers [`Readiness::NotBefore`] with
-/// the moment it will let a probe through; a [`FallbackClient`] reads this to skip that
-/// target without calling it. Everything else is [`Readiness::Ready`].
+/// the moment it will let a probe through; a target whose provider asked callers to wait
+/// ([`CooldownClient`](crate::CooldownClient)) answers [`Readiness::CoolingDown`]. A
+/// [`FallbackClient`] reads this to skip that target without calling it. Everything else is
+/// [`Readiness::Ready`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Readiness {
     /// A call now would be attempted.
     Ready,
     /// A call before this instant would be refused without reaching the provider.
     NotBefore(tokio::time::Instant),
+    /// The provider asked callers to wait (an error with `Retry-After` or a body's retry
+    /// delay) until this instant; a call before it would be refused without reaching it.
+    CoolingDown(tokio::time::Instant),
 }
 
 impl Readiness {
@@ -125,22 +130,33 @@ impl Readiness {
     pub fn wait(self) -> Duration {
         match self {
             Readiness::Ready => Duration::ZERO,
-            Readiness::NotBefore(at) => at.saturating_duration_since(tokio::time::Instant::now()),
+            Readiness::NotBefore(at) | Readiness::CoolingDown(at) => {
+                at.saturating_duration_since(tokio::time::Instant::now())
+            }
         }
     }
 
-    /// Combines the readiness of alternatives: ready if any is, else the earliest instant.
+    /// Returns the instant a call would be attempted, or `None` when ready.
+    fn until(self) -> Option<tokio::time::Instant> {
+        match self {
+            Readiness::Ready => None,
+            Readiness::NotBefore(at) | Readiness::CoolingDown(at) => Some(at),
+        }
+    }
+
+    /// Combines the readiness of alternatives: ready if any is, else the earliest instant
+    /// (with the reason of the alternative that recovers first).
     pub fn earliest(all: impl IntoIterator<Item = Readiness>) -> Readiness {
-        let mut earliest: Option<tokio::time::Instant> = None;
+        let mut earliest: Option<Readiness> = None;
         for readiness in all {
-            match readiness {
-                Readiness::Ready => return Readiness::Ready,
-                Readiness::NotBefore(at) => {
-                    earliest = Some(earliest.map_or(at, |e| e.min(at)));
-                }
+            let Some(at) = readiness.until() else {
+                return Readiness::Ready;
+            };
+            if earliest.and_then(Readiness::until).is_none_or(|e| at < e) {
+                earliest = Some(readiness);
             }
         }
-        earliest.map_or(Readiness::Ready, Readiness::NotBefore)
+        earliest.unwrap_or(Readiness::Ready)
     }
 }
 

@@ -73,8 +73,15 @@ pub enum ErrorKind {
     RetriesExhausted,
     /// Every target of a fallback chain failed; see [`Error::attempt_errors`].
     AllTargetsFailed,
-    /// A budget refused the call before any money was spent.
+    /// A budget refused the call before any money was spent: what was already spent (or
+    /// the time or trials used) leaves no room for it. Waiting does not help.
     BudgetExceeded,
+    /// A budget refused the call only because calls still in flight hold reservations on
+    /// it: what was spent leaves room, and once those calls settle (usually below their
+    /// worst case) the call may fit. The budget first waits briefly for room
+    /// ([`BudgetBuilder::max_wait`](crate::middleware::BudgetBuilder::max_wait)); the error
+    /// carries a `retry_after` hint. Try again after it.
+    BudgetHeld,
     /// A circuit breaker is open for this target, so it was not called.
     CircuitOpen,
     /// The configuration is incomplete or wrong (a missing key, an unknown provider).
@@ -107,6 +114,7 @@ impl ErrorKind {
             ErrorKind::RetriesExhausted => "retries_exhausted",
             ErrorKind::AllTargetsFailed => "all_targets_failed",
             ErrorKind::BudgetExceeded => "budget_exceeded",
+            ErrorKind::BudgetHeld => "budget_held",
             ErrorKind::CircuitOpen => "circuit_open",
             ErrorKind::Config => "config",
             ErrorKind::Unsupported => "unsupported",
@@ -133,6 +141,7 @@ impl ErrorKind {
             ErrorKind::RetriesExhausted,
             ErrorKind::AllTargetsFailed,
             ErrorKind::BudgetExceeded,
+            ErrorKind::BudgetHeld,
             ErrorKind::CircuitOpen,
             ErrorKind::Config,
             ErrorKind::Unsupported,
@@ -140,6 +149,10 @@ impl ErrorKind {
     }
 
     /// Says whether trying the same provider again, after a pause, may succeed.
+    ///
+    /// [`ErrorKind::BudgetHeld`] is not among them: the budget already waited for room
+    /// before refusing, so a retry loop around it would only hold the call longer; its
+    /// caller (for the gateway, the HTTP client) tries again after the `retry_after`.
     pub fn is_retryable(self) -> bool {
         matches!(
             self,
@@ -190,6 +203,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::RetriesExhausted => "retries exhausted",
             ErrorKind::AllTargetsFailed => "all targets failed",
             ErrorKind::BudgetExceeded => "budget exceeded",
+            ErrorKind::BudgetHeld => "budget held by calls in flight",
             ErrorKind::CircuitOpen => "circuit open",
             ErrorKind::Config => "configuration error",
             ErrorKind::Unsupported => "unsupported by the target",
@@ -229,6 +243,7 @@ struct Inner {
     partial: Option<ChatResponse>,
     missing: Option<Capability>,
     from_provider: bool,
+    skipped: bool,
 }
 
 impl Error {
@@ -248,6 +263,7 @@ impl Error {
             partial: None,
             missing: None,
             from_provider: false,
+            skipped: false,
         }))
     }
 
@@ -354,8 +370,10 @@ impl Error {
         self.0.code.as_deref()
     }
 
-    /// Returns every attempt's error, in order, for [`ErrorKind::AllTargetsFailed`] and
-    /// [`ErrorKind::RetriesExhausted`]; empty for other kinds.
+    /// Returns every attempt's error, in order: for [`ErrorKind::AllTargetsFailed`] and
+    /// [`ErrorKind::RetriesExhausted`], and for any error a retry loop or fallback chain
+    /// stopped on after earlier attempts had failed (then the list ends with a copy of the
+    /// error itself). Empty for an error of one attempt.
     pub fn attempt_errors(&self) -> &[Error] {
         &self.0.attempts
     }
@@ -372,6 +390,20 @@ impl Error {
     /// whose targets could serve the request).
     pub fn missing_capability(&self) -> Option<Capability> {
         self.0.missing
+    }
+
+    /// Says whether the target was skipped without being called: it had asked callers to
+    /// wait ([`CooldownClient`](crate::CooldownClient)). Such an error is not retried by
+    /// default and does not count against a circuit breaker, and a
+    /// [`FallbackClient`](crate::FallbackClient) records it as a skipped attempt.
+    pub fn is_skip(&self) -> bool {
+        self.0.skipped
+    }
+
+    /// Marks the error as a target skipped without being called (see [`Error::is_skip`]).
+    pub(crate) fn marked_skip(mut self) -> Error {
+        self.0.skipped = true;
+        self
     }
 
     /// Says whether trying the same target again, after a pause, may succeed.
@@ -392,7 +424,7 @@ impl Error {
     /// refused to build, a budget refusal, a configuration error.
     pub fn is_recoverable(&self) -> bool {
         match self.0.kind {
-            ErrorKind::BudgetExceeded | ErrorKind::Config => false,
+            ErrorKind::BudgetExceeded | ErrorKind::BudgetHeld | ErrorKind::Config => false,
             ErrorKind::InvalidRequest
             | ErrorKind::Authentication
             | ErrorKind::PermissionDenied
@@ -477,6 +509,38 @@ impl Error {
         } else {
             Error::all_targets_failed(errors)
         }
+    }
+
+    /// Returns this error with the errors of the attempts that failed before it, so a
+    /// wrapper that stops on a non-retryable (or non-recoverable) error after earlier
+    /// failures loses none of them. The result keeps this error's kind, message, provider,
+    /// status, wait and fix, so callers branch on it as before; its
+    /// [`attempt_errors`](Error::attempt_errors) are `earlier` followed by this error itself
+    /// (which is also its `source()`). With no earlier errors it is returned unchanged.
+    pub(crate) fn after_attempts(self, mut earlier: Vec<Error>) -> Error {
+        if earlier.is_empty() {
+            return self;
+        }
+        let last = &self.0;
+        let mut err = Error(Box::new(Inner {
+            kind: last.kind,
+            message: last.message.clone(),
+            provider: last.provider.clone(),
+            model: last.model.clone(),
+            status: last.status,
+            retry_after: last.retry_after,
+            fix: last.fix.clone(),
+            code: last.code.clone(),
+            source: None,
+            attempts: Vec::new(),
+            partial: last.partial.clone(),
+            missing: last.missing,
+            from_provider: last.from_provider,
+            skipped: last.skipped,
+        }));
+        earlier.push(self);
+        err.0.attempts = earlier;
+        err
     }
 
     /// Gives mutable access to a [`ErrorKind::StreamInterrupted`] error's partial answer.

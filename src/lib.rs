@@ -58,9 +58,9 @@ pub use cost::{cost_of, ChatResponseCostExt, Cost, ModelPrice, PriceTable};
 pub use error::{Error, ErrorKind, Result};
 pub use middleware::{
     AllOpen, BreakerConfig, BreakerState, Budget, BudgetClient, BudgetLimit, CacheBackend,
-    CachedClient, CircuitBreakerClient, CommitPoint, ConcurrencyLimitClient, DeadlineClient,
-    FallbackClient, FallbackOn, FileCache, HedgePolicy, HedgedClient, InstrumentedClient,
-    MemoryCache, RetryClient, RetryPolicy, TimeoutClient, Timeouts, Totals,
+    CachedClient, CircuitBreakerClient, CommitPoint, ConcurrencyLimitClient, CooldownClient,
+    DeadlineClient, FallbackClient, FallbackOn, FileCache, HedgePolicy, HedgedClient,
+    InstrumentedClient, MemoryCache, RetryClient, RetryPolicy, TimeoutClient, Timeouts, Totals,
 };
 pub use providers::anthropic::AnthropicClient;
 pub use providers::gemini::GeminiClient;

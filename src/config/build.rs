@@ -10,13 +10,16 @@
 //! route client
 //!   └─ DeadlineClient                     deadline_ms (whole call)
 //!       └─ FallbackClient | HedgedClient  targets in order | raced after hedge delay
-//!           ├─ target 1: CircuitBreakerClient → RetryClient → BudgetClient
-//!           │              → TimeoutClient → [around_provider hook] → provider
+//!           ├─ target 1: CircuitBreakerClient → RetryClient → CooldownClient
+//!           │              → BudgetClient → TimeoutClient → [around_provider hook] → provider
 //!           │                (timeout_ms, first_token_timeout_ms, stream_idle_timeout_ms)
 //!           └─ target 2: …
 //! ```
 //!
-//! Each layer is present only when its setting is: a route without `retry` does not retry
+//! Each layer is present only when its setting is, except the [`CooldownClient`], which is
+//! always there: a target whose provider asked callers to wait (`Retry-After` on an error)
+//! is skipped until then, its cool-down kept in the `[state]` store under
+//! `cooldown/<alias>/<provider:model>` when there is one. A route without `retry` does not retry
 //! (the next target is tried at once, and clients' own SDKs retry too). The budget is one
 //! [`Budget`] shared by every target of the route. When every target's breaker is open the
 //! chain fails at once ([`AllOpen::FailFast`]) with the earliest recovery as `retry_after`,
@@ -36,8 +39,8 @@ use crate::client::{ChatClient, ClientInfo, DynClient};
 use crate::error::{Error, Result};
 use crate::middleware::{
     AllOpen, BreakerConfig, BreakerState, Budget, BudgetClient, CircuitBreakerClient,
-    DeadlineClient, FallbackClient, HedgePolicy, HedgedClient, RetryClient, RetryPolicy,
-    TimeoutClient, Timeouts,
+    CooldownClient, DeadlineClient, FallbackClient, HedgePolicy, HedgedClient, RetryClient,
+    RetryPolicy, TimeoutClient, Timeouts,
 };
 use crate::providers::{create_client_with, ClientOptions};
 use crate::state::StateStore;
@@ -99,6 +102,15 @@ impl BuiltTarget {
     /// Returns the target's circuit breaker state, when the route has a breaker.
     pub fn breaker_state(&self) -> Option<BreakerState> {
         self.breaker.as_ref().map(CircuitBreakerClient::state)
+    }
+
+    /// Returns the target's circuit breaker state as the `[state]` store shares it (read
+    /// from Redis when there is one), when the route has a breaker.
+    pub async fn breaker_state_shared(&self) -> Option<BreakerState> {
+        match &self.breaker {
+            Some(breaker) => Some(breaker.state_shared().await),
+            None => None,
+        }
     }
 }
 
@@ -294,6 +306,12 @@ fn target_stack(
     if let Some(budget) = budget {
         client = Arc::new(BudgetClient::new(client, budget.clone()));
     }
+    // Inside the retry loop, so a requested wait is recorded as soon as it is asked for.
+    let mut cooldown = CooldownClient::new(client).with_key(format!("cooldown/{alias}/{spec}"));
+    if let Some(store) = state {
+        cooldown = cooldown.with_store(Arc::clone(store));
+    }
+    client = Arc::new(cooldown);
     if let Some(retry) = &route.retry {
         let policy = RetryPolicy::default()
             .with_max_retries(retry.max_retries)

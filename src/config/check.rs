@@ -1,6 +1,7 @@
 //! What `switchboard check` and the MCP server's `provider_check` tool report: for each
 //! provider, where its key would come from (never the key itself), and for each route
-//! target, its circuit breaker state as this process sees it.
+//! target, its circuit breaker state as this process sees it, or as the `[state]` store
+//! shares it.
 
 use serde::Serialize;
 
@@ -125,6 +126,27 @@ pub fn breaker_reports<'a>(routes: impl IntoIterator<Item = &'a BuiltRoute>) -> 
     for route in routes {
         for target in &route.targets {
             if let Some(state) = target.breaker_state() {
+                out.push(BreakerReport {
+                    route: route.alias.clone(),
+                    target: target.spec.clone(),
+                    state: breaker_word(state),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Like [`breaker_reports`], with each state read where the `[state]` store shares it, so
+/// a breaker another process opened shows open (the routes must have been built with that
+/// store, [`BuildOptions::state`](super::build::BuildOptions::state)).
+pub async fn shared_breaker_reports<'a>(
+    routes: impl IntoIterator<Item = &'a BuiltRoute>,
+) -> Vec<BreakerReport> {
+    let mut out = Vec::new();
+    for route in routes {
+        for target in &route.targets {
+            if let Some(state) = target.breaker_state_shared().await {
                 out.push(BreakerReport {
                     route: route.alias.clone(),
                     target: target.spec.clone(),

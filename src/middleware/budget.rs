@@ -4,14 +4,29 @@
 //! The failure it prevents: a loop, a retry storm or a thousand concurrent tasks spending
 //! past the cap because each checked "spent so far" before any of them had finished. Here
 //! every attempt first **reserves** its worst case — the estimated prompt
-//! ([`ChatRequest::estimated_input_tokens`]) plus the request's `max_tokens` of output
+//! ([`ChatRequest::estimated_input_tokens`] for its text, and for each image, document and
+//! audio part the most its provider can bill for it, see [Media](#media)) plus the
+//! request's `max_tokens` of output
 //! (or [`BudgetBuilder::default_max_output_tokens`] when it has none), priced at the target's
 //! prices — and is refused with [`ErrorKind::BudgetExceeded`] if spent + reserved + this
 //! reservation would cross a limit. When the answer arrives the reservation settles to the
 //! real usage; when the call fails it is released (a failed call is still a trial).
 //!
 //! The check and the reservation happen under one lock, so concurrent calls can never
-//! together reserve more than the cap. The guarantee is exact as long as real usage stays
+//! together reserve more than the cap.
+//!
+//! # Spent, or only held
+//!
+//! A refusal says which of two things stood in the way. When what was already spent (or
+//! the tokens, trials or time already used) leaves no room for the call, it is
+//! [`ErrorKind::BudgetExceeded`]: waiting does not help. When only the reservations of
+//! calls still in flight stand in the way — a burst of concurrent calls each holding its
+//! worst case, most of which will settle far below it — the call is *held by in-flight
+//! reservations*: it waits up to [`BudgetBuilder::max_wait`] (2 s by default, and never
+//! past the call's deadline) for reservations to settle, and if it still does not fit it
+//! fails with [`ErrorKind::BudgetHeld`] and a `retry_after` hint
+//! ([`HELD_RETRY_AFTER`]). The gateway answers that as a retryable 429 `budget_held`,
+//! and a spent budget as a final 429 `budget_exceeded`. The guarantee is exact as long as real usage stays
 //! within the reservation: output cannot exceed `max_tokens`, but the prompt estimate
 //! (about four bytes a token) can undercount; such an overrun is recorded truthfully and
 //! refuses the calls after it.
@@ -22,6 +37,16 @@
 //! table, noted "self-hosted: no per-token charge", so a cost cap meters them at $0 while
 //! the token, trial and time limits still count them; an `openai-compatible` endpoint has
 //! no price (it may be anyone's server) and is refused until an overrides file gives it one.
+//!
+//! # Media
+//!
+//! Images, documents (PDFs) and audio are reserved at an upper bound of what the target's
+//! provider bills for them, following each provider's published rule: image tiles or
+//! pixels (read from the image's header), PDF pages as text plus a page image (the pages
+//! counted in the file, else bounded by its byte size and the provider's page limit), and
+//! audio by its length (read from a WAV header, else bounded by its byte size). The whole
+//! prompt is never reserved past the model's context window when the price table knows it.
+//! The rules and their sources are listed in `src/middleware/budget/media.rs`.
 //!
 //! # Fallback chains
 //!
@@ -38,7 +63,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use tokio::sync::Notify;
 use tokio::time::Instant;
+
+use super::deadline::current_deadline;
 
 use crate::client::{BoxFuture, ChatClient, ClientInfo, Readiness};
 use crate::cost::{Cost, PriceTable};
@@ -47,6 +75,8 @@ use crate::middleware::CACHE_PROVIDER;
 use crate::types::{
     ChatRequest, ChatResponse, ChatStream, EmbedRequest, EmbedResponse, StreamEvent, Usage,
 };
+
+mod media;
 
 /// The error for a call a cost cap cannot meter: `info`'s model has no price.
 fn unpriced(info: &ClientInfo) -> Error {
@@ -67,6 +97,14 @@ const OPENAI_COMPATIBLE: &str = "openai-compatible";
 
 /// The output reserved for a request without `max_tokens`, unless the builder sets another.
 pub const DEFAULT_MAX_OUTPUT_TOKENS: u64 = 4096;
+
+/// How long a call held only by in-flight reservations waits for room, unless the builder
+/// sets another wait.
+pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(2);
+
+/// The `retry_after` of an [`ErrorKind::BudgetHeld`] refusal: calls in flight usually
+/// settle within seconds.
+pub const HELD_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// Which limit of a [`Budget`] refused a call.
 #[non_exhaustive]
@@ -125,9 +163,20 @@ struct BudgetInner {
     max_tokens: Option<u64>,
     max_duration: Option<Duration>,
     default_max_output: u64,
+    max_wait: Duration,
     prices: PriceTable,
     started: Instant,
     state: Mutex<State>,
+    /// Woken whenever a reservation closes, for calls waiting for room.
+    released: Notify,
+}
+
+/// Why a reservation did not fit: the limit, what stood in the way, and whether the
+/// reservations of calls in flight were all that did.
+struct Refusal {
+    limit: BudgetLimit,
+    detail: String,
+    held: bool,
 }
 
 #[derive(Default)]
@@ -163,6 +212,7 @@ impl Budget {
             max_tokens: None,
             max_duration: None,
             default_max_output: DEFAULT_MAX_OUTPUT_TOKENS,
+            max_wait: DEFAULT_MAX_WAIT,
             prices: None,
         }
     }
@@ -211,90 +261,151 @@ impl Budget {
         &self.inner.prices
     }
 
-    /// Reserves the worst case of `req` sent to `info`'s model.
-    fn reserve_chat(&self, req: &ChatRequest, info: &ClientInfo) -> Result<Reservation> {
-        let input = req.estimated_input_tokens();
+    /// Reserves the worst case of `req` sent to `info`'s model, waiting for room when only
+    /// reservations of calls in flight stand in the way.
+    async fn reserve_chat(&self, req: &ChatRequest, info: &ClientInfo) -> Result<Reservation> {
+        let price = self.inner.prices.price(info.provider(), info.model());
+        let window = price.and_then(|p| p.context_window);
+        let input = media::input_upper_bound(req, info.provider(), info.model(), window);
         let output = req
             .max_tokens
             .map_or(self.inner.default_max_output, u64::from);
-        let cost = self
-            .inner
-            .prices
-            .price(info.provider(), info.model())
-            .map(|price| price.worst_case(input, output));
-        self.reserve(cost, input + output, info)
+        let cost = price.map(|price| price.worst_case(input, output));
+        self.reserve(cost, input + output, info).await
     }
 
-    fn reserve(&self, cost: Option<Cost>, tokens: u64, info: &ClientInfo) -> Result<Reservation> {
+    /// Reserves `cost` and `tokens` for one call to `info`. A call held only by in-flight
+    /// reservations waits for them to settle, up to `max_wait` and never past the call's
+    /// deadline; see the [module docs](self#spent-or-only-held).
+    async fn reserve(
+        &self,
+        cost: Option<Cost>,
+        tokens: u64,
+        info: &ClientInfo,
+    ) -> Result<Reservation> {
+        let mut until = Instant::now() + self.inner.max_wait;
+        if let Some(deadline) = current_deadline() {
+            until = until.min(deadline);
+        }
+        loop {
+            // Registered before the check, so a release between the check and the wait
+            // is not missed.
+            let released = self.inner.released.notified();
+            tokio::pin!(released);
+            released.as_mut().enable();
+            let refusal = match self.try_reserve(cost, tokens, info)? {
+                Ok(reservation) => return Ok(reservation),
+                Err(refusal) => refusal,
+            };
+            let waited = refusal.held
+                && Instant::now() < until
+                && tokio::time::timeout_at(until, released).await.is_ok();
+            if !waited {
+                return Err(self.refuse(refusal, info));
+            }
+        }
+    }
+
+    /// Records `refusal` as the stop reason and builds its error.
+    fn refuse(&self, refusal: Refusal, info: &ClientInfo) -> Error {
+        let Refusal {
+            limit,
+            detail,
+            held,
+        } = refusal;
+        self.state().stop = Some(limit);
+        if held {
+            return Error::new(
+                ErrorKind::BudgetHeld,
+                format!(
+                    "{limit} is held by calls in flight: a call to {info} does not fit until some of them settle ({detail})"
+                ),
+            )
+            .with_retry_after(HELD_RETRY_AFTER)
+            .with_fix("send it again in a moment; fewer concurrent calls or a lower max_tokens reserve less");
+        }
+        Error::new(
+            ErrorKind::BudgetExceeded,
+            format!("{limit} would be crossed by a call to {info}: {detail}"),
+        )
+        .with_fix("raise the limit, lower the request's max_tokens, or start a new budget")
+    }
+
+    /// Reserves at once if the call fits; otherwise says what stood in the way.
+    fn try_reserve(
+        &self,
+        cost: Option<Cost>,
+        tokens: u64,
+        info: &ClientInfo,
+    ) -> Result<std::result::Result<Reservation, Refusal>> {
         let inner = &self.inner;
         let mut st = self.state();
         let refusal = if let Some(max) = inner
             .max_duration
             .filter(|max| inner.started.elapsed() >= *max)
         {
-            Some((
-                BudgetLimit::Duration,
-                format!(
+            Some(Refusal {
+                limit: BudgetLimit::Duration,
+                detail: format!(
                     "{:.1}s have passed since the budget started, cap {:.1}s",
                     inner.started.elapsed().as_secs_f64(),
                     max.as_secs_f64()
                 ),
-            ))
+                held: false,
+            })
         } else if let Some(max) = inner
             .max_trials
             .filter(|max| st.trials + st.trials_reserved + 1 > *max)
         {
-            Some((
-                BudgetLimit::Trials,
-                format!(
+            Some(Refusal {
+                limit: BudgetLimit::Trials,
+                detail: format!(
                     "{} trials made, {} in flight, this call needs 1, cap {max}",
                     st.trials, st.trials_reserved
                 ),
-            ))
+                held: st.trials < max,
+            })
         } else if let Some(max) = inner
             .max_tokens
             .filter(|max| st.tokens + st.tokens_reserved + tokens > *max)
         {
-            Some((
-                BudgetLimit::Tokens,
-                format!(
+            Some(Refusal {
+                limit: BudgetLimit::Tokens,
+                detail: format!(
                     "spent {} tokens, reserved {}, this call needs up to {tokens}, cap {max}",
                     st.tokens, st.tokens_reserved
                 ),
-            ))
+                held: st.tokens + tokens <= max,
+            })
         } else if let Some(max) = inner.max_cost {
             match cost {
                 None => return Err(unpriced(info)),
-                Some(need) if st.spent + st.reserved + need > max => Some((
-                    BudgetLimit::Cost,
-                    format!(
+                Some(need) if st.spent + st.reserved + need > max => Some(Refusal {
+                    limit: BudgetLimit::Cost,
+                    detail: format!(
                         "spent {}, reserved {}, this call needs up to {need}, cap {max}",
                         st.spent, st.reserved
                     ),
-                )),
+                    held: st.spent + need <= max,
+                }),
                 Some(_) => None,
             }
         } else {
             None
         };
-        if let Some((limit, detail)) = refusal {
-            st.stop = Some(limit);
-            return Err(Error::new(
-                ErrorKind::BudgetExceeded,
-                format!("{limit} would be crossed by a call to {info}: {detail}"),
-            )
-            .with_fix("raise the limit, lower the request's max_tokens, or start a new budget"));
+        if let Some(refusal) = refusal {
+            return Ok(Err(refusal));
         }
         let cost = cost.unwrap_or(Cost::ZERO);
         st.reserved += cost;
         st.tokens_reserved += tokens;
         st.trials_reserved += 1;
-        Ok(Reservation {
+        Ok(Ok(Reservation {
             budget: self.clone(),
             cost,
             tokens,
             open: true,
-        })
+        }))
     }
 }
 
@@ -312,13 +423,16 @@ impl Reservation {
             return;
         }
         self.open = false;
-        let mut st = self.budget.state();
-        st.reserved = st.reserved.saturating_sub(self.cost);
-        st.tokens_reserved = st.tokens_reserved.saturating_sub(self.tokens);
-        st.trials_reserved = st.trials_reserved.saturating_sub(1);
-        st.spent += cost;
-        st.tokens += tokens;
-        st.trials += 1;
+        {
+            let mut st = self.budget.state();
+            st.reserved = st.reserved.saturating_sub(self.cost);
+            st.tokens_reserved = st.tokens_reserved.saturating_sub(self.tokens);
+            st.trials_reserved = st.trials_reserved.saturating_sub(1);
+            st.spent += cost;
+            st.tokens += tokens;
+            st.trials += 1;
+        }
+        self.budget.inner.released.notify_waiters();
     }
 
     /// Settles to what the response really used (a cache hit used nothing); a response
@@ -389,6 +503,7 @@ pub struct BudgetBuilder {
     max_tokens: Option<u64>,
     max_duration: Option<Duration>,
     default_max_output: u64,
+    max_wait: Duration,
     prices: Option<PriceTable>,
 }
 
@@ -424,6 +539,15 @@ impl BudgetBuilder {
         self
     }
 
+    /// Sets how long a call held only by the reservations of calls in flight waits for
+    /// them to settle before failing with [`ErrorKind::BudgetHeld`] (default
+    /// [`DEFAULT_MAX_WAIT`]; zero refuses at once). The wait never crosses the call's
+    /// deadline.
+    pub fn max_wait(mut self, wait: Duration) -> BudgetBuilder {
+        self.max_wait = wait;
+        self
+    }
+
     /// Prices calls from `prices` instead of [`PriceTable::embedded`].
     pub fn prices(mut self, prices: PriceTable) -> BudgetBuilder {
         self.prices = Some(prices);
@@ -452,11 +576,13 @@ impl BudgetBuilder {
                 max_tokens: self.max_tokens,
                 max_duration: self.max_duration,
                 default_max_output: self.default_max_output,
+                max_wait: self.max_wait,
                 prices: self
                     .prices
                     .unwrap_or_else(|| PriceTable::embedded().clone()),
                 started: Instant::now(),
                 state: Mutex::new(State::default()),
+                released: Notify::new(),
             }),
         })
     }
@@ -516,7 +642,7 @@ impl<C: ChatClient> BudgetClient<C> {
 impl<C: ChatClient> ChatClient for BudgetClient<C> {
     fn chat<'a>(&'a self, req: &'a ChatRequest) -> BoxFuture<'a, Result<ChatResponse>> {
         Box::pin(async move {
-            let reservation = self.budget.reserve_chat(req, self.inner.info())?;
+            let reservation = self.budget.reserve_chat(req, self.inner.info()).await?;
             match self.inner.chat(req).await {
                 Ok(response) => {
                     reservation.settle(&response);
@@ -532,7 +658,7 @@ impl<C: ChatClient> ChatClient for BudgetClient<C> {
 
     fn chat_stream<'a>(&'a self, req: &'a ChatRequest) -> BoxFuture<'a, Result<ChatStream>> {
         Box::pin(async move {
-            let reservation = self.budget.reserve_chat(req, self.inner.info())?;
+            let reservation = self.budget.reserve_chat(req, self.inner.info()).await?;
             let stream = match self.inner.chat_stream(req).await {
                 Ok(stream) => stream,
                 Err(err) => {
@@ -569,7 +695,7 @@ impl<C: ChatClient> ChatClient for BudgetClient<C> {
                 self.budget
                     .prices()
                     .cost_of(&Usage::new(tokens, 0), info.provider(), info.model());
-            let mut reservation = self.budget.reserve(cost, tokens, info)?;
+            let mut reservation = self.budget.reserve(cost, tokens, info).await?;
             match self.inner.embed(req).await {
                 Ok(response) => {
                     let used = self
@@ -840,7 +966,14 @@ mod tests {
             for task in tasks {
                 match task.await.unwrap() {
                     Ok(_) => answered += 1,
-                    Err(e) if e.kind() == ErrorKind::BudgetExceeded => refused += 1,
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            ErrorKind::BudgetExceeded | ErrorKind::BudgetHeld
+                        ) =>
+                    {
+                        refused += 1
+                    }
                     Err(e) => panic!("unexpected error {e}"),
                 }
             }
@@ -854,5 +987,163 @@ mod tests {
             assert_eq!(answered, 66);
             assert_eq!(budget.spent(), Cost::from_nanos(66 * 150_000));
         });
+    }
+
+    /// A client whose calls take 10 ms (of paused time) and use 100 + 10 tokens.
+    fn slow_model() -> FunctionClient {
+        FunctionClient::builder("m")
+            .provider("test")
+            .respond_async(|_r: ChatRequest| async {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                Ok(ChatResponse::from_text("ok").with_usage(Usage::new(100, 10)))
+            })
+            .build()
+    }
+
+    /// Sends `n` concurrent calls that each reserve 1,100 µ$ and use 110 µ$, under a cap
+    /// that fits 10 reservations; returns the kinds of the refusals.
+    async fn burst(budget: &Budget, n: usize) -> (usize, Vec<ErrorKind>) {
+        let client = Arc::new(BudgetClient::new(slow_model(), budget.clone()));
+        let tasks: Vec<_> = (0..n)
+            .map(|_| {
+                let client = client.clone();
+                tokio::spawn(async move { client.chat(&request(1_000)).await })
+            })
+            .collect();
+        let (mut answered, mut refused) = (0, Vec::new());
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(_) => answered += 1,
+                Err(e) => refused.push(e.kind()),
+            }
+        }
+        (answered, refused)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_call_held_only_by_calls_in_flight_is_not_budget_exceeded() {
+        let budget = Budget::builder()
+            .max_cost_usd(0.011)
+            .prices(prices())
+            .max_wait(Duration::ZERO)
+            .build()
+            .unwrap();
+        let (answered, refused) = burst(&budget, 50).await;
+        // Ten reservations fit at once; the other forty found the cap held, not spent.
+        assert_eq!(answered, 10);
+        assert_eq!(refused.len(), 40);
+        assert!(
+            refused.iter().all(|k| *k == ErrorKind::BudgetHeld),
+            "{refused:?}"
+        );
+        assert_eq!(budget.spent(), Cost::from_nanos(10 * 110_000));
+        assert_eq!(budget.stop_reason(), Some(BudgetLimit::Cost));
+        // The refusal says why, and when to come back.
+        let client = BudgetClient::new(slow_model(), budget.clone());
+        // Spent 1,100 µ$: nine more reservations fill the cap.
+        let holders: Vec<_> = (0..9)
+            .map(|_| {
+                let b = budget.clone();
+                tokio::spawn(async move {
+                    BudgetClient::new(slow_model(), b)
+                        .chat(&request(1_000))
+                        .await
+                })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        let err = client.chat(&request(1_000)).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::BudgetHeld);
+        assert_eq!(err.retry_after(), Some(HELD_RETRY_AFTER));
+        assert!(err.message().contains("held by calls in flight"), "{err}");
+        assert!(!err.is_recoverable() && !err.is_retryable());
+        for h in holders {
+            h.await.unwrap().unwrap();
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_held_call_waits_for_room_and_then_goes_through() {
+        let budget = Budget::builder()
+            .max_cost_usd(0.011)
+            .prices(prices())
+            .build()
+            .unwrap();
+        let (answered, refused) = burst(&budget, 50).await;
+        // Every call fits once earlier ones settle at their real cost: 50 × 110 µ$ is half
+        // the cap.
+        assert_eq!(answered, 50, "{refused:?}");
+        assert_eq!(budget.spent(), Cost::from_nanos(50 * 110_000));
+        assert_eq!(budget.reserved(), Cost::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_spent_budget_is_exceeded_even_while_calls_are_in_flight() {
+        // Spent 10,001 µ$ of 11,000: a call needing 1,100 can never fit, whatever settles.
+        let budget = Budget::builder()
+            .max_cost_usd(0.011)
+            .prices(prices())
+            .build()
+            .unwrap();
+        let spender = BudgetClient::new(model(Usage::new(9_901, 100)), budget.clone());
+        spender.chat(&request(1_000)).await.unwrap();
+        let started = Instant::now();
+        let err = BudgetClient::new(slow_model(), budget.clone())
+            .chat(&request(1_000))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::BudgetExceeded);
+        assert_eq!(
+            started.elapsed(),
+            Duration::ZERO,
+            "a spent budget never waits"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_hundred_page_pdf_is_reserved_at_its_pages_not_at_two_thousand_tokens() {
+        use crate::types::{Media, Message, Part, Role};
+        let mut text = String::from("%PDF-1.7\n");
+        for i in 0..100 {
+            text.push_str(&format!(
+                "{i} 0 obj << /Type /Page /Parent 1 0 R >> endobj\n"
+            ));
+        }
+        let req = ChatRequest::new(vec![Message::new(
+            Role::User,
+            vec![
+                Part::Text {
+                    text: "Summarise this report.".into(),
+                },
+                Part::Document(Media::bytes("application/pdf", text.into_bytes())),
+            ],
+        )])
+        .with_max_tokens(1_000);
+        let mut table = PriceTable::default();
+        table.insert("anthropic", "claude-test", ModelPrice::new(3.0, 15.0));
+        // 100 pages of Anthropic PDF input cost far more than 50,000 tokens.
+        let budget = Budget::builder()
+            .max_tokens(50_000)
+            .prices(table)
+            .build()
+            .unwrap();
+        let inner = FunctionClient::builder("claude-test")
+            .provider("anthropic")
+            .respond(|_r: &ChatRequest| Ok(ChatResponse::from_text("ok")))
+            .build();
+        let err = BudgetClient::new(inner.clone(), budget)
+            .chat(&req)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::BudgetExceeded, "{err}");
+        assert_eq!(inner.calls(), 0);
+        let needs: u64 = err
+            .message()
+            .split("needs up to ")
+            .nth(1)
+            .and_then(|rest| rest.split(',').next())
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{err}"));
+        assert!(needs >= 100 * 4_600, "{err}");
     }
 }

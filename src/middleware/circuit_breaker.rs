@@ -27,8 +27,8 @@
 //! 429, 529, 401, 403, 404, timeouts, transport and decode errors, retries exhausted, a
 //! stream that broke. Not counted: errors about this one request (`invalid_request`,
 //! `context_length`, `content_filtered`, which another request to the same target may not
-//! hit), errors raised before the target was called (budget, config), and `circuit_open`
-//! from a breaker further in.
+//! hit), errors raised before the target was called (budget, config, a cool-down skip), and
+//! `circuit_open` from a breaker further in.
 //!
 //! Put the breaker outside [`RetryClient`](crate::RetryClient): one call that exhausted its
 //! retries is one failure, and an open breaker skips the retries too.
@@ -79,6 +79,7 @@ impl TripOn {
         match self {
             TripOn::ProviderFailures => {
                 error.is_recoverable()
+                    && !error.is_skip()
                     && !matches!(
                         error.kind(),
                         ErrorKind::InvalidRequest
@@ -330,18 +331,17 @@ impl<C: ChatClient> CircuitBreakerClient<C> {
         self.inner
     }
 
-    /// Returns the breaker's state now.
+    /// Returns the breaker's state now, as this process last saw it (a shared store's
+    /// local copy; see [`CircuitBreakerClient::state_shared`]).
     pub fn state(&self) -> BreakerState {
-        let record = self.shared.store.breaker(&self.shared.key);
-        let now = Instant::now();
-        match (record.phase, record.open_until) {
-            (BreakerPhase::Closed, _) => BreakerState::Closed,
-            (BreakerPhase::Open, Some(until)) if until > now => BreakerState::Open {
-                until,
-                remaining: until - now,
-            },
-            _ => BreakerState::HalfOpen,
-        }
+        state_of(&self.shared.store.breaker(&self.shared.key))
+    }
+
+    /// Returns the breaker's state now as the store shares it: with a store shared between
+    /// processes, a breaker another process opened shows open here before this process has
+    /// made a call through it.
+    pub async fn state_shared(&self) -> BreakerState {
+        state_of(&self.shared.store.breaker_shared(&self.shared.key).await)
     }
 
     /// Admits a call, or says how long until one would be admitted. The decision is one
@@ -395,6 +395,19 @@ impl<C: ChatClient> CircuitBreakerClient<C> {
         .with_model(info.model())
         .with_retry_after(wait)
         .with_fix("add a fallback target, or wait until the breaker lets a probe through")
+    }
+}
+
+/// What a caller sees of a breaker `record`, now.
+fn state_of(record: &BreakerRecord) -> BreakerState {
+    let now = Instant::now();
+    match (record.phase, record.open_until) {
+        (BreakerPhase::Closed, _) => BreakerState::Closed,
+        (BreakerPhase::Open, Some(until)) if until > now => BreakerState::Open {
+            until,
+            remaining: until - now,
+        },
+        _ => BreakerState::HalfOpen,
     }
 }
 

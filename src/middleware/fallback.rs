@@ -5,7 +5,9 @@
 //! down with it. The primary is always tried first; the next target is tried only when the
 //! error passes [`FallbackOn`]. Every response says who answered and who failed before
 //! ([`ChatResponse::attempts`]); when every target fails, the error is
-//! [`ErrorKind::AllTargetsFailed`] listing each attempt's error in order.
+//! [`ErrorKind::AllTargetsFailed`] listing each attempt's error in order. An error the
+//! chain stops on (one [`FallbackOn`] does not pass) keeps its kind and lists the targets
+//! that failed or were skipped before it in [`Error::attempt_errors`], itself last.
 //!
 //! # Default rule
 //!
@@ -29,9 +31,11 @@
 //! Before calling a target the chain asks its [`ChatClient::readiness`]. A target whose
 //! [`CircuitBreakerClient`](crate::CircuitBreakerClient) is open is skipped without being
 //! called and recorded as an [`Outcome::Skipped`](crate::Outcome::Skipped) attempt with
-//! [`ErrorKind::CircuitOpen`]. When every target is open, [`AllOpen`] decides: wait for the
-//! one that recovers first and try it (the default), or fail at once with the earliest
-//! `retry_after`.
+//! [`ErrorKind::CircuitOpen`]; so is a target cooling down because its provider asked callers
+//! to wait ([`CooldownClient`](crate::CooldownClient)), recorded with
+//! [`ErrorKind::RateLimited`] and the time left. When every target is open, [`AllOpen`]
+//! decides: wait for the one that recovers first and try it (the default), or fail at once
+//! with the earliest `retry_after`.
 //!
 //! # Capabilities
 //!
@@ -338,9 +342,10 @@ impl FallbackClient {
                 errors.push(err);
                 continue;
             }
-            let wait = client.readiness().wait();
+            let readiness = client.readiness();
+            let wait = readiness.wait();
             if !wait.is_zero() {
-                let err = skipped_error(client, wait);
+                let err = skipped_error(client, readiness, wait);
                 attempts.push(Attempt::skipped(
                     client.info().provider(),
                     client.info().model(),
@@ -356,7 +361,7 @@ impl FallbackClient {
             match self.attempt(client, &call, &mut attempts).await {
                 Ok(value) => return Ok((value, attempts, index)),
                 Err(err) if self.fallback_on.should_fall_back(&err) => errors.push(err),
-                Err(err) => return Err(err),
+                Err(err) => return Err(err.after_attempts(errors)),
             }
         }
         if let (false, AllOpen::WaitForFirst, Some((index, wait))) =
@@ -374,7 +379,7 @@ impl FallbackClient {
                 match self.attempt(client, &call, &mut attempts).await {
                     Ok(value) => return Ok((value, attempts, index)),
                     Err(err) if self.fallback_on.should_fall_back(&err) => errors.push(err),
-                    Err(err) => return Err(err),
+                    Err(err) => return Err(err.after_attempts(errors)),
                 }
             }
         }
@@ -394,7 +399,7 @@ impl FallbackClient {
             Err(err) => err,
         };
         let info = client.info();
-        attempts.push(if err.kind() == ErrorKind::CircuitOpen {
+        attempts.push(if err.kind() == ErrorKind::CircuitOpen || err.is_skip() {
             Attempt::skipped(info.provider(), info.model(), &err)
         } else {
             self.failed(client, &err, started)
@@ -445,9 +450,13 @@ pub(crate) fn unsupported(client: &DynClient, req: &ChatRequest) -> Option<Error
     ))
 }
 
-/// The error recorded for a target skipped because it is not ready (its breaker is open).
-fn skipped_error(client: &DynClient, wait: Duration) -> Error {
+/// The error recorded for a target skipped because it is not ready: its breaker is open,
+/// or it is cooling down after its provider asked callers to wait.
+pub(crate) fn skipped_error(client: &DynClient, readiness: Readiness, wait: Duration) -> Error {
     let info = client.info();
+    if let Readiness::CoolingDown(_) = readiness {
+        return super::cooldown::skip_error(info, wait);
+    }
     Error::new(
         ErrorKind::CircuitOpen,
         format!(

@@ -40,9 +40,11 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::time::Instant;
 
 use super::commit::{self, CommitPoint};
-use super::fallback::{chain_info, unsupported};
+use super::fallback::{chain_info, skipped_error, unsupported};
 use crate::client::{BoxFuture, ChatClient, ClientInfo, DynClient, Readiness};
-use crate::error::{Error, ErrorKind, Result};
+#[cfg(doc)]
+use crate::error::ErrorKind;
+use crate::error::{Error, Result};
 use crate::types::{
     Attempt, ChatRequest, ChatResponse, ChatStream, EmbedRequest, EmbedResponse, Outcome,
 };
@@ -265,7 +267,7 @@ impl HedgedClient {
                     ));
                     errors.push(err);
                 }
-                Err(err) => return Err(err),
+                Err(err) => return Err(err.after_attempts(errors)),
             }
         }
         Err(Error::chain_failed(errors, self.clients.len()))
@@ -304,15 +306,11 @@ impl ChatClient for HedgedClient {
                         errors.push(err);
                         continue;
                     }
-                    let wait = client.readiness().wait();
+                    let readiness = client.readiness();
+                    let wait = readiness.wait();
                     if !wait.is_zero() {
                         let info = client.info();
-                        let err = Error::new(
-                            ErrorKind::CircuitOpen,
-                            "skipped without calling it: its circuit breaker is open",
-                        )
-                        .with_provider(info.provider())
-                        .with_retry_after(wait);
+                        let err = skipped_error(client, readiness, wait);
                         ended.push((index, Attempt::skipped(info.provider(), info.model(), &err)));
                         errors.push(err);
                         continue;

@@ -33,6 +33,7 @@ pub mod cache;
 pub mod circuit_breaker;
 pub mod commit;
 pub mod concurrency;
+pub mod cooldown;
 pub mod deadline;
 pub mod fallback;
 pub mod hedge;
@@ -47,6 +48,7 @@ pub use cache::{
 pub use circuit_breaker::{BreakerConfig, BreakerState, CircuitBreakerClient, TripOn};
 pub use commit::CommitPoint;
 pub use concurrency::ConcurrencyLimitClient;
+pub use cooldown::CooldownClient;
 pub use deadline::{current_deadline, time_left, DeadlineClient};
 pub use fallback::{AllOpen, FallbackClient, FallbackClientBuilder, FallbackOn};
 pub use hedge::{HedgePolicy, HedgedClient};

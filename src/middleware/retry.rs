@@ -20,7 +20,8 @@
 //! HTTP status, e.g. from a [`TimeoutClient`](crate::TimeoutClient)): a silent provider
 //! would cost a whole attempt limit per retry, so the call moves on to a fallback target
 //! after one. HTTP 408 is retried. [`RetryOn`] changes all of this. A non-retryable error
-//! is returned as it is, even after earlier retryable failures. When the policy gives up on a retryable error, the error is
+//! keeps its kind, even after earlier retryable failures, and lists every attempt's error
+//! in [`Error::attempt_errors`] (itself last). When the policy gives up on a retryable error, the error is
 //! [`ErrorKind::RetriesExhausted`] listing every attempt's error
 //! ([`Error::attempt_errors`]), with the last one as `source()` and its provider, status and
 //! `retry_after` copied onto it.
@@ -56,8 +57,9 @@ use crate::types::{Attempt, ChatRequest, ChatResponse, ChatStream, EmbedRequest,
 pub enum RetryOn {
     /// Retries when [`Error::is_retryable`] says so, except a timeout that fired here
     /// rather than at the provider (kind `timeout` with no HTTP status): that attempt
-    /// already cost a whole time limit, and another target is the better next step. The
-    /// default.
+    /// already cost a whole time limit, and another target is the better next step; and
+    /// except a target skipped while it cools down ([`Error::is_skip`]), which another
+    /// target may serve now. The default.
     #[default]
     Retryable,
     /// Retries only these kinds.
@@ -82,6 +84,7 @@ impl RetryOn {
         match self {
             RetryOn::Retryable => {
                 error.is_retryable()
+                    && !error.is_skip()
                     && !(error.kind() == ErrorKind::Timeout && error.status().is_none())
             }
             RetryOn::Kinds(kinds) => kinds.contains(&error.kind()),
@@ -300,7 +303,7 @@ impl<C: ChatClient> RetryClient<C> {
                 Err(err) => err,
             };
             if !self.policy.retry_on.should_retry(&err) {
-                return Err(err);
+                return Err(err.after_attempts(errors));
             }
             attempts.push(Attempt::failure(
                 info.provider(),
@@ -538,6 +541,31 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Authentication);
         assert_eq!(times.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_non_retryable_error_after_retries_keeps_every_attempt() {
+        let (client, times) = script(vec![
+            e503(),
+            Error::from_status("p", 502, "bad gateway"),
+            Error::from_status("p", 400, "bad request"),
+        ]);
+        let err = client
+            .with_retry(RetryPolicy::default())
+            .chat(&ChatRequest::user("x"))
+            .await
+            .unwrap_err();
+        assert_eq!(times.lock().unwrap().len(), 3);
+        // The caller still branches on the error that stopped the loop...
+        assert_eq!(err.kind(), ErrorKind::InvalidRequest);
+        assert_eq!(err.status(), Some(400));
+        assert_eq!(err.message(), "bad request");
+        assert!(err.is_recoverable());
+        // ...and the two failures before it are not lost.
+        let statuses: Vec<_> = err.attempt_errors().iter().map(Error::status).collect();
+        assert_eq!(statuses, [Some(503), Some(502), Some(400)]);
+        let source = err.source().unwrap().to_string();
+        assert!(source.contains("bad request"), "{source}");
     }
 
     #[tokio::test(start_paused = true)]

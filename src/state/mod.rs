@@ -100,6 +100,19 @@ pub trait StateStore: Send + Sync + fmt::Debug {
         Box::pin(std::future::ready(()))
     }
 
+    /// Reads the breaker record for `key` where it is shared, for a decision or a report
+    /// that must not trust a possibly stale local copy (a networked store asks its server
+    /// and falls back to its replica when it cannot). The default reads it through a no-op
+    /// [`StateStore::update_breaker_shared`].
+    fn breaker_shared<'a>(&'a self, key: &'a str) -> BoxFuture<'a, BreakerRecord> {
+        Box::pin(async move {
+            let mut seen = BreakerRecord::default();
+            self.update_breaker_shared(key, &mut |r| seen = r.clone())
+                .await;
+            seen
+        })
+    }
+
     /// Applies `update` soon without waiting for it: for code that cannot wait, such as a
     /// `Drop`. The default applies [`StateStore::update_breaker`] at once; a networked
     /// store applies it to its replica now and to the shared record in the background.

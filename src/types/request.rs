@@ -348,7 +348,21 @@ impl ChatRequest {
     /// Estimates the input tokens (about four bytes a token), for budgets and capability checks
     /// before the provider has counted.
     pub fn estimated_input_tokens(&self) -> u64 {
+        // Images cost roughly a thousand tokens on most providers; a document or audio
+        // part, roughly two thousand.
+        self.estimate_tokens_with(|part| match part {
+            Part::Image(_) => 1_000,
+            Part::Document(_) | Part::Audio(_) => 2_000,
+            _ => 0,
+        })
+    }
+
+    /// Estimates the prompt's tokens as [`ChatRequest::estimated_input_tokens`] does for
+    /// text, tool calls and tool schemas (about four bytes a token), counting each image,
+    /// document or audio part as `media` says. A budget passes a per-provider upper bound.
+    pub(crate) fn estimate_tokens_with(&self, mut media: impl FnMut(&Part) -> u64) -> u64 {
         let mut bytes = 0usize;
+        let mut media_tokens = 0u64;
         for message in &self.messages {
             bytes += 4;
             for part in &message.parts {
@@ -357,16 +371,17 @@ impl ChatRequest {
                     Part::ToolCall(c) => c.name.len() + json_len(&c.arguments),
                     Part::ToolResult(r) => r.content.len(),
                     Part::Thinking(t) => t.text.len(),
-                    // Images cost roughly a thousand tokens on most providers.
-                    Part::Image(_) => 4000,
-                    Part::Document(_) | Part::Audio(_) => 8000,
+                    Part::Image(_) | Part::Document(_) | Part::Audio(_) => {
+                        media_tokens = media_tokens.saturating_add(media(part));
+                        0
+                    }
                 };
             }
         }
         for tool in &self.tools {
             bytes += tool.name.len() + json_len(&tool.parameters);
         }
-        (bytes as u64).div_ceil(4)
+        (bytes as u64).div_ceil(4).saturating_add(media_tokens)
     }
 }
 

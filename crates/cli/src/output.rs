@@ -129,10 +129,28 @@ pub(crate) fn exit_code(e: &Error) -> u8 {
     }
 }
 
+/// Writes `text` and a newline to stdout; see [`written`] for a reader that went away.
+pub(crate) fn say(text: impl std::fmt::Display) {
+    let mut out = std::io::stdout().lock();
+    written(writeln!(out, "{text}").and_then(|()| out.flush()));
+}
+
+/// Handles the outcome of a write to stdout. When the reader has gone away
+/// (`switchboard models | head`) the program ends at once, quietly and with status 0, as
+/// the tools it is piped beside expect; `println!` would panic there instead. Other write
+/// errors (a full disk) are left to the caller's exit status.
+pub(crate) fn written(result: std::io::Result<()>) {
+    if let Err(e) = result {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+    }
+}
+
 /// Prints an error: one JSON object on stdout with `--json`, else [`error_text`] on stderr.
 pub(crate) fn print_error(e: &Error, json: bool) {
     if json {
-        println!("{}", error_json(e));
+        say(error_json(e));
     } else {
         eprintln!("error: {}", error_text(e));
     }
@@ -222,13 +240,12 @@ impl Table {
             }
             out.trim_end().to_owned()
         };
-        // A closed pipe (`| head`) ends the output quietly.
+        // A closed pipe (`| head`) ends the program quietly.
         let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{}", line(&self.header));
+        written(writeln!(out, "{}", line(&self.header)));
         for row in &self.rows {
-            if writeln!(out, "{}", line(row)).is_err() {
-                return;
-            }
+            written(writeln!(out, "{}", line(row)));
         }
+        written(out.flush());
     }
 }

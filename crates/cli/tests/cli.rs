@@ -487,3 +487,52 @@ fn an_absurd_max_retry_wait_is_a_typed_error_not_a_panic() {
         );
     }
 }
+/// Runs the binary with its stdout on a real pipe whose reading end is already closed, as
+/// when `| head` has read what it wanted and exited: every write fails with a broken pipe.
+fn into_closed_pipe(args: &[&str]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run switchboard");
+    drop(child.stdout.take());
+    child.wait_with_output().expect("wait for switchboard")
+}
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    for args in [
+        &["models"][..],
+        &["models", "--json"],
+        &["config"],
+        &["config", "--json"],
+    ] {
+        let out = into_closed_pipe(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(!stderr.contains("Broken pipe"), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn models_piped_into_head_prints_the_first_lines_and_exits_zero() {
+    // A real shell pipeline: `head` exits after one line while the table is still coming.
+    let bin = env!("CARGO_BIN_EXE_switchboard");
+    let out = Command::new("bash")
+        .args([
+            "-c",
+            r#""$0" models | head -n 1; s=("${PIPESTATUS[@]}"); echo "status ${s[0]} ${s[1]}""#,
+            bin,
+        ])
+        .output()
+        .expect("run bash");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}\n{stderr}");
+    assert!(lines[0].starts_with("model"), "{stdout}");
+    assert_eq!(lines[1], "status 0 0", "{stdout}\n{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -483,3 +483,79 @@ fn config_shows_the_state_table_with_the_url_redacted() {
         assert!(!all.contains("config-secret-pw"), "{all}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_reads_the_breakers_a_gateway_shares_through_redis() {
+    use switchboard::state::redis::RedisStore;
+    use switchboard::state::{BreakerPhase, StateStore};
+    let Some(redis) = switchboard_testkit::redis_server::RedisServer::start() else {
+        return;
+    };
+    // A gateway elsewhere opened the breaker of `fast`'s target a moment ago.
+    let store = RedisStore::builder(redis.url())
+        .key_prefix("sb-check:")
+        .build()
+        .unwrap();
+    let until = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    store
+        .update_breaker_shared("fast/openai:gpt-4o", &mut |r| {
+            r.phase = BreakerPhase::Open;
+            r.open_until = Some(until);
+            r.cooldown = std::time::Duration::from_secs(60);
+        })
+        .await;
+    let config = temp_config(
+        "check-state",
+        "[routes.fast]\ntargets = [\"openai:gpt-4o\"]\nbreaker = {}\n\n[state]\nredis_url_env = \"TEST_CHECK_REDIS_URL\"\nkey_prefix = \"sb-check:\"\n",
+    );
+    let out = bin()
+        .args(["check", "--config", config.to_str().unwrap(), "--json"])
+        .env("OPENAI_API_KEY", "k")
+        .env("TEST_CHECK_REDIS_URL", redis.url())
+        .output()
+        .unwrap();
+    let v = json_stdout(&out);
+    assert_eq!(v["state"]["ok"], true, "{v}");
+    assert_eq!(v["state"]["redis_url_env"], "TEST_CHECK_REDIS_URL", "{v}");
+    let breaker = &v["breakers"][0];
+    assert_eq!(breaker["target"], "openai:gpt-4o", "{v}");
+    assert!(
+        breaker["state"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("open (")),
+        "{v}"
+    );
+    assert_eq!(out.status.code(), Some(0), "{v}");
+}
+
+#[test]
+fn check_reports_an_unreachable_state_store_as_a_failure() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let config = temp_config(
+        "check-state-down",
+        "[routes.fast]\ntargets = [\"openai:gpt-4o\"]\nbreaker = {}\n\n[state]\nredis_url_env = \"TEST_CHECK_DOWN_URL\"\n",
+    );
+    let out = bin()
+        .args(["check", "--config", config.to_str().unwrap(), "--json"])
+        .env("OPENAI_API_KEY", "k")
+        .env(
+            "TEST_CHECK_DOWN_URL",
+            format!("redis://:check-secret-pw@127.0.0.1:{port}/0"),
+        )
+        .output()
+        .unwrap();
+    let v = json_stdout(&out);
+    assert_eq!(v["state"]["ok"], false, "{v}");
+    assert!(
+        v["state"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("cannot reach Redis")),
+        "{v}"
+    );
+    assert_eq!(v["ok"], false, "{v}");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!v.to_string().contains("check-secret-pw"), "{v}");
+}

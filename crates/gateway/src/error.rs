@@ -10,7 +10,8 @@
 //! | no target of the route can serve what the request uses (tools, images, its size, …) | 400 | `invalid_request_error` / `unsupported` |
 //! | every target rate limited (or out of quota) | 429 + `Retry-After` | `rate_limit_error` |
 //! | every target unavailable (5xx, overloaded, timeout, open breaker) | 503 + `Retry-After` | `server_error` / `all_targets_unavailable` |
-//! | the route's budget refused | 429 | `budget_exceeded`, `x-should-retry: false` |
+//! | the route's budget is spent | 429 | `budget_exceeded`, `x-should-retry: false` |
+//! | the route's budget is held by in-flight reservations | 429 + `Retry-After` | `budget_held`, `x-should-retry: true` |
 //! | upstream refused our credentials, or its reply was unreadable | 502 | `upstream_error` |
 //! | the whole-request deadline passed | 504 | `timeout` |
 //! | still unanswered when the shutdown grace period ended | 503 + `Retry-After` | `server_error` / `shutting_down` |
@@ -18,13 +19,21 @@
 //! `Retry-After` is the earliest wait any target asked for; when none said, 503 answers
 //! carry 1 second. Messages are the library's error text (provider, status, fix, each
 //! attempt); they never include keys or headers.
+//!
+//! When the gateway already made more than one upstream attempt for the request (its
+//! route retried or fell back), every error answer carries `x-should-retry: false`: the
+//! route's policy has had its go, and an SDK retrying on top would multiply upstream calls
+//! (the OpenAI SDKs honour the header).
 
 use std::time::Duration;
 
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use switchboard::providers::openai::wire;
 use switchboard::{Error, ErrorKind};
+
+/// The header the OpenAI SDKs read to decide whether to retry, over their own rules.
+const SHOULD_RETRY_HEADER: HeaderName = HeaderName::from_static("x-should-retry");
 
 /// An error as the gateway answers it.
 #[derive(Debug, Clone)]
@@ -35,7 +44,9 @@ pub(crate) struct ApiError {
     code: Option<String>,
     param: Option<String>,
     retry_after: Option<Duration>,
-    no_retry: bool,
+    /// `x-should-retry`, when the gateway says: `Some(false)` for a refusal waiting does
+    /// not cure or a request already retried upstream, `Some(true)` for one it does.
+    should_retry: Option<bool>,
     pub(crate) error_kind: Option<ErrorKind>,
 }
 
@@ -48,7 +59,7 @@ impl ApiError {
             code: None,
             param: None,
             retry_after: None,
-            no_retry: false,
+            should_retry: None,
             error_kind: None,
         }
     }
@@ -115,6 +126,13 @@ impl ApiError {
             format!("the request body is larger than the gateway's limit of {limit} bytes; send less, or raise `server.max_body_bytes`"),
         )
         .code("request_too_large")
+    }
+
+    /// Tells the client not to retry: the gateway already made `attempts` (more than one)
+    /// upstream calls for this request under the route's policy.
+    pub(crate) fn already_retried(mut self) -> ApiError {
+        self.should_retry = Some(false);
+        self
     }
 
     /// Maps a library error to its status and body (see the module table).
@@ -194,13 +212,19 @@ fn single(err: &Error) -> ApiError {
         ErrorKind::QuotaExceeded => {
             let mut e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "insufficient_quota", "")
                 .code("insufficient_quota");
-            e.no_retry = true;
+            e.should_retry = Some(false);
             e
         }
         ErrorKind::BudgetExceeded => {
             let mut e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "budget_exceeded", "")
                 .code("budget_exceeded");
-            e.no_retry = true;
+            e.should_retry = Some(false);
+            e
+        }
+        ErrorKind::BudgetHeld => {
+            let mut e =
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "budget_held", "").code("budget_held");
+            e.should_retry = Some(true);
             e
         }
         ErrorKind::Overloaded
@@ -247,7 +271,7 @@ fn aggregate(err: &Error) -> ApiError {
     if all(StatusCode::TOO_MANY_REQUESTS) {
         // Every target refused for rate or money: one 429, retryable only if some target
         // would accept again after a wait.
-        let retryable = mapped.iter().any(|m| !m.no_retry);
+        let retryable = mapped.iter().any(|m| m.should_retry != Some(false));
         let mut e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", "").code(
             if retryable {
                 "rate_limit_exceeded"
@@ -255,7 +279,9 @@ fn aggregate(err: &Error) -> ApiError {
                 "insufficient_quota"
             },
         );
-        e.no_retry = !retryable;
+        if !retryable {
+            e.should_retry = Some(false);
+        }
         return e;
     }
     let unavailable = |m: &ApiError| {
@@ -264,7 +290,7 @@ fn aggregate(err: &Error) -> ApiError {
             StatusCode::SERVICE_UNAVAILABLE
                 | StatusCode::TOO_MANY_REQUESTS
                 | StatusCode::GATEWAY_TIMEOUT
-        ) && !m.no_retry
+        ) && m.should_retry != Some(false)
     };
     if mapped.iter().all(unavailable) {
         return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "server_error", "")
@@ -301,8 +327,11 @@ impl IntoResponse for ApiError {
                 headers.insert(axum::http::header::RETRY_AFTER, v);
             }
         }
-        if self.no_retry {
-            headers.insert("x-should-retry", HeaderValue::from_static("false"));
+        if let Some(retry) = self.should_retry {
+            headers.insert(
+                SHOULD_RETRY_HEADER,
+                HeaderValue::from_static(if retry { "true" } else { "false" }),
+            );
         }
         response
     }

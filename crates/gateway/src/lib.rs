@@ -212,6 +212,24 @@ impl AppState {
         out
     }
 
+    /// Like [`AppState::breaker_states`], read where the `[state]` store shares them, so a
+    /// breaker another replica opened shows open before this one serves a request.
+    pub(crate) async fn shared_breaker_states(
+        &self,
+    ) -> Vec<(String, String, switchboard::middleware::BreakerState)> {
+        let mut out = Vec::new();
+        for alias in &self.aliases {
+            if let Some(route) = self.routes.get(alias) {
+                for target in &route.targets {
+                    if let Some(state) = target.breaker_state_shared().await {
+                        out.push((alias.clone(), target.spec.clone(), state));
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// Resolves when the shutdown grace period is over and unfinished answers must end.
     pub(crate) fn cutoff(&self) -> impl Future<Output = ()> + Send + 'static {
         let mut rx = self.cutoff.subscribe();

@@ -122,7 +122,11 @@ fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 fn finish(state: &AppState, started: Instant, result: Result<Response, Failure>) -> Response {
     match result {
         Ok(response) => response,
-        Err(failure) => {
+        Err(mut failure) => {
+            // More than one upstream attempt means the route already retried or fell back.
+            if failure.attempts.is_some_and(|n| n > 1) {
+                failure.error = failure.error.already_retried();
+            }
             let status = failure.error.status.as_u16();
             if failure.error.error_kind.is_none() {
                 state.metrics.gateway_error(failure.error.kind_label());
@@ -454,7 +458,8 @@ async fn metrics(State(state): Shared, headers: HeaderMap) -> Response {
     if let Err(e) = authorize(&state, &headers) {
         return e.into_response();
     }
-    let breakers = crate::metrics::Metrics::render_breakers(&state.breaker_states());
+    // Read where the breakers are shared, so a breaker another replica opened shows here.
+    let breakers = crate::metrics::Metrics::render_breakers(&state.shared_breaker_states().await);
     let text = state.metrics.render(&breakers);
     let mut response = text.into_response();
     response.headers_mut().insert(

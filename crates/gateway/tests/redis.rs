@@ -154,3 +154,107 @@ async fn a_missing_or_bad_redis_url_names_the_field() {
     assert!(err.message().contains("state.redis_url_env"), "{err}");
     assert!(!format!("{err} {err:?}").contains("hunter2"), "{err}");
 }
+
+async fn metrics_of(base: &str) -> String {
+    reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_replicas_metrics_show_a_breaker_another_replica_opened_before_it_serves_a_request() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let upstream = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(
+            ResponseTemplate::new(503)
+                .set_body_json(json!({"error": {"message": "overloaded", "type": "server_error"}})),
+        )
+        .mount(&upstream)
+        .await;
+    let first = Gateway::with_env(config(&upstream.uri()), env_with(redis.url())).unwrap();
+    let second = Gateway::with_env(config(&upstream.uri()), env_with(redis.url())).unwrap();
+    let (a, b) = (start(first).await, start(second).await);
+    let gauge = "switchboard_gateway_breaker_state{route=\"shared\",target=\"openai:gpt-4o\"}";
+    assert!(metrics_of(&b.base).await.contains(&format!("{gauge} 0")));
+    for _ in 0..2 {
+        assert_eq!(ask(&a.base).await.status(), 503);
+    }
+    // The second replica has served nothing since; its very next scrape shows the breaker
+    // the first one opened.
+    let text = metrics_of(&b.base).await;
+    assert!(text.contains(&format!("{gauge} 2")), "{text}");
+    assert_eq!(upstream.received_requests().await.unwrap().len(), 2);
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_429_through_one_gateway_cools_the_target_down_for_the_other() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let upstream = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .insert_header("retry-after", "30")
+                .set_body_json(json!({"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}})),
+        )
+        .mount(&upstream)
+        .await;
+    // No breaker: the cool-down alone keeps both gateways off the target.
+    let settings = |upstream: &str| {
+        Settings::from_toml_str(&format!(
+            r#"
+[providers.openai]
+base_url = "{upstream}/v1"
+api_key_env = "OAI"
+
+[routes.shared]
+targets = ["openai:gpt-4o"]
+
+[state]
+redis_url_env = "TEST_REDIS_URL"
+key_prefix = "gw-cool:"
+"#
+        ))
+        .unwrap()
+    };
+    let first = Gateway::with_env(settings(&upstream.uri()), env_with(redis.url())).unwrap();
+    let second = Gateway::with_env(settings(&upstream.uri()), env_with(redis.url())).unwrap();
+    let (a, b) = (start(first).await, start(second).await);
+    let resp = ask(&a.base).await;
+    assert_eq!(resp.status(), 429);
+    assert_eq!(upstream.received_requests().await.unwrap().len(), 1);
+    for base in [&b.base, &a.base] {
+        let resp = ask(base).await;
+        assert_eq!(resp.status(), 429);
+        let wait: u64 = resp
+            .headers()
+            .get("retry-after")
+            .expect("a cooling target says when to come back")
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((25..=30).contains(&wait), "{wait}");
+        let body: Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains("asked callers to wait"), "{body}");
+    }
+    assert_eq!(
+        upstream.received_requests().await.unwrap().len(),
+        1,
+        "neither gateway called the cooling target again"
+    );
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}

@@ -200,8 +200,9 @@ async fn start_next(
         } else if let Some(err) = unsupported(&client, &cont) {
             Some(err)
         } else {
-            let wait = client.readiness().wait();
-            (!wait.is_zero()).then(|| skipped_error(&client, wait))
+            let readiness = client.readiness();
+            let wait = readiness.wait();
+            (!wait.is_zero()).then(|| skipped_error(&client, readiness, wait))
         };
         if let Some(err) = skip {
             joined

@@ -534,3 +534,55 @@ async fn embeddings_record_a_target_whose_retries_ran_out_as_one_attempt_as_chat
         ]
     );
 }
+
+#[tokio::test]
+async fn a_non_recoverable_error_after_failed_targets_keeps_their_records() {
+    // The second target refuses the request for money: the chain stops there, and the
+    // primary's 503 stays among the attempts of the error it returns.
+    let refusing = FunctionClient::new("refusing", |_r: &ChatRequest| {
+        Err(Error::new(
+            ErrorKind::BudgetExceeded,
+            "max_cost_usd would be crossed",
+        ))
+    });
+    let last = up("never");
+    let chain = FallbackClient::new(vec![
+        down("primary").boxed(),
+        refusing.boxed(),
+        last.clone().boxed(),
+    ])
+    .unwrap();
+    let err = chain.chat(&ChatRequest::user("x")).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::BudgetExceeded);
+    assert_eq!(last.calls(), 0);
+    let kinds: Vec<_> = err.attempt_errors().iter().map(Error::kind).collect();
+    assert_eq!(kinds, [ErrorKind::Server, ErrorKind::BudgetExceeded]);
+    assert_eq!(err.attempt_errors()[0].status(), Some(503));
+    assert!(!err.is_recoverable());
+}
+
+#[tokio::test(start_paused = true)]
+async fn retries_inside_a_chain_keep_every_attempt_down_to_the_last_error() {
+    // Primary: two 503s then a 401 through its retry loop; the chain falls back on the
+    // 401 (it came from a provider) to a target that refuses locally.
+    let calls = std::sync::Arc::new(AtomicUsize::new(0));
+    let c = calls.clone();
+    let primary = FunctionClient::new("primary", move |_r: &ChatRequest| {
+        Err(match c.fetch_add(1, Ordering::SeqCst) {
+            0 | 1 => Error::from_status("primary", 503, "down"),
+            _ => Error::from_status("primary", 401, "bad key"),
+        })
+    })
+    .with_retry(RetryPolicy::default());
+    let local = FunctionClient::new("local", |_r: &ChatRequest| {
+        Err(Error::new(ErrorKind::Config, "no key"))
+    });
+    let chain = FallbackClient::new(vec![primary.boxed(), local.boxed()]).unwrap();
+    let err = chain.chat(&ChatRequest::user("x")).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config);
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    let first = &err.attempt_errors()[0];
+    assert_eq!(first.kind(), ErrorKind::Authentication);
+    let tries: Vec<_> = first.attempt_errors().iter().map(Error::status).collect();
+    assert_eq!(tries, [Some(503), Some(503), Some(401)]);
+}

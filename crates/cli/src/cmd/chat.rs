@@ -138,15 +138,14 @@ async fn chat(args: ChatArgs) -> Result<(), Error> {
         while let Some(event) = stream.next().await {
             match event? {
                 StreamEvent::TextDelta { text } if !args.json => {
-                    let _ = out.write_all(text.as_bytes());
-                    let _ = out.flush();
+                    output::written(out.write_all(text.as_bytes()).and_then(|()| out.flush()));
                 }
                 StreamEvent::Done { response } => done = Some(*response),
                 _ => {}
             }
         }
         if !args.json {
-            let _ = writeln!(out);
+            output::written(writeln!(out));
         }
         done.ok_or_else(|| {
             Error::new(
@@ -158,9 +157,9 @@ async fn chat(args: ChatArgs) -> Result<(), Error> {
         client.chat(&req).await?
     };
     if args.json {
-        println!("{}", output::response_json(&response));
+        output::say(output::response_json(&response));
     } else if !args.stream {
-        println!("{}", response.text());
+        output::say(response.text());
     }
     Ok(())
 }

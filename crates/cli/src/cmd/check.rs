@@ -5,14 +5,18 @@
 //! request per provider (a route target's model from `--config`, else the provider's
 //! cheapest priced model) and reports the outcome and latency. With `--config`, live checks
 //! go through each route target's own stack, and every target's circuit breaker state is
-//! reported as this process sees it (a running gateway shows its own at `/metrics`).
+//! reported: read from Redis when the config has a `[state]` table (so a breaker a running
+//! gateway opened shows open here; the store's reachability is reported as `state`), else
+//! as this process sees it (a running gateway shows its own at `/metrics`).
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Args;
 use serde_json::{json, Value};
 use switchboard::config::build::{self, BuildOptions, BuiltRoute};
 use switchboard::config::{check, Settings};
+use switchboard::state::StateStore;
 use switchboard::{ChatClient, ChatRequest, ClientOptions, Error};
 
 use crate::output::{self, Table};
@@ -38,7 +42,7 @@ pub(crate) async fn run(args: CheckArgs) -> u8 {
     match check(&args).await {
         Ok((report, ok)) => {
             if args.json {
-                println!("{report}");
+                output::say(report);
             } else {
                 print_human(&report);
             }
@@ -83,8 +87,17 @@ async fn check(args: &CheckArgs) -> Result<(Value, bool), Error> {
         rows.push(row);
     }
     let mut breakers = Vec::new();
+    let mut state = Value::Null;
     if args.config.is_some() {
-        let options = BuildOptions::default();
+        let (store, report) = shared_state(&settings).await;
+        if report["ok"] == false {
+            all_ok = false;
+        }
+        state = report;
+        let options = BuildOptions {
+            state: store,
+            ..BuildOptions::default()
+        };
         // Routes whose keys are missing cannot be built; their keys are reported above.
         if let Ok(routes) = build::build_routes(&settings, &options) {
             if args.live {
@@ -92,13 +105,39 @@ async fn check(args: &CheckArgs) -> Result<(Value, bool), Error> {
                     probe_route(route).await;
                 }
             }
-            breakers = check::breaker_reports(routes.values());
+            breakers = check::shared_breaker_reports(routes.values()).await;
         }
     }
     Ok((
-        json!({"providers": rows, "breakers": breakers, "ok": all_ok}),
+        json!({"providers": rows, "breakers": breakers, "state": state, "ok": all_ok}),
         all_ok,
     ))
+}
+
+/// Opens the `[state]` store of `settings` and checks it answers: the store, when it does,
+/// and the report (`null` without a `[state]` table; the URL is never shown).
+async fn shared_state(settings: &Settings) -> (Option<Arc<dyn StateStore>>, Value) {
+    let Some(table) = &settings.state else {
+        return (None, Value::Null);
+    };
+    let var = table.redis_url_env.clone();
+    let store = match build::state_store(settings, &|name| std::env::var(name).ok()) {
+        Ok(Some(store)) => store,
+        Ok(None) => return (None, Value::Null),
+        Err(e) => {
+            return (
+                None,
+                json!({"redis_url_env": var, "ok": false, "error": e.to_string()}),
+            )
+        }
+    };
+    match store.check().await {
+        Ok(()) => (Some(store), json!({"redis_url_env": var, "ok": true})),
+        Err(e) => (
+            None,
+            json!({"redis_url_env": var, "ok": false, "error": e.to_string()}),
+        ),
+    }
 }
 
 async fn live(settings: &Settings, provider: &str) -> Value {
@@ -168,9 +207,22 @@ fn print_human(report: &Value) {
         t.row(cells);
     }
     t.print();
+    let state = &report["state"];
+    if state.is_object() {
+        output::say("");
+        let line = if state["ok"] == true {
+            format!(
+                "state: Redis (from {}) answers; breakers below are the shared ones",
+                output::plain(&state["redis_url_env"])
+            )
+        } else {
+            format!("state: FAILED: {}", output::plain(&state["error"]))
+        };
+        output::say(line);
+    }
     let breakers = report["breakers"].as_array().cloned().unwrap_or_default();
     if !breakers.is_empty() {
-        println!();
+        output::say("");
         let mut t = Table::new(&["route", "target", "breaker"]);
         for b in breakers {
             t.row(vec![

@@ -31,7 +31,7 @@ pub(crate) async fn run(args: ConfigArgs) -> u8 {
         Ok(settings) => {
             let resolved = resolved(&settings);
             if args.json {
-                println!("{resolved}");
+                output::say(resolved);
             } else {
                 print_human(&resolved);
             }
@@ -97,7 +97,7 @@ pub(crate) fn resolved(settings: &Settings) -> Value {
 
 fn print_human(v: &Value) {
     let server = &v["server"];
-    println!("server");
+    output::say("server");
     let mut t = Table::new(&["setting", "value"]);
     for key in [
         "host",
@@ -129,7 +129,7 @@ fn print_human(v: &Value) {
         },
     ]);
     t.print();
-    println!("\nproviders");
+    output::say("\nproviders");
     let mut t = Table::new(&["provider", "base_url", "key"]);
     for (name, p) in v["providers"].as_object().into_iter().flatten() {
         let key = match p["key"]["set_in"].as_str() {
@@ -150,7 +150,7 @@ fn print_human(v: &Value) {
         ]);
     }
     t.print();
-    println!("\nroutes");
+    output::say("\nroutes");
     let mut t = Table::new(&["alias", "targets", "settings"]);
     for (alias, r) in v["routes"].as_object().into_iter().flatten() {
         let targets = r["targets"]
@@ -169,7 +169,7 @@ fn print_human(v: &Value) {
     t.print();
     let state = &v["state"];
     if state.is_object() {
-        println!("\nstate (breakers shared through Redis)");
+        output::say("\nstate (breakers shared through Redis)");
         let mut t = Table::new(&["setting", "value"]);
         let url = &state["redis_url"];
         t.row(vec![

@@ -8,7 +8,7 @@ use clap::Args;
 use serde_json::json;
 use switchboard::cost::PriceTable;
 
-use crate::output::Table;
+use crate::output::{self, Table};
 
 /// Arguments of `switchboard models`.
 #[derive(Debug, Args)]
@@ -24,10 +24,7 @@ pub(crate) struct ModelsArgs {
 pub(crate) async fn run(args: ModelsArgs) -> u8 {
     let rows = PriceTable::embedded().listing(&args.providers);
     if args.json {
-        println!(
-            "{}",
-            json!({"models": rows, "currency": "USD", "unit": "per million tokens"})
-        );
+        output::say(json!({"models": rows, "currency": "USD", "unit": "per million tokens"}));
         return 0;
     }
     let mut t = Table::new(&[
