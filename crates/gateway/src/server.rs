@@ -27,7 +27,7 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -230,6 +230,9 @@ struct PhaseState {
     limit: Duration,
     /// Waiting for the first byte of the next request (then the header limit starts).
     between_requests: bool,
+    /// The task that last found nothing to read while a request was in progress: woken
+    /// when the connection turns idle, so its read deadline gets armed.
+    parked_reader: Option<Waker>,
 }
 
 impl Phase {
@@ -241,6 +244,7 @@ impl Phase {
                 since: Instant::now(),
                 limit: limits.header_read,
                 between_requests: false,
+                parked_reader: None,
             }),
         }
     }
@@ -252,6 +256,14 @@ impl Phase {
     /// When reading must have finished: none while a request is in progress.
     fn read_deadline(&self) -> Option<Instant> {
         self.with(|s| (s.active == 0).then(|| s.since + s.limit))
+    }
+
+    /// Notes that a read found nothing with no deadline running.
+    fn park_reader(&self, waker: &Waker) {
+        self.with(|s| match &mut s.parked_reader {
+            Some(parked) => parked.clone_from(waker),
+            None => s.parked_reader = Some(waker.clone()),
+        });
     }
 
     /// Bytes arrived; the first byte of a request after a kept-alive wait starts the
@@ -281,14 +293,20 @@ impl InProgress {
 impl Drop for InProgress {
     fn drop(&mut self) {
         let idle = self.0.limits.idle;
-        self.0.with(|s| {
+        let reader = self.0.with(|s| {
             s.active = s.active.saturating_sub(1);
             if s.active == 0 {
                 s.since = Instant::now();
                 s.limit = idle;
                 s.between_requests = true;
+                s.parked_reader.take()
+            } else {
+                None
             }
         });
+        if let Some(reader) = reader {
+            reader.wake();
+        }
     }
 }
 
@@ -356,7 +374,11 @@ impl AsyncRead for Watched {
                 Some(d) if expired(&mut this.read_timer, d, cx) => Poll::Ready(Err(timed_out(
                     "the client sent no complete request in time",
                 ))),
-                _ => Poll::Pending,
+                Some(_) => Poll::Pending,
+                None => {
+                    this.phase.park_reader(cx.waker());
+                    Poll::Pending
+                }
             },
             other => other,
         }
