@@ -7,13 +7,17 @@
 //! `x-switchboard-provider` and `x-switchboard-attempts` headers and in the `model` field.
 //!
 //! Endpoints: `POST /v1/chat/completions` (JSON or SSE), `POST /v1/embeddings`,
-//! `GET /v1/models`, `GET /health`, `GET /metrics` (Prometheus text).
+//! `GET /v1/models`, `GET /v1/models/{id}`, `GET /health`, `GET /metrics` (Prometheus
+//! text).
 //!
 //! # Safety
 //! The gateway binds `127.0.0.1` by default and refuses to serve on any other address
-//! unless gateway keys are configured; with keys, every endpoint but `/health` needs
-//! `Authorization: Bearer <key>` (compared in constant time). Bodies are capped; keys are
-//! never logged. [`Gateway::serve`] drains in-flight requests and streams on shutdown.
+//! unless gateway keys of at least [`MIN_PUBLIC_KEY_LEN`] characters are configured; with
+//! keys, every endpoint but `/health` needs `Authorization: Bearer <key>` (compared in
+//! constant time). Bodies are capped; keys are never logged. Connections have header, body
+//! and idle timeouts and a cap on their number. Direct `provider:model` requests are off
+//! unless configured, and then bounded. A handler that panics answers 500. [`Gateway::serve`]
+//! drains in-flight requests and streams on shutdown.
 //!
 //! # Logging
 //! The gateway logs through `tracing`, so it is silent until the program installs a
