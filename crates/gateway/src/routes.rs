@@ -271,7 +271,7 @@ async fn chat(
                 }
             })),
         };
-        let stream = sse::until(stream, state.cutoff());
+        let stream = sse::until(sse::panics_as_errors(stream), state.cutoff());
         let body = Body::from_stream(sse::frames(stream, ctx));
         let mut response = (StatusCode::OK, body).into_response();
         let h = response.headers_mut();

@@ -283,6 +283,49 @@ async fn a_panicking_handler_is_a_500_json_answer_and_the_gateway_goes_on() {
 }
 
 #[tokio::test]
+async fn a_stream_that_panics_ends_with_an_error_event_not_a_dropped_connection() {
+    use futures_util::StreamExt;
+    let panics: DynClient = Arc::new(
+        FunctionClient::builder("m")
+            .provider("buggy")
+            .stream_async(|_r| {
+                Box::pin(async {
+                    let first =
+                        futures_util::stream::iter(vec![Ok(switchboard::StreamEvent::TextDelta {
+                            text: "Half an ".into(),
+                        })]);
+                    let then = futures_util::stream::once(async {
+                        panic!("a bug in the middle of a stream")
+                    });
+                    Ok(first.chain(then).boxed())
+                })
+            })
+            .build(),
+    );
+    let gw = start_routes(
+        vec![
+            ("buggy", vec![panics]),
+            ("fast", vec![answers("p", "m", "hi")]),
+        ],
+        GatewayOptions::default(),
+    )
+    .await;
+    let mut body = hello("buggy");
+    body["stream"] = json!(true);
+    let resp = post(&gw.base, body).await;
+    assert_eq!(resp.status(), 200);
+    let text = resp.text().await.expect("the stream ends cleanly");
+    assert!(text.contains("Half an "), "{text}");
+    let last = text.trim_end().lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("data: {\"error\"") && last.contains("internal error"),
+        "{text}"
+    );
+    assert!(!text.contains("[DONE]"), "{text}");
+    assert_eq!(post(&gw.base, hello("fast")).await.status(), 200);
+}
+
+#[tokio::test]
 async fn error_messages_speak_http_not_rust() {
     let gw = start_routes(
         vec![("fast", vec![answers("p", "m", "hi")])],
