@@ -186,14 +186,121 @@ pub fn build_routes(
     Ok(routes)
 }
 
-/// Builds a route for a `provider:model` a client asked for directly: the provider client
-/// alone, with no per-route behaviours.
+/// Builds a route for a `provider:model` a client asked for directly, with the
+/// `[server.direct]` behaviours (and a budget of its own, when that table sets one).
 ///
 /// # Errors
-/// As [`build_provider`].
+/// As [`DirectRoutes::build`].
 pub fn build_direct(settings: &Settings, spec: &str, options: &BuildOptions) -> Result<BuiltRoute> {
-    let client = build_provider(settings, spec, options)?;
-    assemble(spec, &RouteSettings::default(), vec![client])
+    DirectRoutes::new(settings, options.clone())?.build(spec)
+}
+
+/// The longest model name a direct `provider:model` may carry, in bytes.
+const MAX_DIRECT_MODEL_LEN: usize = 256;
+
+/// Builds routes for `provider:model` names asked for directly, each governed by the
+/// `[server.direct]` table, with one budget shared by all of them, so that naming a new
+/// model never starts a fresh budget.
+///
+/// Names are checked ([`DirectRoutes::check`]) before anything is built: only providers
+/// in `server.direct_providers` (every known provider when absent), and names without
+/// whitespace or control characters, at most 256 bytes.
+#[derive(Clone, Debug)]
+pub struct DirectRoutes {
+    settings: Settings,
+    options: BuildOptions,
+    allowed: Vec<String>,
+    budget: Option<Budget>,
+}
+
+impl DirectRoutes {
+    /// Prepares direct routes from `settings` (the budget is built here, once).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) when the `[server.direct]` budget
+    /// cannot be built.
+    pub fn new(settings: &Settings, options: BuildOptions) -> Result<DirectRoutes> {
+        let allowed = match &settings.server.direct_providers {
+            Some(list) => list.clone(),
+            None => crate::providers::known_providers()
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
+        };
+        let budget = match &settings.server.direct {
+            Some(direct) => budget_of(&direct.route_for("direct:direct"))?,
+            None => None,
+        };
+        Ok(DirectRoutes {
+            settings: settings.clone(),
+            options,
+            allowed,
+            budget,
+        })
+    }
+
+    /// Returns the providers a direct model may name.
+    pub fn providers(&self) -> &[String] {
+        &self.allowed
+    }
+
+    /// Checks that `spec` is a `provider:model` this gateway may serve directly, without
+    /// building anything.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidRequest`](crate::ErrorKind::InvalidRequest) naming what is
+    /// wrong: not `provider:model`, a provider not allowed, or a malformed model name.
+    pub fn check(&self, spec: &str) -> Result<()> {
+        if spec.len() > MAX_DIRECT_MODEL_LEN
+            || spec.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(Error::invalid_request(
+                "the model name is too long or holds spaces or control characters",
+                format!("send `provider:model` with the provider's model id, at most {MAX_DIRECT_MODEL_LEN} bytes"),
+            ));
+        }
+        let model = match spec.split_once(':') {
+            Some((p, m)) if !p.is_empty() && !m.is_empty() => ModelRef::parse(spec)?,
+            _ => {
+                return Err(Error::invalid_request(
+                    format!("`{spec}` is not `provider:model`"),
+                    "write it as `provider:model`, e.g. `openai:gpt-4o-mini`",
+                ))
+            }
+        };
+        if !self.allowed.iter().any(|p| p == model.provider()) {
+            return Err(Error::invalid_request(
+                format!(
+                    "`{}` is not a provider direct models may name here",
+                    model.provider()
+                ),
+                format!("name one of: {}", self.allowed.join(", ")),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Builds the route for `spec`: [`check`](DirectRoutes::check), then the provider
+    /// client inside the `[server.direct]` behaviours.
+    ///
+    /// # Errors
+    /// As [`check`](DirectRoutes::check), and as [`build_provider`] (a missing key names
+    /// the variable to set).
+    pub fn build(&self, spec: &str) -> Result<BuiltRoute> {
+        self.check(spec)?;
+        let client = build_provider(&self.settings, spec, &self.options)?;
+        let route = match &self.settings.server.direct {
+            Some(direct) => direct.route_for(spec),
+            None => RouteSettings::default(),
+        };
+        assemble_parts(
+            spec,
+            &route,
+            vec![client],
+            self.options.state.as_ref(),
+            self.budget.clone(),
+        )
+    }
 }
 
 /// Assembles a route from provider clients built elsewhere (tests, embedders): the route's
@@ -222,28 +329,42 @@ pub fn assemble_with(
     providers: Vec<DynClient>,
     state: Option<&Arc<dyn StateStore>>,
 ) -> Result<BuiltRoute> {
+    assemble_parts(alias, route, providers, state, budget_of(route)?)
+}
+
+/// Builds the route's budget, when it has one.
+fn budget_of(route: &RouteSettings) -> Result<Option<Budget>> {
+    let Some(b) = &route.budget else {
+        return Ok(None);
+    };
+    let mut builder = Budget::builder();
+    if let Some(usd) = b.max_cost_usd {
+        builder = builder.max_cost_usd(usd);
+    }
+    if let Some(tokens) = b.max_tokens {
+        builder = builder.max_tokens(tokens);
+    }
+    if let Some(trials) = b.max_trials {
+        builder = builder.max_trials(trials);
+    }
+    Ok(Some(builder.build()?))
+}
+
+/// Assembles a route around `providers` with a budget built by the caller (shared, for
+/// direct routes).
+fn assemble_parts(
+    alias: &str,
+    route: &RouteSettings,
+    providers: Vec<DynClient>,
+    state: Option<&Arc<dyn StateStore>>,
+    budget: Option<Budget>,
+) -> Result<BuiltRoute> {
     if providers.is_empty() {
         return Err(Error::config(
             format!("config: route `{alias}` has no targets"),
             "list at least one `provider:model` target",
         ));
     }
-    let budget = match &route.budget {
-        Some(b) => {
-            let mut builder = Budget::builder();
-            if let Some(usd) = b.max_cost_usd {
-                builder = builder.max_cost_usd(usd);
-            }
-            if let Some(tokens) = b.max_tokens {
-                builder = builder.max_tokens(tokens);
-            }
-            if let Some(trials) = b.max_trials {
-                builder = builder.max_trials(trials);
-            }
-            Some(builder.build()?)
-        }
-        None => None,
-    };
     let targets: Vec<BuiltTarget> = providers
         .into_iter()
         .map(|provider| target_stack(alias, route, budget.as_ref(), state, provider))

@@ -25,6 +25,7 @@
 
 pub mod build;
 pub mod check;
+mod server;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -97,7 +98,7 @@ fn default_state_timeout_ms() -> u64 {
 }
 
 /// The `[server]` table.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerSettings {
     /// The address to bind (default `127.0.0.1`). A non-loopback address needs `api_keys_env`.
@@ -111,8 +112,29 @@ pub struct ServerSettings {
     pub max_body_bytes: usize,
     /// How long shutdown waits for in-flight requests and streams, in ms (default 10 000).
     pub shutdown_grace_ms: u64,
-    /// Whether clients may ask for `provider:model` directly instead of an alias (default true).
+    /// Whether clients may ask for `provider:model` directly instead of an alias (default
+    /// false: only the configured routes, with their budgets, are served).
     pub allow_direct_models: bool,
+    /// The providers a direct `provider:model` may name (default: every provider
+    /// Switchboard knows); needs `allow_direct_models`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub direct_providers: Option<Vec<String>>,
+    /// The behaviours every direct model gets, as a route's (`[server.direct]`): timeouts,
+    /// retry, breaker, and one budget shared by every direct request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub direct: Option<DirectSettings>,
+    /// How long a client may take to send a request's headers, in ms, counted from its
+    /// connection (or from the first byte of a later request on it) (default 10 000).
+    pub header_read_timeout_ms: u64,
+    /// How long a client may take to send a request's whole body, in ms, counted from the
+    /// end of its headers (default 30 000).
+    pub body_read_timeout_ms: u64,
+    /// How long a kept-alive connection may wait for its next request, in ms (default
+    /// 60 000).
+    pub idle_timeout_ms: u64,
+    /// The most connections open at once (default 512); further clients wait in the
+    /// listen queue. Kept below the process's open-file limit.
+    pub max_connections: usize,
 }
 
 impl Default for ServerSettings {
@@ -123,7 +145,64 @@ impl Default for ServerSettings {
             api_keys_env: Vec::new(),
             max_body_bytes: 4 * 1024 * 1024,
             shutdown_grace_ms: 10_000,
-            allow_direct_models: true,
+            allow_direct_models: false,
+            direct_providers: None,
+            direct: None,
+            header_read_timeout_ms: 10_000,
+            body_read_timeout_ms: 30_000,
+            idle_timeout_ms: 60_000,
+            max_connections: 512,
+        }
+    }
+}
+
+/// The `[server.direct]` table: what governs a `provider:model` asked for directly, as a
+/// route's settings govern an alias. The budget is one, shared by every direct request.
+///
+/// ```toml
+/// [server]
+/// allow_direct_models = true
+/// direct_providers = ["openai", "anthropic"]
+///
+/// [server.direct]
+/// timeout_ms = 30000
+/// budget = { max_cost_usd = 5.0 }
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectSettings {
+    /// Limit on each attempt, in ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// Limit on a stream's first token per attempt, in ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_token_timeout_ms: Option<u64>,
+    /// Limit on the whole request, retries included, in ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline_ms: Option<u64>,
+    /// Retries of the one target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetrySettings>,
+    /// A circuit breaker per direct model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breaker: Option<BreakerSettings>,
+    /// Spending limits shared by every direct request, whatever model it names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<BudgetSettings>,
+}
+
+impl DirectSettings {
+    /// Returns the route settings a direct request for `spec` is served with.
+    pub fn route_for(&self, spec: &str) -> RouteSettings {
+        RouteSettings {
+            targets: vec![spec.to_owned()],
+            timeout_ms: self.timeout_ms,
+            first_token_timeout_ms: self.first_token_timeout_ms,
+            deadline_ms: self.deadline_ms,
+            retry: self.retry.clone(),
+            breaker: self.breaker.clone(),
+            budget: self.budget.clone(),
+            ..RouteSettings::default()
         }
     }
 }
@@ -334,6 +413,7 @@ impl Settings {
             check_env_name(&format!("server.api_keys_env[{i}]"), name)?;
         }
         check_span("server.shutdown_grace_ms", Some(server.shutdown_grace_ms))?;
+        server::validate(server, &known_providers())?;
         if server.max_body_bytes < 1024 {
             return Err(bad(
                 "server.max_body_bytes",
@@ -381,13 +461,19 @@ impl Settings {
 }
 
 fn validate_route(alias: &str, route: &RouteSettings, known: &[&str]) -> Result<()> {
-    let at = |field: &str| format!("routes.{alias}.{field}");
     if alias.is_empty() || alias.contains(':') || alias.chars().any(char::is_whitespace) {
         return Err(Error::config(
             format!("config: route alias `{alias}` may not be empty or contain `:` or spaces"),
             "name routes with plain words such as `fast` or `gpt-4o-mini` (a colon means provider:model)",
         ));
     }
+    validate_route_at(&format!("routes.{alias}"), route, known)
+}
+
+/// Checks a route's settings; errors name fields under `prefix` (`routes.fast`,
+/// `server.direct`).
+fn validate_route_at(prefix: &str, route: &RouteSettings, known: &[&str]) -> Result<()> {
+    let at = |field: &str| format!("{prefix}.{field}");
     if route.targets.is_empty() {
         return Err(Error::config(
             format!("config: `{}` is empty", at("targets")),

@@ -29,7 +29,7 @@ fn err(text: &str) -> Error {
 fn a_full_file_parses_with_defaults_filled_in() {
     let s = Settings::from_toml_str(FULL).unwrap();
     assert_eq!(s.server.max_body_bytes, 4 * 1024 * 1024);
-    assert!(s.server.allow_direct_models);
+    assert!(!s.server.allow_direct_models, "direct models are opt-in");
     let route = s.route("fast").unwrap();
     assert_eq!(route.targets.len(), 2);
     assert_eq!(route.retry.as_ref().unwrap().max_retries, 1);

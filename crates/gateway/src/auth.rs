@@ -11,6 +11,10 @@ use secrecy::{ExposeSecret, SecretString};
 use switchboard::config::ServerSettings;
 use switchboard::{Error, ErrorKind, Result};
 
+/// The fewest characters a gateway key may have when the server listens on a
+/// non-loopback address: short keys can be guessed from the network.
+pub const MIN_PUBLIC_KEY_LEN: usize = 16;
+
 /// The keys clients must present; empty means no authentication.
 ///
 /// # Clone
@@ -73,6 +77,32 @@ impl ApiKeys {
         self.keys.len()
     }
 
+    /// Returns the length in characters of the shortest key, if any are configured.
+    pub fn shortest(&self) -> Option<usize> {
+        self.keys
+            .iter()
+            .map(|k| k.expose_secret().chars().count())
+            .min()
+    }
+
+    /// Checks that every key is long enough to guard a non-loopback address
+    /// ([`MIN_PUBLIC_KEY_LEN`] characters); `place` names where the server would listen.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`] saying how short the shortest key is and how to make one.
+    pub fn check_public(&self, place: &str) -> Result<()> {
+        match self.shortest() {
+            Some(n) if n < MIN_PUBLIC_KEY_LEN => Err(Error::new(
+                ErrorKind::Config,
+                format!(
+                    "refusing to serve on {place}: a gateway key is {n} characters, and keys for a non-loopback address need at least {MIN_PUBLIC_KEY_LEN}"
+                ),
+            )
+            .with_fix("use long random keys, e.g. from `openssl rand -hex 24`, or bind 127.0.0.1")),
+            _ => Ok(()),
+        }
+    }
+
     /// Says whether `token` is one of the keys; true when none are configured.
     pub fn authorized(&self, token: Option<&str>) -> bool {
         if self.keys.is_empty() {
@@ -133,6 +163,19 @@ mod tests {
         assert!(!format!("{keys:?}").contains("k-123"));
         let err = ApiKeys::from_settings(&server, &|_| None).unwrap_err();
         assert!(err.message().contains("GW_KEY"));
+    }
+
+    #[test]
+    fn short_keys_are_refused_for_a_public_address() {
+        let mut keys = ApiKeys::default();
+        keys.check_public("0.0.0.0:8080").unwrap();
+        keys.push("0123456789abcdef");
+        keys.check_public("0.0.0.0:8080").unwrap();
+        keys.push("k");
+        let err = keys.check_public("0.0.0.0:8080").unwrap_err();
+        assert!(err.message().contains("1 characters"), "{err}");
+        assert!(err.message().contains("at least 16"), "{err}");
+        assert!(!err.to_string().contains("0123456789abcdef"));
     }
 
     #[test]

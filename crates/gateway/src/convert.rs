@@ -22,14 +22,7 @@ use crate::error::ApiError;
 /// # Errors
 /// A 400 [`ApiError`] naming the parameter for content or values the gateway cannot map.
 pub(crate) fn from_wire(body: &wire::ChatCompletionRequest) -> Result<ChatRequest, ApiError> {
-    if let Some(n) = body.extra.get("n").and_then(Value::as_u64) {
-        if n != 1 {
-            return Err(ApiError::invalid(
-                format!("n = {n} is not supported: the gateway returns one choice; send n = 1 or leave it out"),
-                Some("n"),
-            ));
-        }
-    }
+    check_n(body.extra.get("n"))?;
     let mut names: HashMap<String, String> = HashMap::new();
     let mut messages = Vec::with_capacity(body.messages.len());
     for (i, message) in body.messages.iter().enumerate() {
@@ -104,8 +97,28 @@ pub(crate) fn from_wire(body: &wire::ChatCompletionRequest) -> Result<ChatReques
         }
     };
     req.validate()
-        .map_err(|e| ApiError::invalid(e.to_string(), Some("messages")))?;
+        .map_err(|e| ApiError::invalid(crate::error::http_text(&e), Some("messages")))?;
     Ok(req)
+}
+
+/// Accepts `n` only as the integer 1 (or absent, or null): the gateway returns one choice,
+/// and `2.0`, `"2"`, `-1` or `1e20` must not quietly get one.
+fn check_n(n: Option<&Value>) -> Result<(), ApiError> {
+    match n {
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::Number(v)) if v.is_u64() && v.as_u64() == Some(1) => Ok(()),
+        Some(other) => {
+            let mut shown = other.to_string();
+            if shown.len() > 40 {
+                shown.truncate(40);
+                shown.push('…');
+            }
+            Err(ApiError::invalid(
+                format!("`n` is {shown}, and the gateway returns one choice; send the integer 1 or leave `n` out"),
+                Some("n"),
+            ))
+        }
+    }
 }
 
 fn message_from_wire(
@@ -378,6 +391,28 @@ mod tests {
         assert!(
             matches!(&parts[2], Part::Image(m) if m.media_type == "image/webp" && m.base64().is_none())
         );
+    }
+
+    #[test]
+    fn n_is_the_integer_one_or_absent() {
+        for ok in [serde_json::json!(1), Value::Null] {
+            parse(serde_json::json!({"model": "m", "n": ok, "messages": [{"role": "user", "content": "x"}]}))
+                .unwrap();
+        }
+        for bad in [
+            serde_json::json!(2.0),
+            serde_json::json!(1.0),
+            serde_json::json!("2"),
+            serde_json::json!(-1),
+            serde_json::json!(1e20),
+            serde_json::json!(0),
+            serde_json::json!([1]),
+        ] {
+            let err = parse(serde_json::json!({"model": "m", "n": bad, "messages": [{"role": "user", "content": "x"}]}))
+                .unwrap_err();
+            assert_eq!(err.status, axum::http::StatusCode::BAD_REQUEST, "{bad}");
+            assert_eq!(err.body().error.param.as_deref(), Some("n"), "{bad}");
+        }
     }
 
     #[test]

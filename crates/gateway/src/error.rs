@@ -16,6 +16,10 @@
 //! | the whole-request deadline passed | 504 | `timeout` |
 //! | still unanswered when the shutdown grace period ended | 503 + `Retry-After` | `server_error` / `shutting_down` |
 //!
+//! | a wrong method on an endpoint | 405 + `Allow` | `invalid_request_error` / `method_not_allowed` |
+//! | a request body not all sent within `body_read_timeout_ms` | 408 | `invalid_request_error` / `request_timeout` |
+//! | a bug: a handler panicked | 500 | `server_error` / `internal_error` |
+//!
 //! `Retry-After` is the earliest wait any target asked for; when none said, 503 answers
 //! carry 1 second. Messages are the library's error text (provider, status, fix, each
 //! attempt); they never include keys or headers.
@@ -24,6 +28,8 @@
 //! route retried or fell back), every error answer carries `x-should-retry: false`: the
 //! route's policy has had its go, and an SDK retrying on top would multiply upstream calls
 //! (the OpenAI SDKs honour the header).
+//! attempt) with fixes written for HTTP clients ([`http_text`]: a fix naming a Rust API
+//! is replaced or dropped); they never include keys or headers.
 
 use std::time::Duration;
 
@@ -118,6 +124,36 @@ impl ApiError {
         e
     }
 
+    /// A 405 for a method the endpoint does not take; the router adds the `Allow` header.
+    pub(crate) fn method_not_allowed(method: &str, path: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "invalid_request_error",
+            format!("`{path}` does not take {method} requests; the `Allow` header lists the methods it takes"),
+        )
+        .code("method_not_allowed")
+    }
+
+    /// A 408 for a request body that did not arrive whole in time.
+    pub(crate) fn body_timed_out(limit: std::time::Duration) -> ApiError {
+        ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "invalid_request_error",
+            format!("the request body did not arrive within {} ms; send it whole without pauses, or raise `server.body_read_timeout_ms`", limit.as_millis()),
+        )
+        .code("request_timeout")
+    }
+
+    /// A 500 for a handler that panicked: a bug in the gateway, never the client's fault.
+    pub(crate) fn internal() -> ApiError {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "the gateway failed while handling this request (an internal error, logged on the server); send it again, and report it if it repeats",
+        )
+        .code("internal_error")
+    }
+
     /// A 413 for a body over the limit.
     pub(crate) fn too_large(limit: usize) -> ApiError {
         ApiError::new(
@@ -141,7 +177,7 @@ impl ApiError {
             ErrorKind::AllTargetsFailed => aggregate(err),
             _ => single(err),
         };
-        api.message = err.to_string();
+        api.message = http_text(err);
         api.error_kind = Some(err.kind());
         if api.status == StatusCode::TOO_MANY_REQUESTS
             || api.status == StatusCode::SERVICE_UNAVAILABLE
@@ -182,11 +218,60 @@ impl ApiError {
                 503 => "gateway_shut_down",
                 401 => "gateway_unauthorized",
                 404 => "gateway_not_found",
+                405 => "gateway_method_not_allowed",
+                408 => "gateway_body_timeout",
                 413 => "gateway_too_large",
+                500 => "gateway_internal",
                 _ => "gateway_invalid_request",
             },
         }
     }
+}
+
+/// Renders a library error for an HTTP client: its usual text, with every fix (its own
+/// and its attempts') that names a Rust API rewritten in HTTP terms, or dropped.
+pub(crate) fn http_text(err: &Error) -> String {
+    let mut text = err.to_string();
+    let mut pending = vec![err];
+    while let Some(e) = pending.pop() {
+        if let Some(fix) = e.fix() {
+            if names_rust_api(fix) {
+                let from = format!("; fix: {fix}");
+                let to = http_fix(fix)
+                    .map(|f| format!("; fix: {f}"))
+                    .unwrap_or_default();
+                text = text.replace(&from, &to);
+            }
+        }
+        pending.extend(e.attempt_errors());
+        if let Some(cause) = std::error::Error::source(e).and_then(|s| s.downcast_ref::<Error>()) {
+            pending.push(cause);
+        }
+    }
+    text
+}
+
+/// Says whether a fix is written for Rust callers (a path, a builder or a method).
+fn names_rust_api(fix: &str) -> bool {
+    fix.contains("::") || fix.contains("`with_") || fix.contains("(..)")
+}
+
+/// The HTTP wording of a fix written for Rust callers, where there is one.
+fn http_fix(fix: &str) -> Option<&'static str> {
+    const REWRITES: [(&str, &str); 5] = [
+        ("ChatRequest::user", "send at least one message in `messages`"),
+        (
+            "Message::tool_result",
+            "send each tool result as a message with `\"role\": \"tool\"`, the `tool_call_id` it answers and its `content`",
+        ),
+        ("`with_tool`", "declare the tool in `tools`, or name one of the declared tools in `tool_choice`"),
+        ("Error::partial", "send the request again to get a complete answer"),
+        (".embed(", "ask for a model that makes embeddings"),
+    ];
+    REWRITES
+        .iter()
+        .find(|(marker, _)| fix.contains(marker))
+        .map(|(_, http)| *http)
 }
 
 /// Maps one error (not a fallback summary).
@@ -397,6 +482,28 @@ mod tests {
         let api = ApiError::from_error(&err);
         assert_eq!(api.status, StatusCode::BAD_REQUEST);
         assert_eq!(api.code.as_deref(), Some("context_length_exceeded"));
+    }
+
+    #[test]
+    fn messages_for_http_clients_name_no_rust_api() {
+        let no_messages = switchboard::ChatRequest::new(Vec::new())
+            .validate()
+            .unwrap_err();
+        let text = http_text(&no_messages);
+        assert!(
+            text.contains("no messages") && text.contains("`messages`"),
+            "{text}"
+        );
+        let undeclared = Error::new(ErrorKind::Server, "tool missing")
+            .with_fix("add the tool with `with_tool` or choose one that is declared");
+        let unknown = Error::new(ErrorKind::Server, "down").with_fix("call `Client::reset(..)`");
+        let inside = failed(vec![undeclared, unknown]);
+        for text in [http_text(&no_messages), http_text(&inside)] {
+            assert!(!names_rust_api(&text), "{text}");
+        }
+        let text = http_text(&inside);
+        assert!(text.contains("`tools`"), "{text}");
+        assert!(text.contains("down") && !text.contains("reset"), "{text}");
     }
 
     #[test]

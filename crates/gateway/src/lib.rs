@@ -7,13 +7,17 @@
 //! `x-switchboard-provider` and `x-switchboard-attempts` headers and in the `model` field.
 //!
 //! Endpoints: `POST /v1/chat/completions` (JSON or SSE), `POST /v1/embeddings`,
-//! `GET /v1/models`, `GET /health`, `GET /metrics` (Prometheus text).
+//! `GET /v1/models`, `GET /v1/models/{id}`, `GET /health`, `GET /metrics` (Prometheus
+//! text).
 //!
 //! # Safety
 //! The gateway binds `127.0.0.1` by default and refuses to serve on any other address
-//! unless gateway keys are configured; with keys, every endpoint but `/health` needs
-//! `Authorization: Bearer <key>` (compared in constant time). Bodies are capped; keys are
-//! never logged. [`Gateway::serve`] drains in-flight requests and streams on shutdown.
+//! unless gateway keys of at least [`MIN_PUBLIC_KEY_LEN`] characters are configured; with
+//! keys, every endpoint but `/health` needs `Authorization: Bearer <key>` (compared in
+//! constant time). Bodies are capped; keys are never logged. Connections have header, body
+//! and idle timeouts and a cap on their number. Direct `provider:model` requests are off
+//! unless configured, and then bounded. A handler that panics answers 500. [`Gateway::serve`]
+//! drains in-flight requests and streams on shutdown.
 //!
 //! # Logging
 //! The gateway logs through `tracing`, so it is silent until the program installs a
@@ -40,24 +44,27 @@
 mod access;
 mod auth;
 mod convert;
+mod direct;
 mod error;
 mod metrics;
 mod report;
 mod routes;
+mod server;
 mod sse;
 
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use switchboard::config::build::{self, BuildOptions, BuiltRoute};
-use switchboard::config::{RouteSettings, Settings};
+use switchboard::config::{is_loopback_host, RouteSettings, Settings};
 use switchboard::state::StateStore;
 use switchboard::{ClientOptions, DynClient, Error, ErrorKind, Result};
 
-pub use crate::auth::{bearer_token, ApiKeys};
+pub use crate::auth::{bearer_token, ApiKeys, MIN_PUBLIC_KEY_LEN};
+use crate::direct::Direct;
 use crate::metrics::Metrics;
 use crate::report::Observed;
 
@@ -73,6 +80,7 @@ pub struct GatewayOptions {
     api_keys: ApiKeys,
     max_body_bytes: usize,
     shutdown_grace: Duration,
+    limits: server::Limits,
 }
 
 impl fmt::Debug for GatewayOptions {
@@ -84,6 +92,10 @@ impl fmt::Debug for GatewayOptions {
             )
             .field("max_body_bytes", &self.max_body_bytes)
             .field("shutdown_grace", &self.shutdown_grace)
+            .field("header_read_timeout", &self.limits.header_read)
+            .field("body_read_timeout", &self.limits.body_read)
+            .field("idle_timeout", &self.limits.idle)
+            .field("max_connections", &self.limits.max_connections)
             .finish()
     }
 }
@@ -95,6 +107,7 @@ impl Default for GatewayOptions {
             api_keys: ApiKeys::default(),
             max_body_bytes: server.max_body_bytes,
             shutdown_grace: Duration::from_millis(server.shutdown_grace_ms),
+            limits: server::Limits::from_settings(&server),
         }
     }
 }
@@ -120,13 +133,37 @@ impl GatewayOptions {
         self.shutdown_grace = grace;
         self
     }
-}
 
-/// Builds routes for `provider:model` names asked for directly, once each.
-struct Direct {
-    settings: Settings,
-    options: BuildOptions,
-    cache: Mutex<HashMap<String, Arc<BuiltRoute>>>,
+    /// Sets how long a client may take to send a request's headers (see
+    /// `server.header_read_timeout_ms`).
+    #[must_use]
+    pub fn header_read_timeout(mut self, limit: Duration) -> GatewayOptions {
+        self.limits.header_read = limit;
+        self
+    }
+
+    /// Sets how long a client may take to send a request's body, from the end of its
+    /// headers (see `server.body_read_timeout_ms`).
+    #[must_use]
+    pub fn body_read_timeout(mut self, limit: Duration) -> GatewayOptions {
+        self.limits.body_read = limit;
+        self
+    }
+
+    /// Sets how long a kept-alive connection may wait for its next request, and an answer
+    /// for its client to read it (see `server.idle_timeout_ms`).
+    #[must_use]
+    pub fn idle_timeout(mut self, limit: Duration) -> GatewayOptions {
+        self.limits.idle = limit;
+        self
+    }
+
+    /// Sets the most connections open at once (see `server.max_connections`).
+    #[must_use]
+    pub fn max_connections(mut self, n: usize) -> GatewayOptions {
+        self.limits.max_connections = n.max(1);
+        self
+    }
 }
 
 /// What every handler shares.
@@ -158,34 +195,21 @@ impl AppState {
             }
         };
         match &self.direct {
-            Some(direct) if model.contains(':') => {
-                let mut cache = direct
-                    .cache
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                if let Some(route) = cache.get(model) {
-                    return Ok(Arc::clone(route));
-                }
-                let route =
-                    build::build_direct(&direct.settings, model, &direct.options).map_err(|e| {
-                        if e.kind() == ErrorKind::InvalidRequest {
-                            return error::ApiError::bad_model(&e);
-                        }
-                        error::ApiError::model_not_found(format!(
-                            "the gateway cannot serve `{model}`: {}{}",
-                            e.message(),
-                            e.fix().map(|f| format!("; fix: {f}")).unwrap_or_default()
-                        ))
-                    })?;
-                let route = Arc::new(route);
-                cache.insert(model.to_owned(), Arc::clone(&route));
-                Ok(route)
-            }
-            _ => {
-                let direct = if self.direct.is_some() {
-                    "ask for an alias, or for `provider:model`"
+            Some(direct) if model.contains(':') => direct.route(model).map_err(|e| {
+                if e.kind() == ErrorKind::InvalidRequest {
+                    error::ApiError::bad_model(&e)
                 } else {
-                    "ask for an alias (direct `provider:model` requests are turned off)"
+                    error::ApiError::model_not_found(direct::refusal(model, &e))
+                }
+            }),
+            _ => {
+                let direct = match &self.direct {
+                    Some(d) => format!(
+                        "ask for an alias, or for `provider:model` with one of the providers {}",
+                        d.providers().join(", ")
+                    ),
+                    None => "ask for an alias (direct `provider:model` requests are turned off)"
+                        .to_owned(),
                 };
                 Err(error::ApiError::model_not_found(format!(
                     "the model `{model}` does not exist on this gateway; {direct}; {}",
@@ -196,6 +220,16 @@ impl AppState {
     }
 
     /// Lists each target's breaker state, for routes that have breakers.
+    /// Says whether `model` names a model this gateway serves (an alias, or an allowed
+    /// direct `provider:model`), without building anything.
+    pub(crate) fn serves(&self, model: &str) -> bool {
+        self.routes.contains_key(model)
+            || self
+                .direct
+                .as_ref()
+                .is_some_and(|d| model.contains(':') && d.check(model).is_ok())
+    }
+
     pub(crate) fn breaker_states(
         &self,
     ) -> Vec<(String, String, switchboard::middleware::BreakerState)> {
@@ -255,6 +289,7 @@ impl AppState {
 pub struct Gateway {
     state: Arc<AppState>,
     shutdown_grace: Duration,
+    limits: server::Limits,
     store: Option<Arc<dyn StateStore>>,
 }
 
@@ -268,6 +303,7 @@ impl fmt::Debug for Gateway {
                 &format_args!("[{} redacted]", self.state.keys.len()),
             )
             .field("store", &self.store)
+            .field("limits", &self.limits)
             .finish()
     }
 }
@@ -277,7 +313,8 @@ impl Gateway {
     ///
     /// # Errors
     /// [`ErrorKind::Config`] when the settings are invalid, a gateway key variable is not
-    /// set, or a route's target cannot be built (e.g. its provider key is missing).
+    /// set, a gateway key is shorter than [`MIN_PUBLIC_KEY_LEN`] while `server.host` is not
+    /// loopback, or a route's target cannot be built (e.g. its provider key is missing).
     pub fn new(settings: Settings) -> Result<Gateway> {
         Gateway::with_env(settings, |name| std::env::var(name).ok())
     }
@@ -293,6 +330,9 @@ impl Gateway {
         settings.validate()?;
         let env = Arc::new(env);
         let keys = ApiKeys::from_settings(&settings.server, &|name| env(name))?;
+        if !is_loopback_host(&settings.server.host) {
+            keys.check_public(&format!("`server.host` = `{}`", settings.server.host))?;
+        }
         let metrics = Arc::new(Metrics::default());
         let observer = Arc::clone(&metrics);
         let env_for_clients = Arc::clone(&env);
@@ -310,11 +350,18 @@ impl Gateway {
             .map(|(alias, route)| (alias, Arc::new(route)))
             .collect();
         let aliases = settings.routes.keys().cloned().collect();
-        let direct = settings.server.allow_direct_models.then(|| Direct {
-            settings: settings.clone(),
-            options,
-            cache: Mutex::new(HashMap::new()),
-        });
+        let direct = if settings.server.allow_direct_models {
+            let observer = Arc::clone(&metrics);
+            let options = BuildOptions {
+                around_provider: Some(Arc::new(move |client| {
+                    Observed::wrap_direct(client, Arc::clone(&observer))
+                })),
+                ..options
+            };
+            Some(Direct::new(&settings, options)?)
+        } else {
+            None
+        };
         Ok(Gateway {
             state: Arc::new(AppState {
                 routes,
@@ -326,6 +373,7 @@ impl Gateway {
                 cutoff: tokio::sync::watch::Sender::new(false),
             }),
             shutdown_grace: Duration::from_millis(settings.server.shutdown_grace_ms),
+            limits: server::Limits::from_settings(&settings.server),
             store,
         })
     }
@@ -389,6 +437,7 @@ impl Gateway {
                 cutoff: tokio::sync::watch::Sender::new(false),
             }),
             shutdown_grace: options.shutdown_grace,
+            limits: options.limits,
             store: None,
         })
     }
@@ -447,9 +496,14 @@ impl Gateway {
     /// requests still waiting are answered 503 and streams end with an error event (never
     /// `[DONE]`), and the connections close.
     ///
+    /// Each connection is bounded by the `[server]` limits (or [`GatewayOptions`]): header,
+    /// body and idle timeouts and a cap on open connections; accepted sockets have
+    /// `TCP_NODELAY` set.
+    ///
     /// # Errors
     /// Refuses (with [`std::io::ErrorKind::PermissionDenied`]) a non-loopback listener when
-    /// no gateway keys are configured; otherwise the server's I/O errors.
+    /// no gateway keys are configured, or when a key is shorter than
+    /// [`MIN_PUBLIC_KEY_LEN`]; otherwise the server's I/O errors.
     pub async fn serve(
         self,
         listener: tokio::net::TcpListener,
@@ -462,12 +516,23 @@ impl Gateway {
                 format!("refusing to serve on {addr} without gateway keys: set `server.api_keys_env`, or bind 127.0.0.1"),
             ));
         }
+        if !addr.ip().is_loopback() {
+            if let Err(e) = self.state.keys.check_public(&addr.to_string()) {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    format!("{}; fix: {}", e.message(), e.fix().unwrap_or_default()),
+                ));
+            }
+        }
         tracing::info!(
             address = %addr,
             aliases = ?self.state.aliases,
             direct_models = self.state.direct.is_some(),
             requires_key = !self.state.keys.is_empty(),
             max_body_bytes = self.state.max_body,
+            max_connections = self.limits.max_connections,
+            header_read_timeout_ms = self.limits.header_read.as_millis() as u64,
+            idle_timeout_ms = self.limits.idle.as_millis() as u64,
             "gateway listening"
         );
         let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
@@ -482,9 +547,7 @@ impl Gateway {
             );
             let _ = started_tx.send(());
         };
-        let server = std::future::IntoFuture::into_future(
-            axum::serve(listener, self.router()).with_graceful_shutdown(signal),
-        );
+        let server = server::serve(listener, self.router(), self.limits, signal);
         tokio::pin!(server);
         let deadline = async move {
             if started_rx.await.is_err() {

@@ -5,6 +5,10 @@
 //! `tokens_total{route,direction}`, `in_flight`, and the histogram
 //! `request_duration_seconds{route}` (whole request; for streams, until the last byte).
 //! Written by hand: the exposition format is a few lines of text.
+//!
+//! Label values come from the configuration, never from clients: every direct
+//! `provider:model` request is counted under the route (and attempt model) [`DIRECT`], so
+//! a flood of made-up model names cannot grow the series.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -13,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use switchboard::cost::PriceTable;
-use switchboard::{ClientInfo, ErrorKind, Usage};
+use switchboard::{ErrorKind, Usage};
 
 /// What metrics read from a successful answer.
 #[derive(Clone, Copy, Debug)]
@@ -26,6 +30,20 @@ pub(crate) struct Answer<'a> {
 impl Answer<'_> {
     fn model_served(&self) -> &str {
         self.model
+    }
+}
+
+/// The route label of every direct `provider:model` request, and the model label of
+/// its attempts.
+pub(crate) const DIRECT: &str = "direct";
+
+/// The series label for a route: its alias, or [`DIRECT`] for a `provider:model` (aliases
+/// never contain `:`).
+fn route_label(route: &str) -> &str {
+    if route.contains(':') {
+        DIRECT
+    } else {
+        route
     }
 }
 
@@ -86,6 +104,7 @@ impl Metrics {
         elapsed: Duration,
         answer: Option<Answer<'_>>,
     ) {
+        let route = route_label(route);
         self.with(|m| {
             *m.requests.entry((route.to_owned(), status)).or_default() += 1;
             let h = m.latency.entry(route.to_owned()).or_default();
@@ -113,13 +132,14 @@ impl Metrics {
     /// Records one real attempt at a provider.
     pub(crate) fn attempt(
         &self,
-        info: &ClientInfo,
+        provider: &str,
+        model: &str,
         outcome: &'static str,
         kind: Option<ErrorKind>,
     ) {
         self.with(|m| {
             *m.attempts
-                .entry((info.provider().to_owned(), info.model().to_owned(), outcome))
+                .entry((provider.to_owned(), model.to_owned(), outcome))
                 .or_default() += 1;
             if let Some(kind) = kind {
                 *m.errors.entry(kind.as_str()).or_default() += 1;

@@ -54,10 +54,23 @@ fn current() -> Option<Arc<Report>> {
     REPORT.try_with(Arc::clone).ok()
 }
 
-/// Counts one attempt's outcome in the metrics and logs it at `debug`.
-fn settle(metrics: &Metrics, info: &ClientInfo, started: Instant, error: Option<&Error>) {
+/// Counts one attempt's outcome in the metrics and logs it at `debug`. A direct model's
+/// attempts are counted under the model label `direct`, so client-chosen names never
+/// become series.
+fn settle(
+    metrics: &Metrics,
+    info: &ClientInfo,
+    direct: bool,
+    started: Instant,
+    error: Option<&Error>,
+) {
     let outcome = if error.is_some() { "failed" } else { "success" };
-    metrics.attempt(info, outcome, error.map(Error::kind));
+    let model = if direct {
+        crate::metrics::DIRECT
+    } else {
+        info.model()
+    };
+    metrics.attempt(info.provider(), model, outcome, error.map(Error::kind));
     tracing::debug!(
         target: "switchboard_gateway::attempt",
         provider = info.provider(),
@@ -75,12 +88,26 @@ fn settle(metrics: &Metrics, info: &ClientInfo, started: Instant, error: Option<
 pub(crate) struct Observed {
     inner: DynClient,
     metrics: Arc<Metrics>,
+    direct: bool,
 }
 
 impl Observed {
-    /// Wraps `inner`.
+    /// Wraps `inner`, a target of a configured route.
     pub(crate) fn wrap(inner: DynClient, metrics: Arc<Metrics>) -> DynClient {
-        Arc::new(Observed { inner, metrics })
+        Arc::new(Observed {
+            inner,
+            metrics,
+            direct: false,
+        })
+    }
+
+    /// Wraps `inner`, a model a client named directly.
+    pub(crate) fn wrap_direct(inner: DynClient, metrics: Arc<Metrics>) -> DynClient {
+        Arc::new(Observed {
+            inner,
+            metrics,
+            direct: true,
+        })
     }
 
     fn begin(&self) -> Option<Arc<Report>> {
@@ -104,9 +131,9 @@ impl ChatClient for Observed {
                     if let Some(r) = report {
                         let _ = r.winner.set(info.clone());
                     }
-                    settle(&self.metrics, info, started, None);
+                    settle(&self.metrics, info, self.direct, started, None);
                 }
-                Err(e) => settle(&self.metrics, info, started, Some(e)),
+                Err(e) => settle(&self.metrics, info, self.direct, started, Some(e)),
             }
             result
         })
@@ -120,11 +147,12 @@ impl ChatClient for Observed {
             let stream = match self.inner.chat_stream(req).await {
                 Ok(stream) => stream,
                 Err(e) => {
-                    settle(&self.metrics, &info, started, Some(&e));
+                    settle(&self.metrics, &info, self.direct, started, Some(&e));
                     return Err(e);
                 }
             };
             let metrics = Arc::clone(&self.metrics);
+            let direct = self.direct;
             let mut noted = false;
             let observed = stream.map(move |item| {
                 match &item {
@@ -134,8 +162,8 @@ impl ChatClient for Observed {
                             let _ = r.winner.set(info.clone());
                         }
                     }
-                    Ok(StreamEvent::Done { .. }) => settle(&metrics, &info, started, None),
-                    Err(e) => settle(&metrics, &info, started, Some(e)),
+                    Ok(StreamEvent::Done { .. }) => settle(&metrics, &info, direct, started, None),
+                    Err(e) => settle(&metrics, &info, direct, started, Some(e)),
                     _ => {}
                 }
                 item
@@ -155,9 +183,9 @@ impl ChatClient for Observed {
                     if let Some(r) = report {
                         let _ = r.winner.set(info.clone());
                     }
-                    settle(&self.metrics, info, started, None);
+                    settle(&self.metrics, info, self.direct, started, None);
                 }
-                Err(e) => settle(&self.metrics, info, started, Some(e)),
+                Err(e) => settle(&self.metrics, info, self.direct, started, Some(e)),
             }
             result
         })

@@ -1,16 +1,19 @@
-//! The HTTP endpoints: `/v1/chat/completions`, `/v1/embeddings`, `/v1/models`, `/health`,
-//! `/metrics`.
+//! The HTTP endpoints: `/v1/chat/completions`, `/v1/embeddings`, `/v1/models`,
+//! `/v1/models/{id}`, `/health`, `/metrics`. A wrong method gets a 405 in OpenAI's error
+//! shape with the `Allow` header; a panic in a handler becomes a 500 in the same shape.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
-use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode, Uri};
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use base64::Engine as _;
+use futures_util::FutureExt as _;
 use serde::Serialize;
 use switchboard::config::build::BuiltRoute;
 use switchboard::providers::openai::wire;
@@ -37,8 +40,10 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/embeddings", post(embeddings))
         .route("/v1/models", get(models))
+        .route("/v1/models/{*id}", get(model))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
+        .method_not_allowed_fallback(method_not_allowed)
         .fallback(unknown_path)
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),
@@ -101,6 +106,9 @@ async fn read_body(
         return Err(ApiError::too_large(limit));
     }
     axum::body::to_bytes(body, limit).await.map_err(|e| {
+        if let Some(timed_out) = cause::<crate::server::BodyTimedOut>(&e) {
+            return ApiError::body_timed_out(timed_out.0);
+        }
         let text = e.to_string();
         if text.contains("length limit") {
             ApiError::too_large(limit)
@@ -108,6 +116,20 @@ async fn read_body(
             ApiError::invalid(format!("the request body could not be read: {text}"), None)
         }
     })
+}
+
+/// Finds an error of type `T` in `err`'s chain of causes.
+fn cause<'a, T: std::error::Error + 'static>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a T> {
+    let mut next = Some(err);
+    while let Some(e) = next {
+        if let Some(found) = e.downcast_ref::<T>() {
+            return Some(found);
+        }
+        next = e.source();
+    }
+    None
 }
 
 fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
@@ -253,7 +275,7 @@ async fn chat(
                 }
             })),
         };
-        let stream = sse::until(stream, state.cutoff());
+        let stream = sse::until(sse::panics_as_errors(stream), state.cutoff());
         let body = Body::from_stream(sse::frames(stream, ctx));
         let mut response = (StatusCode::OK, body).into_response();
         let h = response.headers_mut();
@@ -450,6 +472,31 @@ async fn models(State(state): Shared, headers: HeaderMap) -> Response {
     json_response(&list)
 }
 
+/// `GET /v1/models/{id}`: one alias, or a direct `provider:model` this gateway allows.
+async fn model(State(state): Shared, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    if let Err(e) = authorize(&state, &headers) {
+        state.metrics.gateway_error(e.kind_label());
+        return e.into_response();
+    }
+    if !state.serves(&id) {
+        let error = ApiError::model_not_found(format!(
+            "the model `{id}` does not exist on this gateway; GET /v1/models lists the aliases"
+        ));
+        state.metrics.gateway_error(error.kind_label());
+        return error.into_response();
+    }
+    let owned_by = match id.split_once(':') {
+        Some((provider, _)) if !state.routes.contains_key(&id) => provider,
+        _ => "switchboard",
+    };
+    json_response(&serde_json::json!({
+        "id": id,
+        "object": "model",
+        "created": 0,
+        "owned_by": owned_by,
+    }))
+}
+
 async fn health() -> Response {
     json_response(&serde_json::json!({"status": "ok"}))
 }
@@ -470,8 +517,8 @@ async fn metrics(State(state): Shared, headers: HeaderMap) -> Response {
 }
 
 /// What every request passes through: the access log around the cut at the end of the
-/// shutdown grace period. One layer rather than one each, since every `from_fn` layer
-/// clones the inner service and boxes a future per request.
+/// shutdown grace period and the panic guard. One layer rather than one each, since every
+/// `from_fn` layer clones the inner service and boxes a future per request.
 async fn around_requests(
     State(state): Shared,
     req: axum::extract::Request,
@@ -480,14 +527,16 @@ async fn around_requests(
     access::log_requests(req, |req| cut_at_grace_end(&state, req, next)).await
 }
 
-/// Answers 503 for a request still waiting when the shutdown grace period ends.
+/// Answers 503 for a request still waiting when the shutdown grace period ends, and 500
+/// for a handler that panicked (instead of dropping the connection with no answer).
 async fn cut_at_grace_end(
     state: &AppState,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
+    let run = AssertUnwindSafe(next.run(req)).catch_unwind();
     tokio::select! {
-        response = next.run(req) => response,
+        response = run => response.unwrap_or_else(|panic| panicked(state, panic.as_ref())),
         () = state.cutoff() => {
             let error = ApiError::shut_down();
             let label = error.kind_label();
@@ -499,6 +548,29 @@ async fn cut_at_grace_end(
             response
         }
     }
+}
+
+/// The 500 answer for a handler that panicked; the panic's message goes to the log.
+fn panicked(state: &AppState, panic: &(dyn std::any::Any + Send)) -> Response {
+    let message = panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)");
+    tracing::error!(panic = message, "a request handler panicked; answered 500");
+    let error = ApiError::internal();
+    let label = error.kind_label();
+    state.metrics.gateway_error(label);
+    let mut response = error.into_response();
+    response.extensions_mut().insert(Served {
+        error: Some(label),
+        ..Served::default()
+    });
+    response
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> Response {
+    ApiError::method_not_allowed(method.as_str(), uri.path()).into_response()
 }
 
 async fn unknown_path(uri: Uri) -> Response {

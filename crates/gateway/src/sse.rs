@@ -54,6 +54,28 @@ struct State {
     over: bool,
 }
 
+/// Turns a panic while producing `events` into a
+/// [`switchboard::ErrorKind::StreamInterrupted`] error, which ends the stream with an
+/// error event (never `[DONE]`) instead of dropping the connection mid-answer. The panic's
+/// message goes to the log.
+pub(crate) fn panics_as_errors(events: ChatStream) -> ChatStream {
+    let guarded = std::panic::AssertUnwindSafe(events).catch_unwind();
+    ChatStream::new(guarded.map(|item| {
+        item.unwrap_or_else(|panic| {
+            let message = panic
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+                .unwrap_or("(no message)");
+            tracing::error!(panic = message, "a stream panicked; ended it with an error event");
+            Err(Error::new(
+                switchboard::ErrorKind::StreamInterrupted,
+                "the gateway failed while streaming this answer (an internal error, logged on the server); send the request again",
+            ))
+        })
+    }))
+}
+
 /// Ends `events` with a [`switchboard::ErrorKind::StreamInterrupted`] error once `cutoff`
 /// resolves (the shutdown grace period is over), so the client sees an error event rather
 /// than a stream that stops without one.

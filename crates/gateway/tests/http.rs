@@ -601,7 +601,7 @@ async fn openai_and_anthropic_fixtures_replay_through_the_gateway() {
         .mount(&anthropic)
         .await;
     let config = format!(
-        "[providers.openai]\nbase_url = \"{}/v1\"\napi_key_env = \"OAI\"\n[providers.anthropic]\nbase_url = \"{}\"\napi_key_env = \"ANT\"\n\
+        "[server]\nallow_direct_models = true\n[providers.openai]\nbase_url = \"{}/v1\"\napi_key_env = \"OAI\"\n[providers.anthropic]\nbase_url = \"{}\"\napi_key_env = \"ANT\"\n\
          [routes.gpt]\ntargets = [\"openai:gpt-4o\"]\n[routes.claude]\ntargets = [\"anthropic:claude-sonnet-4-5\"]\n",
         openai.uri(),
         anthropic.uri()

@@ -636,11 +636,9 @@ async fn a_refusal_behind_a_one_target_chain_reports_the_providers_kind() {
     )
     .await;
     let anthropic = MockServer::start().await;
-    let client = connect(server(
-        Some(failover_settings()),
-        env(&openai, Some(&anthropic)),
-    ))
-    .await;
+    let mut settings = failover_settings();
+    settings.server.allow_direct_models = true;
+    let client = connect(server(Some(settings), env(&openai, Some(&anthropic)))).await;
     // With a config, a direct model is served as a one-target chain, as the gateway does.
     let result = call(
         &client,

@@ -104,7 +104,12 @@ fn print_human(v: &Value) {
         "port",
         "max_body_bytes",
         "shutdown_grace_ms",
+        "header_read_timeout_ms",
+        "body_read_timeout_ms",
+        "idle_timeout_ms",
+        "max_connections",
         "allow_direct_models",
+        "direct_providers",
     ] {
         t.row(vec![key.to_owned(), output::plain(&server[key])]);
     }
