@@ -6,13 +6,14 @@
 //! [`switchboard::config`]) and answers in OpenAI's JSON, saying who answered in the
 //! `x-switchboard-provider` and `x-switchboard-attempts` headers and in the `model` field.
 //!
-//! Endpoints: `POST /v1/chat/completions` (JSON or SSE), `POST /v1/embeddings`,
-//! `GET /v1/models`, `GET /health`, `GET /metrics` (Prometheus text).
+//! Endpoints: `POST /v1/chat/completions` (JSON or SSE), `POST /v1/messages` and
+//! `POST /v1/messages/count_tokens` (Anthropic's Messages API, JSON or SSE),
+//! `POST /v1/embeddings`, `GET /v1/models`, `GET /health`, `GET /metrics` (Prometheus text).
 //!
 //! # Safety
 //! The gateway binds `127.0.0.1` by default and refuses to serve on any other address
 //! unless gateway keys are configured; with keys, every endpoint but `/health` needs
-//! `Authorization: Bearer <key>` (compared in constant time). Bodies are capped; keys are
+//! `Authorization: Bearer <key>` or `x-api-key: <key>` (compared in constant time). Bodies are capped; keys are
 //! never logged. [`Gateway::serve`] drains in-flight requests and streams on shutdown.
 //!
 //! # Logging
@@ -41,6 +42,7 @@ mod access;
 mod auth;
 mod convert;
 mod error;
+mod ingress;
 mod metrics;
 mod report;
 mod routes;

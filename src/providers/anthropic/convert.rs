@@ -159,6 +159,15 @@ pub(crate) fn to_wire(req: &ChatRequest, opts: &WireOptions<'_>) -> Result<Prepa
     for (key, value) in &req.extra {
         body.insert(key.clone(), value.clone());
     }
+    // Fields a Messages front door received in this protocol's own shape replace the
+    // neutral mapping; the model and the stream switch stay the client's own.
+    if let Some(passthrough) = req.passthrough_for(ORIGIN) {
+        for (key, value) in &passthrough.fields {
+            if key != "model" && key != "stream" {
+                body.insert(key.clone(), value.clone());
+            }
+        }
+    }
     let body = serde_json::to_vec(&Value::Object(body)).map_err(|e| {
         Error::invalid_request(
             format!("the request could not be serialised: {e}"),

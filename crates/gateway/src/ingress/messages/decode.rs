@@ -1,0 +1,944 @@
+//! A Messages API request body → [`ChatRequest`], plus a [`Passthrough`] for Anthropic
+//! targets.
+//!
+//! What the neutral request models is mapped: system (string or text blocks), user and
+//! assistant turns with text, image, document, tool_use, tool_result, thinking and
+//! redacted_thinking blocks, custom tools and tool_choice, max_tokens, stop_sequences,
+//! temperature, top_p and the thinking config (as a reasoning effort). Everything else —
+//! `cache_control` and other block fields, block types and message roles the gateway does
+//! not know, server tools, `top_k`, `metadata`, new top-level settings — is kept in the
+//! passthrough: an Anthropic target receives the original JSON of that field, and a
+//! target of another protocol gets the neutral mapping, with what it loses named in
+//! [`Passthrough::unmodelled`] for the attempt record. A current client is never refused
+//! for sending something new.
+//!
+//! Refused with a 400 naming the field and the fix: a missing `model`, `max_tokens` or
+//! `messages`; a block without its required fields; a `tool_result` whose `tool_use_id`
+//! no earlier `tool_use` block made; values of the wrong type.
+
+use std::collections::HashMap;
+
+use axum::http::HeaderMap;
+use base64::Engine as _;
+use serde_json::{Map, Value};
+use switchboard::types::{Media, Passthrough, ReasoningEffort, Thinking, ToolResult};
+use switchboard::{ChatRequest, Message, Part, Role, ToolCall, ToolChoice, ToolSpec};
+
+use super::signature;
+use crate::error::ApiError;
+
+/// The most notes kept about what other protocols lose; the rest are counted.
+const MAX_NOTES: usize = 16;
+
+/// Which endpoint the body came to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Endpoint {
+    /// `POST /v1/messages`: `max_tokens` is required.
+    Create,
+    /// `POST /v1/messages/count_tokens`: no `max_tokens`.
+    CountTokens,
+}
+
+/// A decoded request.
+#[derive(Debug)]
+pub(crate) struct Decoded {
+    /// The alias (or `provider:model`) asked for.
+    pub(crate) model: String,
+    /// Whether the client asked for a stream.
+    pub(crate) stream: bool,
+    /// The neutral request, with its passthrough for Anthropic targets.
+    pub(crate) req: ChatRequest,
+}
+
+fn bad(param: &str, message: impl std::fmt::Display) -> ApiError {
+    ApiError::invalid(format!("`{param}` {message}"), Some(param))
+}
+
+fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn string<'v>(obj: &'v Map<String, Value>, key: &str, path: &str) -> Result<&'v str, ApiError> {
+    match obj.get(key) {
+        Some(Value::String(s)) => Ok(s),
+        None | Some(Value::Null) => Err(bad(
+            &format!("{path}.{key}"),
+            format_args!("is missing; this block needs `{key}` (a string)"),
+        )),
+        Some(other) => Err(bad(
+            &format!("{path}.{key}"),
+            format_args!("must be a string, not {}", type_name(other)),
+        )),
+    }
+}
+
+fn object<'v>(value: &'v Value, path: &str) -> Result<&'v Map<String, Value>, ApiError> {
+    value.as_object().ok_or_else(|| {
+        bad(
+            path,
+            format_args!("must be an object, not {}", type_name(value)),
+        )
+    })
+}
+
+/// What decoding collects besides the neutral request.
+#[derive(Default)]
+struct Notes {
+    /// Names of what the neutral mapping loses.
+    lost: Vec<String>,
+    more: usize,
+}
+
+impl Notes {
+    fn add(&mut self, what: String) {
+        if self.lost.len() < MAX_NOTES {
+            self.lost.push(what);
+        } else {
+            self.more += 1;
+        }
+    }
+
+    /// Notes each key of `obj` outside `known`, as `path.key`; says whether there was one.
+    fn extra_keys(&mut self, obj: &Map<String, Value>, known: &[&str], path: &str) -> bool {
+        let mut any = false;
+        for key in obj.keys().filter(|k| !known.contains(&k.as_str())) {
+            self.add(format!("{path}.{key}"));
+            any = true;
+        }
+        any
+    }
+
+    fn finish(mut self) -> Vec<String> {
+        if self.more > 0 {
+            self.lost.push(format!("{} more", self.more));
+        }
+        self.lost
+    }
+}
+
+/// Decodes a Messages body; `headers` supply `anthropic-version` and `anthropic-beta`.
+///
+/// # Errors
+/// A 400 [`ApiError`] naming the field at fault and the fix.
+pub(crate) fn decode(
+    bytes: &[u8],
+    headers: &HeaderMap,
+    endpoint: Endpoint,
+) -> Result<Decoded, ApiError> {
+    let mut body: Map<String, Value> = crate::routes::parse(bytes)?;
+    let mut notes = Notes::default();
+    let mut passthrough = Passthrough::new(signature::ANTHROPIC);
+
+    let model = match body.remove("model") {
+        Some(Value::String(m)) if !m.trim().is_empty() => m,
+        Some(Value::String(_)) | None | Some(Value::Null) => {
+            return Err(bad(
+                "model",
+                "is missing; name one of the gateway's aliases, e.g. \"model\": \"claude\"",
+            ))
+        }
+        Some(other) => {
+            return Err(bad(
+                "model",
+                format_args!("must be a string, not {}", type_name(&other)),
+            ))
+        }
+    };
+    let max_tokens = match (body.remove("max_tokens"), endpoint) {
+        (Some(Value::Number(n)), _) => match n.as_u64().and_then(|n| u32::try_from(n).ok()) {
+            Some(n) if n > 0 => Some(n),
+            _ => {
+                return Err(bad(
+                    "max_tokens",
+                    format_args!("is {n}; send a positive whole number of tokens"),
+                ))
+            }
+        },
+        (None | Some(Value::Null), Endpoint::Create) => {
+            return Err(bad(
+                "max_tokens",
+                "is missing; the Messages API requires it: send the most tokens the answer may use, e.g. \"max_tokens\": 1024",
+            ))
+        }
+        (None | Some(Value::Null), Endpoint::CountTokens) => None,
+        (Some(other), _) => {
+            return Err(bad(
+                "max_tokens",
+                format_args!("must be a number, not {}", type_name(&other)),
+            ))
+        }
+    };
+    let stream = match body.remove("stream") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => b,
+        Some(other) => {
+            return Err(bad(
+                "stream",
+                format_args!("must be true or false, not {}", type_name(&other)),
+            ))
+        }
+    };
+
+    let mut messages = Vec::new();
+    if let Some(system) = body.remove("system") {
+        if system_of(&system, &mut messages, &mut notes)? {
+            passthrough.fields.insert("system".to_owned(), system);
+        }
+    }
+    let Some(wire_messages) = body.remove("messages") else {
+        return Err(bad(
+            "messages",
+            "is missing; send the conversation, e.g. \"messages\": [{\"role\": \"user\", \"content\": \"Hello\"}]",
+        ));
+    };
+    let Value::Array(mut wire_messages) = wire_messages else {
+        return Err(bad(
+            "messages",
+            format_args!("must be an array, not {}", type_name(&wire_messages)),
+        ));
+    };
+    if wire_messages.is_empty() {
+        return Err(bad("messages", "is empty; send at least one user message"));
+    }
+    let mut turns = Turns::default();
+    for (i, message) in wire_messages.iter().enumerate() {
+        turns.message(i, message, &mut messages, &mut notes)?;
+    }
+    if turns.raw {
+        // Anthropic receives the conversation as the client sent it, without reasoning
+        // other providers produced (their signatures would be refused).
+        for (i, j) in turns.foreign.iter().rev() {
+            if let Some(Value::Array(blocks)) =
+                wire_messages.get_mut(*i).and_then(|m| m.get_mut("content"))
+            {
+                if *j < blocks.len() {
+                    blocks.remove(*j);
+                }
+            }
+        }
+        passthrough
+            .fields
+            .insert("messages".to_owned(), Value::Array(wire_messages));
+    }
+
+    let mut req = ChatRequest::new(messages);
+    req.max_tokens = max_tokens;
+    req.temperature = number(&mut body, "temperature")?;
+    req.top_p = number(&mut body, "top_p")?;
+    if let Some(stop) = body.remove("stop_sequences") {
+        req.stop = strings(&stop, "stop_sequences")?;
+    }
+    if let Some(tools) = body.remove("tools") {
+        let (specs, raw) = tools_of(&tools, &mut notes)?;
+        req.tools = specs;
+        if raw {
+            passthrough.fields.insert("tools".to_owned(), tools);
+        }
+    }
+    if let Some(choice) = body.remove("tool_choice") {
+        let (choice_neutral, raw) = tool_choice_of(&choice, &mut notes)?;
+        req.tool_choice = choice_neutral;
+        if raw {
+            passthrough.fields.insert("tool_choice".to_owned(), choice);
+        }
+    }
+    if let Some(thinking) = body.remove("thinking") {
+        req.reasoning_effort = effort_of(&thinking, &mut notes)?;
+        passthrough.fields.insert("thinking".to_owned(), thinking);
+    }
+    // Whatever is left is not modelled: Anthropic targets get it as sent.
+    for (key, value) in body {
+        notes.add(key.clone());
+        passthrough.fields.insert(key, value);
+    }
+    for name in ["anthropic-version", "anthropic-beta"] {
+        if let Some(value) = headers.get(name).and_then(|v| v.to_str().ok()) {
+            if name == "anthropic-beta" {
+                notes.add(format!("{name} header"));
+            }
+            passthrough
+                .headers
+                .push((name.to_owned(), value.to_owned()));
+        }
+    }
+    passthrough.unmodelled = notes.finish();
+    if !passthrough.is_empty() || !passthrough.unmodelled.is_empty() {
+        req.passthrough = Some(passthrough);
+    }
+    if let Some(ToolChoice::Tool(name)) = &req.tool_choice {
+        if !req.tools.iter().any(|t| &t.name == name) {
+            return Err(bad(
+                "tool_choice.name",
+                format_args!("names `{name}`, which is not among `tools`; declare the tool or choose one that is"),
+            ));
+        }
+    }
+    req.validate()
+        .map_err(|e| ApiError::invalid(e.to_string(), Some("messages")))?;
+    Ok(Decoded { model, stream, req })
+}
+
+fn number(body: &mut Map<String, Value>, key: &str) -> Result<Option<f32>, ApiError> {
+    match body.remove(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => Ok(n.as_f64().map(|f| f as f32)),
+        Some(other) => Err(bad(
+            key,
+            format_args!("must be a number, not {}", type_name(&other)),
+        )),
+    }
+}
+
+fn strings(value: &Value, path: &str) -> Result<Vec<String>, ApiError> {
+    let Value::Array(items) = value else {
+        return Err(bad(
+            path,
+            format_args!("must be an array of strings, not {}", type_name(value)),
+        ));
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, v)| match v {
+            Value::String(s) => Ok(s.clone()),
+            other => Err(bad(
+                &format!("{path}[{i}]"),
+                format_args!("must be a string, not {}", type_name(other)),
+            )),
+        })
+        .collect()
+}
+
+/// Maps `system`; says whether Anthropic must get it as sent (it carries more than text).
+fn system_of(
+    system: &Value,
+    messages: &mut Vec<Message>,
+    notes: &mut Notes,
+) -> Result<bool, ApiError> {
+    match system {
+        Value::String(text) => {
+            if !text.is_empty() {
+                messages.push(Message::system(text.clone()));
+            }
+            Ok(false)
+        }
+        Value::Array(blocks) => {
+            let mut raw = false;
+            for (i, block) in blocks.iter().enumerate() {
+                let path = format!("system[{i}]");
+                let obj = object(block, &path)?;
+                let kind = string(obj, "type", &path)?;
+                if kind != "text" {
+                    return Err(bad(
+                        &format!("{path}.type"),
+                        format_args!("is `{kind}`; system blocks are text blocks: {{\"type\": \"text\", \"text\": \"...\"}}"),
+                    ));
+                }
+                let text = string(obj, "text", &path)?;
+                raw |= notes.extra_keys(obj, &["type", "text"], &path);
+                messages.push(Message::system(text.to_owned()));
+            }
+            Ok(raw)
+        }
+        Value::Null => Ok(false),
+        other => Err(bad(
+            "system",
+            format_args!(
+                "must be a string or an array of text blocks, not {}",
+                type_name(other)
+            ),
+        )),
+    }
+}
+
+/// The conversation's state while its turns are read.
+#[derive(Default)]
+struct Turns {
+    /// Tool call ids seen so far → tool name.
+    calls: HashMap<String, String>,
+    /// Anthropic must get the messages as sent.
+    raw: bool,
+    /// (message, block) of reasoning other providers produced, left out of Anthropic's copy.
+    foreign: Vec<(usize, usize)>,
+}
+
+impl Turns {
+    fn message(
+        &mut self,
+        i: usize,
+        message: &Value,
+        out: &mut Vec<Message>,
+        notes: &mut Notes,
+    ) -> Result<(), ApiError> {
+        let path = format!("messages[{i}]");
+        let obj = object(message, &path)?;
+        let role = match obj.get("role") {
+            Some(Value::String(r)) => r.as_str(),
+            _ => {
+                return Err(bad(
+                    &format!("{path}.role"),
+                    "is missing; each message needs \"role\": \"user\" or \"assistant\"",
+                ))
+            }
+        };
+        self.raw_keys(obj, &["role", "content"], &path, notes);
+        let role = match role {
+            "user" => Role::User,
+            "assistant" => Role::Assistant,
+            other => {
+                // A role the gateway does not know: Anthropic gets it as sent.
+                notes.add(format!("{path} (role `{other}`)"));
+                self.raw = true;
+                return Ok(());
+            }
+        };
+        let content = obj.get("content").ok_or_else(|| {
+            bad(
+                &format!("{path}.content"),
+                "is missing; send a string or an array of content blocks",
+            )
+        })?;
+        let mut parts = Vec::new();
+        let mut results = Vec::new();
+        match content {
+            Value::String(text) => parts.push(Part::text(text.clone())),
+            Value::Array(blocks) => {
+                for (j, block) in blocks.iter().enumerate() {
+                    match self.block(i, j, role, block, notes)? {
+                        Some(part @ Part::ToolResult(_)) => results.push(part),
+                        Some(part) => parts.push(part),
+                        None => {}
+                    }
+                }
+            }
+            other => {
+                return Err(bad(
+                    &format!("{path}.content"),
+                    format_args!(
+                        "must be a string or an array of content blocks, not {}",
+                        type_name(other)
+                    ),
+                ))
+            }
+        }
+        // Tool results answer the previous turn, so they come first, in their own message.
+        let answered = !results.is_empty();
+        if answered {
+            out.push(Message::new(Role::Tool, results));
+        }
+        if !parts.is_empty() {
+            out.push(Message::new(role, parts));
+        } else if !answered && role == Role::Assistant {
+            // An assistant turn of blocks only Anthropic reads stays a turn for the others.
+            out.push(Message::new(role, vec![Part::text("")]));
+        }
+        Ok(())
+    }
+
+    /// Notes keys outside `known`; Anthropic then gets the messages as sent.
+    fn raw_keys(
+        &mut self,
+        obj: &Map<String, Value>,
+        known: &[&str],
+        path: &str,
+        notes: &mut Notes,
+    ) -> bool {
+        let extra = notes.extra_keys(obj, known, path);
+        self.raw |= extra;
+        extra
+    }
+
+    fn block(
+        &mut self,
+        i: usize,
+        j: usize,
+        role: Role,
+        block: &Value,
+        notes: &mut Notes,
+    ) -> Result<Option<Part>, ApiError> {
+        let path = format!("messages[{i}].content[{j}]");
+        let obj = object(block, &path)?;
+        let kind = string(obj, "type", &path)?;
+        let part = match kind {
+            "text" => {
+                self.raw_keys(obj, &["type", "text"], &path, notes);
+                Part::text(string(obj, "text", &path)?.to_owned())
+            }
+            "image" | "document" => {
+                self.raw_keys(obj, &["type", "source"], &path, notes);
+                let source = obj.get("source").ok_or_else(|| {
+                    bad(
+                        &format!("{path}.source"),
+                        "is missing; send {\"type\": \"base64\", \"media_type\": ..., \"data\": ...} or {\"type\": \"url\", \"url\": ...}",
+                    )
+                })?;
+                match media_of(source, kind, &format!("{path}.source"))? {
+                    Some(media) if kind == "image" => Part::Image(media),
+                    Some(media) => Part::Document(media),
+                    None => {
+                        notes.add(format!("{path} ({kind} source)"));
+                        self.raw = true;
+                        return Ok(None);
+                    }
+                }
+            }
+            "tool_use" => {
+                self.raw_keys(obj, &["type", "id", "name", "input"], &path, notes);
+                let id = string(obj, "id", &path)?.to_owned();
+                let name = string(obj, "name", &path)?.to_owned();
+                let input =
+                    match obj.get("input") {
+                        Some(v @ Value::Object(_)) => v.clone(),
+                        None | Some(Value::Null) => return Err(bad(
+                            &format!("{path}.input"),
+                            "is missing; a tool_use block needs `input` (an object, {} for none)",
+                        )),
+                        Some(other) => {
+                            return Err(bad(
+                                &format!("{path}.input"),
+                                format_args!("must be an object, not {}", type_name(other)),
+                            ))
+                        }
+                    };
+                self.calls.insert(id.clone(), name.clone());
+                Part::ToolCall(ToolCall {
+                    id,
+                    name,
+                    arguments: input,
+                    signature: None,
+                })
+            }
+            "tool_result" => {
+                self.raw_keys(
+                    obj,
+                    &["type", "tool_use_id", "content", "is_error"],
+                    &path,
+                    notes,
+                );
+                let id = string(obj, "tool_use_id", &path)?;
+                let Some(name) = self.calls.get(id).cloned() else {
+                    return Err(bad(
+                        &format!("{path}.tool_use_id"),
+                        format_args!("is `{id}`, but no earlier assistant message has a tool_use block with that id; send the assistant turn that made the call before its result, or fix the id"),
+                    ));
+                };
+                let is_error = match obj.get("is_error") {
+                    None | Some(Value::Null) => false,
+                    Some(Value::Bool(b)) => *b,
+                    Some(other) => {
+                        return Err(bad(
+                            &format!("{path}.is_error"),
+                            format_args!("must be true or false, not {}", type_name(other)),
+                        ))
+                    }
+                };
+                let content = self.result_text(obj.get("content"), &path, notes)?;
+                Part::ToolResult(ToolResult {
+                    call_id: id.to_owned(),
+                    name: Some(name),
+                    content,
+                    is_error,
+                })
+            }
+            "thinking" | "redacted_thinking" => {
+                if role != Role::Assistant {
+                    return Err(bad(
+                        &format!("{path}.type"),
+                        format_args!("is `{kind}` in a user turn; reasoning blocks belong to assistant turns"),
+                    ));
+                }
+                let (text, sent, field) = if kind == "thinking" {
+                    self.raw_keys(obj, &["type", "thinking", "signature"], &path, notes);
+                    (
+                        string(obj, "thinking", &path)?.to_owned(),
+                        string(obj, "signature", &path)?,
+                        "signature",
+                    )
+                } else {
+                    self.raw_keys(obj, &["type", "data"], &path, notes);
+                    (String::new(), string(obj, "data", &path)?, "data")
+                };
+                let (origin, original) = signature::unwrap(sent);
+                if origin != signature::ANTHROPIC {
+                    self.foreign.push((i, j));
+                }
+                let original = (!original.is_empty()).then(|| original.to_owned());
+                let (signature, redacted) = if field == "data" {
+                    (None, original)
+                } else {
+                    (original, None)
+                };
+                Part::Thinking(Thinking {
+                    text,
+                    signature,
+                    redacted,
+                    origin: Some(origin),
+                })
+            }
+            other => {
+                // Server tool calls and results, search results, container uploads, and
+                // whatever comes next: Anthropic gets them as sent.
+                notes.add(format!("{path} (`{other}` block)"));
+                self.raw = true;
+                return Ok(None);
+            }
+        };
+        Ok(Some(part))
+    }
+
+    /// Reads a tool result's content: a string, or text (and image) blocks.
+    fn result_text(
+        &mut self,
+        content: Option<&Value>,
+        path: &str,
+        notes: &mut Notes,
+    ) -> Result<String, ApiError> {
+        match content {
+            None | Some(Value::Null) => Ok(String::new()),
+            Some(Value::String(s)) => Ok(s.clone()),
+            Some(Value::Array(blocks)) => {
+                let mut text = String::new();
+                for (k, block) in blocks.iter().enumerate() {
+                    let bpath = format!("{path}.content[{k}]");
+                    let obj = object(block, &bpath)?;
+                    if string(obj, "type", &bpath)? == "text" {
+                        self.raw_keys(obj, &["type", "text"], &bpath, notes);
+                        text.push_str(string(obj, "text", &bpath)?);
+                    } else {
+                        notes.add(format!("{bpath} ({} block)", string(obj, "type", &bpath)?));
+                        self.raw = true;
+                    }
+                }
+                Ok(text)
+            }
+            Some(other) => Err(bad(
+                &format!("{path}.content"),
+                format_args!(
+                    "must be a string or an array of blocks, not {}",
+                    type_name(other)
+                ),
+            )),
+        }
+    }
+}
+
+/// Reads an image or document source; `None` for source kinds only Anthropic reads (files,
+/// content blocks).
+fn media_of(source: &Value, kind: &str, path: &str) -> Result<Option<Media>, ApiError> {
+    let obj = object(source, path)?;
+    match string(obj, "type", path)? {
+        "base64" => {
+            let media_type = string(obj, "media_type", path)?;
+            let data = string(obj, "data", path)?;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(data.trim())
+                .map_err(|e| {
+                    bad(
+                        &format!("{path}.data"),
+                        format_args!(
+                            "is not valid base64 ({e}); send the {kind} bytes base64-encoded"
+                        ),
+                    )
+                })?;
+            Ok(Some(Media::bytes(media_type.to_owned(), bytes)))
+        }
+        "url" => {
+            let url = string(obj, "url", path)?;
+            let default = if kind == "image" {
+                "image/jpeg"
+            } else {
+                "application/pdf"
+            };
+            Ok(Some(Media::url(default.to_owned(), url.to_owned())))
+        }
+        "text" if kind == "document" => {
+            let data = string(obj, "data", path)?;
+            Ok(Some(Media::bytes(
+                "text/plain".to_owned(),
+                data.as_bytes().to_vec(),
+            )))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Maps `tools`; custom tools become tool specs. Says whether Anthropic must get the list
+/// as sent (server tools, `cache_control`, other fields).
+fn tools_of(tools: &Value, notes: &mut Notes) -> Result<(Vec<ToolSpec>, bool), ApiError> {
+    let Value::Array(items) = tools else {
+        return Err(bad(
+            "tools",
+            format_args!("must be an array of tools, not {}", type_name(tools)),
+        ));
+    };
+    let mut specs = Vec::with_capacity(items.len());
+    let mut raw = false;
+    for (i, tool) in items.iter().enumerate() {
+        let path = format!("tools[{i}]");
+        let obj = object(tool, &path)?;
+        let name = string(obj, "name", &path)?;
+        match obj.get("type").and_then(Value::as_str) {
+            None | Some("custom") => {}
+            Some(server) => {
+                // A server tool (web search, code execution, …): only Anthropic runs it.
+                notes.add(format!("{path} (`{server}` tool)"));
+                raw = true;
+                continue;
+            }
+        }
+        let parameters = match obj.get("input_schema") {
+            Some(schema @ Value::Object(_)) => schema.clone(),
+            None | Some(Value::Null) => {
+                return Err(bad(
+                    &format!("{path}.input_schema"),
+                    "is missing; a tool needs a JSON Schema for its input, e.g. {\"type\": \"object\", \"properties\": {}}",
+                ))
+            }
+            Some(other) => {
+                return Err(bad(
+                    &format!("{path}.input_schema"),
+                    format_args!("must be an object, not {}", type_name(other)),
+                ))
+            }
+        };
+        let description = match obj.get("description") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(d)) => Some(d.clone()),
+            Some(other) => {
+                return Err(bad(
+                    &format!("{path}.description"),
+                    format_args!("must be a string, not {}", type_name(other)),
+                ))
+            }
+        };
+        raw |= notes.extra_keys(obj, &["type", "name", "description", "input_schema"], &path);
+        specs.push(ToolSpec {
+            name: name.to_owned(),
+            description,
+            parameters,
+            strict: None,
+        });
+    }
+    Ok((specs, raw))
+}
+
+/// Maps `tool_choice`; says whether Anthropic must get it as sent.
+fn tool_choice_of(
+    choice: &Value,
+    notes: &mut Notes,
+) -> Result<(Option<ToolChoice>, bool), ApiError> {
+    let obj = object(choice, "tool_choice")?;
+    let kind = string(obj, "type", "tool_choice")?;
+    let neutral = match kind {
+        "auto" => ToolChoice::Auto,
+        "any" => ToolChoice::Required,
+        "none" => ToolChoice::None,
+        "tool" => ToolChoice::Tool(string(obj, "name", "tool_choice")?.to_owned()),
+        other => {
+            return Err(bad(
+                "tool_choice.type",
+                format_args!("is `{other}`; use auto, any, tool (with a name) or none"),
+            ))
+        }
+    };
+    let raw = notes.extra_keys(obj, &["type", "name"], "tool_choice");
+    Ok((Some(neutral), raw))
+}
+
+/// Maps the thinking config to an effort whose budget is not above the one asked for, so
+/// a valid request (budget below `max_tokens`) stays valid for every target.
+fn effort_of(thinking: &Value, notes: &mut Notes) -> Result<Option<ReasoningEffort>, ApiError> {
+    let obj = object(thinking, "thinking")?;
+    match string(obj, "type", "thinking")? {
+        "disabled" => Ok(None),
+        "enabled" => {
+            let budget = match obj.get("budget_tokens") {
+                Some(Value::Number(n)) => n.as_u64().ok_or_else(|| {
+                    bad("thinking.budget_tokens", format_args!("is {n}; send a whole number of tokens, at least 1024"))
+                })?,
+                _ => {
+                    return Err(bad(
+                        "thinking.budget_tokens",
+                        "is missing; extended thinking needs a token budget, e.g. {\"type\": \"enabled\", \"budget_tokens\": 2048}",
+                    ))
+                }
+            };
+            let effort = [
+                ReasoningEffort::High,
+                ReasoningEffort::Medium,
+                ReasoningEffort::Low,
+            ]
+            .into_iter()
+            .find(|e| u64::from(e.budget_tokens()) <= budget)
+            .unwrap_or(ReasoningEffort::Minimal);
+            Ok(Some(effort))
+        }
+        other => {
+            // A thinking mode added later: Anthropic gets it as sent; others think at their
+            // usual effort.
+            notes.add(format!("thinking (type `{other}`)"));
+            Ok(Some(ReasoningEffort::Medium))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn decode_json(body: Value) -> Result<Decoded, ApiError> {
+        decode(
+            &serde_json::to_vec(&body).unwrap(),
+            &HeaderMap::new(),
+            Endpoint::Create,
+        )
+    }
+
+    fn param(err: &ApiError) -> &str {
+        err.param().unwrap_or("")
+    }
+
+    #[test]
+    fn a_plain_request_maps_without_passthrough() {
+        let d = decode_json(json!({
+            "model": "claude", "max_tokens": 100, "system": "Be brief.",
+            "messages": [{"role": "user", "content": "hi"}],
+            "temperature": 0.5, "stop_sequences": ["END"]
+        }))
+        .unwrap();
+        assert_eq!(d.model, "claude");
+        assert_eq!(d.req.max_tokens, Some(100));
+        assert_eq!(d.req.messages.len(), 2);
+        assert_eq!(d.req.stop, vec!["END".to_owned()]);
+        assert!(d.req.passthrough.is_none());
+    }
+
+    #[test]
+    fn missing_max_tokens_names_the_field_and_the_fix() {
+        let err =
+            decode_json(json!({"model": "m", "messages": [{"role": "user", "content": "x"}]}))
+                .unwrap_err();
+        assert_eq!(param(&err), "max_tokens");
+        assert!(err.message().contains("e.g."), "{}", err.message());
+    }
+
+    #[test]
+    fn a_block_missing_its_fields_is_named_by_path() {
+        let err = decode_json(json!({"model": "m", "max_tokens": 5, "messages": [
+            {"role": "user", "content": "x"},
+            {"role": "assistant", "content": [{"type": "tool_use", "name": "f", "input": {}}]}
+        ]}))
+        .unwrap_err();
+        assert_eq!(param(&err), "messages[1].content[0].id");
+    }
+
+    #[test]
+    fn a_tool_result_without_its_tool_use_is_refused() {
+        let err = decode_json(json!({"model": "m", "max_tokens": 5, "messages": [
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_9", "content": "x"}]}
+        ]}))
+        .unwrap_err();
+        assert_eq!(param(&err), "messages[0].content[0].tool_use_id");
+        assert!(err.message().contains("toolu_9"));
+    }
+
+    #[test]
+    fn unmodelled_fields_pass_through_for_anthropic_and_are_named_for_others() {
+        let mut headers = HeaderMap::new();
+        headers.insert("anthropic-version", "2023-06-01".parse().unwrap());
+        headers.insert(
+            "anthropic-beta",
+            "context-management-2025-06-27".parse().unwrap(),
+        );
+        let body = json!({
+            "model": "m", "max_tokens": 50, "top_k": 5,
+            "context_management": {"edits": []},
+            "system": [{"type": "text", "text": "sys", "cache_control": {"type": "ephemeral"}}],
+            "messages": [{"role": "user", "content": [
+                {"type": "text", "text": "hi", "cache_control": {"type": "ephemeral"}},
+                {"type": "search_result", "source": "s", "title": "t", "content": []}
+            ]}]
+        });
+        let d = decode(
+            &serde_json::to_vec(&body).unwrap(),
+            &headers,
+            Endpoint::Create,
+        )
+        .unwrap();
+        let p = d.req.passthrough.as_ref().unwrap();
+        for key in ["top_k", "context_management", "system", "messages"] {
+            assert!(p.fields.contains_key(key), "{key} not passed: {p:?}");
+        }
+        assert_eq!(p.fields["messages"], body["messages"]);
+        assert_eq!(p.headers.len(), 2);
+        let dropped = d.req.dropped_for("openai");
+        for note in [
+            "top_k",
+            "system[0].cache_control",
+            "messages[0].content[0].cache_control",
+            "messages[0].content[1] (`search_result` block)",
+        ] {
+            assert!(
+                dropped.iter().any(|d| d == note),
+                "{note} not in {dropped:?}"
+            );
+        }
+        assert!(d.req.dropped_for("anthropic").is_empty());
+        // The neutral request keeps the text for every target.
+        assert_eq!(d.req.messages[1].text(), "hi");
+    }
+
+    #[test]
+    fn foreign_reasoning_keeps_its_origin_and_leaves_anthropics_copy() {
+        let d = decode_json(json!({"model": "m", "max_tokens": 50, "messages": [
+            {"role": "user", "content": "q"},
+            {"role": "assistant", "content": [
+                {"type": "thinking", "thinking": "hmm", "signature": "sbgw1:gemini:c2ln"},
+                {"type": "thinking", "thinking": "ok", "signature": "EqQBsig=="},
+                {"type": "text", "text": "a", "citations": []}
+            ]},
+            {"role": "user", "content": "again"}
+        ]}))
+        .unwrap();
+        let thinking: Vec<&Thinking> = d.req.messages[1]
+            .parts
+            .iter()
+            .filter_map(|p| match p {
+                Part::Thinking(t) => Some(t),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(thinking[0].origin.as_deref(), Some("gemini"));
+        assert_eq!(thinking[0].signature.as_deref(), Some("c2ln"));
+        assert_eq!(thinking[1].origin.as_deref(), Some("anthropic"));
+        assert_eq!(thinking[1].signature.as_deref(), Some("EqQBsig=="));
+        let raw = &d.req.passthrough.as_ref().unwrap().fields["messages"];
+        let blocks = raw[1]["content"].as_array().unwrap();
+        assert_eq!(blocks.len(), 2, "{raw}");
+        assert_eq!(blocks[0]["signature"], "EqQBsig==");
+        assert!(d
+            .req
+            .dropped_for("anthropic")
+            .contains(&"thinking from gemini".to_owned()));
+    }
+
+    #[test]
+    fn thinking_budget_maps_to_an_effort_within_it() {
+        let d = decode_json(json!({"model": "m", "max_tokens": 4000,
+            "thinking": {"type": "enabled", "budget_tokens": 3000},
+            "messages": [{"role": "user", "content": "x"}]}))
+        .unwrap();
+        assert_eq!(d.req.reasoning_effort, Some(ReasoningEffort::Low));
+        let p = d.req.passthrough.as_ref().unwrap();
+        assert_eq!(p.fields["thinking"]["budget_tokens"], 3000);
+        assert!(p.unmodelled.is_empty());
+    }
+}
