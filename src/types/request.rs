@@ -485,6 +485,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn dropped_for_names_another_protocols_passthrough_and_reasoning() {
+        let mut passthrough = Passthrough::new("anthropic");
+        passthrough.fields.insert("top_k".into(), Value::from(5));
+        passthrough.unmodelled.push("top_k".into());
+        let thinking = Part::Thinking(super::super::message::Thinking {
+            text: "hmm".into(),
+            signature: Some("sig".into()),
+            redacted: None,
+            origin: Some("anthropic".into()),
+        });
+        let req = ChatRequest::new(vec![
+            Message::user("q"),
+            Message::new(Role::Assistant, vec![thinking, Part::text("a")]),
+            Message::user("again"),
+        ])
+        .with_passthrough(passthrough);
+        assert!(req.dropped_for("anthropic").is_empty());
+        assert_eq!(
+            req.dropped_for("openai"),
+            vec!["top_k".to_owned(), "thinking from anthropic".to_owned()]
+        );
+        assert!(req.passthrough_for("anthropic").is_some());
+        assert!(req.passthrough_for("openai").is_none());
+    }
+
+    #[test]
     fn json_len_counts_what_to_string_writes() {
         let value = serde_json::json!({
             "type": "object",

@@ -426,6 +426,36 @@ mod tests {
     }
 
     #[test]
+    fn an_anthropic_passthrough_replaces_neutral_fields_and_another_protocols_is_ignored() {
+        let wire = |passthrough: crate::types::Passthrough| -> Value {
+            let req = ChatRequest::new(vec![
+                crate::types::Message::system("sys"),
+                crate::types::Message::user("hi"),
+            ])
+            .with_passthrough(passthrough);
+            let opts = WireOptions {
+                model: "claude-x",
+                default_max_tokens: 10,
+                stream: false,
+            };
+            serde_json::from_slice(&to_wire(&req, &opts).unwrap().body).unwrap()
+        };
+        let system = json!([{"type": "text", "text": "sys", "cache_control": {"type": "ephemeral"}}]);
+        let mut ours = crate::types::Passthrough::new(ORIGIN);
+        ours.fields.insert("top_k".into(), json!(5));
+        ours.fields.insert("system".into(), system.clone());
+        ours.fields.insert("model".into(), json!("not-this"));
+        let body = wire(ours.clone());
+        assert_eq!(body["top_k"], 5);
+        assert_eq!(body["system"], system);
+        assert_eq!(body["model"], "claude-x");
+        ours.protocol = "gemini".into();
+        let body = wire(ours);
+        assert!(body.get("top_k").is_none());
+        assert_eq!(body["system"], json!([{"type": "text", "text": "sys"}]));
+    }
+
+    #[test]
     fn cache_counts_are_added_to_input() {
         let u = usage(&WireUsage {
             input_tokens: Some(21),
