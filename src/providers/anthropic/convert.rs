@@ -440,7 +440,8 @@ mod tests {
             };
             serde_json::from_slice(&to_wire(&req, &opts).unwrap().body).unwrap()
         };
-        let system = json!([{"type": "text", "text": "sys", "cache_control": {"type": "ephemeral"}}]);
+        let system =
+            json!([{"type": "text", "text": "sys", "cache_control": {"type": "ephemeral"}}]);
         let mut ours = crate::types::Passthrough::new(ORIGIN);
         ours.fields.insert("top_k".into(), json!(5));
         ours.fields.insert("system".into(), system.clone());
