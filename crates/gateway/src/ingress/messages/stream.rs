@@ -77,12 +77,16 @@ struct DeltaFrame<'a> {
 }
 
 #[derive(Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(tag = "type")]
 enum Delta<'a> {
-    TextDelta { text: &'a str },
-    ThinkingDelta { thinking: &'a str },
-    SignatureDelta { signature: &'a str },
-    InputJsonDelta { partial_json: &'a str },
+    #[serde(rename = "text_delta")]
+    Text { text: &'a str },
+    #[serde(rename = "thinking_delta")]
+    Thinking { thinking: &'a str },
+    #[serde(rename = "signature_delta")]
+    Signature { signature: &'a str },
+    #[serde(rename = "input_json_delta")]
+    InputJson { partial_json: &'a str },
 }
 
 /// Turns a committed stream into Messages SSE frames.
@@ -186,7 +190,7 @@ impl State {
             let wrapped = signature::wrap(Some(&self.ctx.provider), "");
             self.delta(
                 index,
-                Delta::SignatureDelta {
+                Delta::Signature {
                     signature: &wrapped,
                 },
             );
@@ -236,12 +240,12 @@ impl State {
                     self.open(Open::Text, json!({"type": "text", "text": ""}));
                 }
                 let index = self.next - 1;
-                self.delta(index, Delta::TextDelta { text: &text });
+                self.delta(index, Delta::Text { text: &text });
             }
             StreamEvent::ThinkingDelta { text } => {
                 self.start();
                 let index = self.thinking_block();
-                self.delta(index, Delta::ThinkingDelta { thinking: &text });
+                self.delta(index, Delta::Thinking { thinking: &text });
             }
             StreamEvent::ThinkingSignature { signature: sig } => {
                 self.start();
@@ -253,7 +257,7 @@ impl State {
                 };
                 self.delta(
                     index,
-                    Delta::SignatureDelta {
+                    Delta::Signature {
                         signature: &wrapped,
                     },
                 );
@@ -287,7 +291,7 @@ impl State {
                 if let Some(block) = self.tools.get(&index).copied() {
                     self.delta(
                         block,
-                        Delta::InputJsonDelta {
+                        Delta::InputJson {
                             partial_json: &arguments,
                         },
                     );
