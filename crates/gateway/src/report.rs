@@ -190,6 +190,10 @@ impl ChatClient for Observed {
         })
     }
 
+    fn count_tokens<'a>(&'a self, req: &'a ChatRequest) -> BoxFuture<'a, Result<Option<u64>>> {
+        self.inner.count_tokens(req)
+    }
+
     fn info(&self) -> &ClientInfo {
         self.inner.info()
     }

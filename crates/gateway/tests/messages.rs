@@ -542,6 +542,40 @@ async fn refusals_come_in_anthropics_error_shape_and_statuses() {
 }
 
 #[tokio::test]
+async fn count_tokens_asks_an_anthropic_target_with_a_counting_body() {
+    let claude = upstream(
+        "/v1/messages/count_tokens",
+        200,
+        "anthropic/count_tokens.json",
+    )
+    .await;
+    let gw = start_routes(
+        vec![("claude", vec![anthropic_at(&claude)])],
+        GatewayOptions::default().api_key(KEY),
+    )
+    .await;
+    let body = json!({"model": "claude", "system": "Be brief.", "temperature": 0.2,
+        "messages": [{"role": "user", "content": "hi"}]});
+    let resp = send(&gw.base, "/v1/messages/count_tokens", &body, &[]).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(header_of(&resp, "x-switchboard-provider"), "anthropic");
+    assert_eq!(json_of(resp).await, json!({"input_tokens": 2095}));
+    let sent: Value = serde_json::from_slice(&last_request(&claude).await.body).unwrap();
+    assert_eq!(sent["model"], "claude-sonnet-4-5");
+    assert_eq!(
+        sent["system"],
+        json!([{"type": "text", "text": "Be brief."}])
+    );
+    for key in ["max_tokens", "temperature", "stream"] {
+        assert!(
+            sent.get(key).is_none(),
+            "`{key}` sent to count_tokens: {sent}"
+        );
+    }
+    gw.shutdown().await.unwrap();
+}
+
+#[tokio::test]
 async fn count_tokens_model_listing_and_metrics_speak_the_dialect() {
     let gw = start_routes(
         vec![

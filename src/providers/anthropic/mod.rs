@@ -2,6 +2,8 @@
 //!
 //! API reference sections implemented:
 //! - Messages, `POST /v1/messages`: <https://docs.anthropic.com/en/api/messages>
+//! - Token counting, `POST /v1/messages/count_tokens`:
+//!   <https://docs.anthropic.com/en/api/messages-count-tokens>
 //! - Streaming: <https://docs.anthropic.com/en/docs/build-with-claude/streaming>
 //! - Errors: <https://docs.anthropic.com/en/api/errors>
 //! - Stop reasons: <https://docs.anthropic.com/en/api/handling-stop-reasons>
@@ -222,6 +224,29 @@ impl ChatClient for AnthropicClient {
                 .map_err(|e| self.label(e))?;
             let events = stream::events(sse, PROVIDER.to_owned(), prepared.json_tool);
             Ok(ChatStream::from_events(meta, events))
+        })
+    }
+
+    fn count_tokens<'a>(&'a self, req: &'a ChatRequest) -> BoxFuture<'a, Result<Option<u64>>> {
+        Box::pin(async move {
+            let inner = &self.inner;
+            let prepared = self.prepare(req, false)?;
+            let body = convert::count_body(&prepared.body).map_err(|e| self.label(e))?;
+            let url = format!("{}/count_tokens", inner.url);
+            let reply = inner
+                .transport
+                .post_json(
+                    &url,
+                    &inner.auth,
+                    &Self::headers(req),
+                    body,
+                    error::map_error,
+                )
+                .await
+                .map_err(|e| self.label(e))?;
+            let counted: wire::TokenCount =
+                parse_json(PROVIDER, &reply.body).map_err(|e| self.label(e))?;
+            Ok(Some(counted.input_tokens))
         })
     }
 

@@ -11,8 +11,9 @@
 //!
 //! When the answering target could not receive part of the request (another protocol's
 //! fields, another provider's reasoning), the `x-switchboard-dropped` header lists it.
-//! `count_tokens` answers the gateway's own estimate
-//! ([`switchboard::ChatRequest::estimated_input_tokens`]) for every route.
+//! `count_tokens` asks the route's first ready target when its provider counts tokens
+//! (Anthropic's `count_tokens` endpoint), and otherwise answers the gateway's own estimate
+//! ([`switchboard::ChatRequest::estimated_input_tokens`]).
 
 mod decode;
 mod encode;
@@ -214,7 +215,36 @@ async fn messages(
     Ok(response)
 }
 
-/// `POST /v1/messages/count_tokens`: the gateway's estimate of the request's input tokens.
+/// Asks the route's first ready target to count, when its provider can (Anthropic):
+/// the count and the provider, or `None` for the gateway's own estimate.
+async fn provider_count(
+    route: &switchboard::config::build::BuiltRoute,
+    req: &switchboard::ChatRequest,
+) -> Option<(u64, String)> {
+    use switchboard::ChatClient as _;
+    let target = route
+        .targets
+        .iter()
+        .find(|t| t.client.readiness().is_ready())?;
+    match target.client.count_tokens(req).await {
+        Ok(Some(n)) => Some((n, target.info().provider().to_owned())),
+        Ok(None) => None,
+        Err(e) => {
+            tracing::debug!(
+                target: "switchboard_gateway::attempt",
+                provider = target.info().provider(),
+                model = target.info().model(),
+                error = e.kind().as_str(),
+                "token count failed; answering the gateway's estimate"
+            );
+            None
+        }
+    }
+}
+
+/// `POST /v1/messages/count_tokens`: the provider's count when the route's first ready
+/// target can count (Anthropic), the gateway's estimate otherwise; `x-switchboard-provider`
+/// names the provider that counted.
 pub(crate) async fn count_tokens(State(state): Shared, headers: HeaderMap, body: Body) -> Response {
     let started = Instant::now();
     let result = count(&state, &headers, body, started).await;
@@ -234,7 +264,10 @@ async fn count(
     let decoded =
         decode::decode(&bytes, headers, decode::Endpoint::CountTokens).map_err(Failure::early)?;
     let route = state.resolve(&decoded.model).map_err(Failure::early)?;
-    let tokens = decoded.req.estimated_input_tokens();
+    let counted = provider_count(&route, &decoded.req).await;
+    let tokens = counted
+        .as_ref()
+        .map_or_else(|| decoded.req.estimated_input_tokens(), |(n, _)| *n);
     state
         .metrics
         .request(DIALECT, &route.alias, 200, started.elapsed(), None);
@@ -244,6 +277,7 @@ async fn count(
         Served {
             route: route.alias.clone(),
             dialect: DIALECT,
+            provider: counted.map(|(_, provider)| provider),
             ..Served::default()
         },
     );
