@@ -410,6 +410,55 @@ async fn a_stream_follows_anthropics_events_and_keeps_the_signature() {
 }
 
 #[tokio::test]
+async fn a_stream_fails_over_from_an_overloaded_anthropic_target_to_an_openai_stream() {
+    let claude = upstream("/v1/messages", 529, "anthropic/error_529.json").await;
+    let gpt = upstream("/v1/chat/completions", 200, "openai/stream_text.sse").await;
+    let gw = start_routes(
+        vec![("cross", vec![anthropic_at(&claude), openai_at(&gpt)])],
+        GatewayOptions::default().api_key(KEY),
+    )
+    .await;
+    let mut body = hello("cross");
+    body["stream"] = json!(true);
+    let resp = post(&gw.base, &body).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(header_of(&resp, "x-switchboard-provider"), "openai");
+    assert_eq!(header_of(&resp, "x-switchboard-attempts"), "2");
+    let text = resp.text().await.unwrap();
+    let events = events(&text);
+    let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names[..3],
+        ["message_start", "ping", "content_block_start"],
+        "{text}"
+    );
+    assert_eq!(
+        names[names.len() - 3..],
+        ["content_block_stop", "message_delta", "message_stop"]
+    );
+    let answer: String = events
+        .iter()
+        .filter(|(_, d)| d["delta"]["type"] == "text_delta")
+        .map(|(_, d)| d["delta"]["text"].as_str().unwrap())
+        .collect();
+    let expected: String = String::from_utf8(fixture("openai/stream_text.sse"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|v| {
+            v["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect();
+    assert!(!expected.is_empty());
+    assert_eq!(answer, expected);
+    assert_eq!(claude.received_requests().await.unwrap().len(), 1);
+    gw.shutdown().await.unwrap();
+}
+
+#[tokio::test]
 async fn a_stream_that_breaks_after_content_ends_with_an_error_event() {
     let gw = start_routes(
         vec![("breaks", vec![breaks_mid_stream("primary", "m")])],

@@ -409,6 +409,12 @@ impl Turns {
         let mut results = Vec::new();
         match content {
             Value::String(text) => parts.push(Part::text(text.clone())),
+            Value::Array(blocks) if blocks.is_empty() => {
+                return Err(bad(
+                    &format!("{path}.content"),
+                    "is empty; send a string or at least one content block",
+                ))
+            }
             Value::Array(blocks) => {
                 for (j, block) in blocks.iter().enumerate() {
                     match self.block(i, j, role, block, notes)? {
@@ -838,6 +844,25 @@ mod tests {
         ]}))
         .unwrap_err();
         assert_eq!(param(&err), "messages[1].content[0].id");
+    }
+
+    #[test]
+    fn empty_content_and_bad_sources_are_named() {
+        let err = decode_json(json!({"model": "m", "max_tokens": 5, "messages": [
+            {"role": "user", "content": []}
+        ]}))
+        .unwrap_err();
+        assert_eq!(param(&err), "messages[0].content");
+        let err = decode_json(json!({"model": "m", "max_tokens": 5, "messages": [
+            {"role": "user", "content": [{"type": "image", "source": {"type": "base64", "data": "aGk="}}]}
+        ]}))
+        .unwrap_err();
+        assert_eq!(param(&err), "messages[0].content[0].source.media_type");
+        let err = decode_json(json!({"model": "m", "max_tokens": 5, "messages": [
+            {"role": "user", "content": [{"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "%%%"}}]}
+        ]}))
+        .unwrap_err();
+        assert_eq!(param(&err), "messages[0].content[0].source.data");
     }
 
     #[test]
