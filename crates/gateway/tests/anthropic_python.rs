@@ -97,6 +97,7 @@ async fn the_official_anthropic_sdk_works_against_the_messages_front_door() {
     }
     let overloaded = upstream("/v1/messages", 529, "anthropic/error_529.json").await;
     let gpt = upstream("/v1/chat/completions", 200, "openai/chat_text.json").await;
+    let gpt_stream = upstream("/v1/chat/completions", 200, "openai/stream_text.sse").await;
     let thinking_stream = upstream("/v1/messages", 200, "anthropic/stream_thinking.sse").await;
     let thinking = upstream("/v1/messages", 200, "anthropic/messages_thinking.json").await;
     let gw = start_routes(
@@ -106,6 +107,10 @@ async fn the_official_anthropic_sdk_works_against_the_messages_front_door() {
                 vec![answers("primary", "model-a", "Hello from the gateway")],
             ),
             ("cross", vec![anthropic_at(&overloaded), openai_at(&gpt)]),
+            (
+                "cross-stream",
+                vec![anthropic_at(&overloaded), openai_at(&gpt_stream)],
+            ),
             ("claude-stream", vec![anthropic_at(&thinking_stream)]),
             ("claude", vec![anthropic_at(&thinking)]),
             ("tools", vec![weather_tool("primary", "tool-model")]),
@@ -138,6 +143,7 @@ async fn the_official_anthropic_sdk_works_against_the_messages_front_door() {
         "create",
         "failover",
         "stream_text",
+        "stream_failover",
         "stream_thinking",
         "thinking_round_trip",
         "tools",

@@ -55,6 +55,15 @@ assert final.stop_reason == "end_turn", final
 assert final.usage.output_tokens == 4, final.usage
 ok("stream_text")
 
+# A stream that fails over across protocols: Anthropic answers 529 before the stream, an
+# OpenAI target streams the answer.
+with client.messages.stream(model="cross-stream", max_tokens=100, messages=hello) as stream:
+    text = "".join(stream.text_stream)
+    final = stream.get_final_message()
+assert text.startswith("Hello"), text
+assert final.stop_reason == "end_turn", final
+ok("stream_failover")
+
 # messages.stream with thinking from a recorded Anthropic stream: the signature arrives
 # untouched, and sending the answer back works.
 question = [{"role": "user", "content": "What is the GCD of 1071 and 462?"}]
