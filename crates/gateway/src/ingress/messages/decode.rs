@@ -50,6 +50,37 @@ pub(crate) struct Decoded {
     pub(crate) req: ChatRequest,
 }
 
+/// Where a value sits in the body; written out only for an error or a note, so a request
+/// that is fine builds no path strings.
+#[derive(Clone, Copy, Debug)]
+enum At<'a> {
+    /// A top-level field.
+    Field(&'a str),
+    /// An item of a top-level array (`system[i]`, `tools[i]`).
+    Item(&'a str, usize),
+    /// `messages[i]`.
+    Message(usize),
+    /// `messages[i].content[j]`.
+    Block(usize, usize),
+    /// `messages[i].content[j].source`.
+    Source(usize, usize),
+    /// `messages[i].content[j].content[k]`.
+    Nested(usize, usize, usize),
+}
+
+impl std::fmt::Display for At<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            At::Field(name) => write!(f, "{name}"),
+            At::Item(name, i) => write!(f, "{name}[{i}]"),
+            At::Message(i) => write!(f, "messages[{i}]"),
+            At::Block(i, j) => write!(f, "messages[{i}].content[{j}]"),
+            At::Source(i, j) => write!(f, "messages[{i}].content[{j}].source"),
+            At::Nested(i, j, k) => write!(f, "messages[{i}].content[{j}].content[{k}]"),
+        }
+    }
+}
+
 fn bad(param: &str, message: impl std::fmt::Display) -> ApiError {
     ApiError::invalid(format!("`{param}` {message}"), Some(param))
 }
@@ -65,7 +96,7 @@ fn type_name(value: &Value) -> &'static str {
     }
 }
 
-fn string<'v>(obj: &'v Map<String, Value>, key: &str, path: &str) -> Result<&'v str, ApiError> {
+fn string<'v>(obj: &'v Map<String, Value>, key: &str, path: At<'_>) -> Result<&'v str, ApiError> {
     match obj.get(key) {
         Some(Value::String(s)) => Ok(s),
         None | Some(Value::Null) => Err(bad(
@@ -79,10 +110,10 @@ fn string<'v>(obj: &'v Map<String, Value>, key: &str, path: &str) -> Result<&'v 
     }
 }
 
-fn object<'v>(value: &'v Value, path: &str) -> Result<&'v Map<String, Value>, ApiError> {
+fn object<'v>(value: &'v Value, path: At<'_>) -> Result<&'v Map<String, Value>, ApiError> {
     value.as_object().ok_or_else(|| {
         bad(
-            path,
+            &path.to_string(),
             format_args!("must be an object, not {}", type_name(value)),
         )
     })
@@ -106,7 +137,7 @@ impl Notes {
     }
 
     /// Notes each key of `obj` outside `known`, as `path.key`; says whether there was one.
-    fn extra_keys(&mut self, obj: &Map<String, Value>, known: &[&str], path: &str) -> bool {
+    fn extra_keys(&mut self, obj: &Map<String, Value>, known: &[&str], path: At<'_>) -> bool {
         let mut any = false;
         for key in obj.keys().filter(|k| !known.contains(&k.as_str())) {
             self.add(format!("{path}.{key}"));
@@ -332,17 +363,17 @@ fn system_of(
         Value::Array(blocks) => {
             let mut raw = false;
             for (i, block) in blocks.iter().enumerate() {
-                let path = format!("system[{i}]");
-                let obj = object(block, &path)?;
-                let kind = string(obj, "type", &path)?;
+                let path = At::Item("system", i);
+                let obj = object(block, path)?;
+                let kind = string(obj, "type", path)?;
                 if kind != "text" {
                     return Err(bad(
                         &format!("{path}.type"),
                         format_args!("is `{kind}`; system blocks are text blocks: {{\"type\": \"text\", \"text\": \"...\"}}"),
                     ));
                 }
-                let text = string(obj, "text", &path)?;
-                raw |= notes.extra_keys(obj, &["type", "text"], &path);
+                let text = string(obj, "text", path)?;
+                raw |= notes.extra_keys(obj, &["type", "text"], path);
                 messages.push(Message::system(text.to_owned()));
             }
             Ok(raw)
@@ -377,8 +408,8 @@ impl Turns {
         out: &mut Vec<Message>,
         notes: &mut Notes,
     ) -> Result<(), ApiError> {
-        let path = format!("messages[{i}]");
-        let obj = object(message, &path)?;
+        let path = At::Message(i);
+        let obj = object(message, path)?;
         let role = match obj.get("role") {
             Some(Value::String(r)) => r.as_str(),
             _ => {
@@ -388,7 +419,7 @@ impl Turns {
                 ))
             }
         };
-        self.raw_keys(obj, &["role", "content"], &path, notes);
+        self.raw_keys(obj, &["role", "content"], path, notes);
         let role = match role {
             "user" => Role::User,
             "assistant" => Role::Assistant,
@@ -453,7 +484,7 @@ impl Turns {
         &mut self,
         obj: &Map<String, Value>,
         known: &[&str],
-        path: &str,
+        path: At<'_>,
         notes: &mut Notes,
     ) -> bool {
         let extra = notes.extra_keys(obj, known, path);
@@ -469,23 +500,23 @@ impl Turns {
         block: &Value,
         notes: &mut Notes,
     ) -> Result<Option<Part>, ApiError> {
-        let path = format!("messages[{i}].content[{j}]");
-        let obj = object(block, &path)?;
-        let kind = string(obj, "type", &path)?;
+        let path = At::Block(i, j);
+        let obj = object(block, path)?;
+        let kind = string(obj, "type", path)?;
         let part = match kind {
             "text" => {
-                self.raw_keys(obj, &["type", "text"], &path, notes);
-                Part::text(string(obj, "text", &path)?.to_owned())
+                self.raw_keys(obj, &["type", "text"], path, notes);
+                Part::text(string(obj, "text", path)?.to_owned())
             }
             "image" | "document" => {
-                self.raw_keys(obj, &["type", "source"], &path, notes);
+                self.raw_keys(obj, &["type", "source"], path, notes);
                 let source = obj.get("source").ok_or_else(|| {
                     bad(
                         &format!("{path}.source"),
                         "is missing; send {\"type\": \"base64\", \"media_type\": ..., \"data\": ...} or {\"type\": \"url\", \"url\": ...}",
                     )
                 })?;
-                match media_of(source, kind, &format!("{path}.source"))? {
+                match media_of(source, kind, At::Source(i, j))? {
                     Some(media) if kind == "image" => Part::Image(media),
                     Some(media) => Part::Document(media),
                     None => {
@@ -496,9 +527,9 @@ impl Turns {
                 }
             }
             "tool_use" => {
-                self.raw_keys(obj, &["type", "id", "name", "input"], &path, notes);
-                let id = string(obj, "id", &path)?.to_owned();
-                let name = string(obj, "name", &path)?.to_owned();
+                self.raw_keys(obj, &["type", "id", "name", "input"], path, notes);
+                let id = string(obj, "id", path)?.to_owned();
+                let name = string(obj, "name", path)?.to_owned();
                 let input =
                     match obj.get("input") {
                         Some(v @ Value::Object(_)) => v.clone(),
@@ -525,10 +556,10 @@ impl Turns {
                 self.raw_keys(
                     obj,
                     &["type", "tool_use_id", "content", "is_error"],
-                    &path,
+                    path,
                     notes,
                 );
-                let id = string(obj, "tool_use_id", &path)?;
+                let id = string(obj, "tool_use_id", path)?;
                 let Some(name) = self.calls.get(id).cloned() else {
                     return Err(bad(
                         &format!("{path}.tool_use_id"),
@@ -545,7 +576,7 @@ impl Turns {
                         ))
                     }
                 };
-                let content = self.result_text(obj.get("content"), &path, notes)?;
+                let content = self.result_text(obj.get("content"), i, j, notes)?;
                 Part::ToolResult(ToolResult {
                     call_id: id.to_owned(),
                     name: Some(name),
@@ -561,15 +592,15 @@ impl Turns {
                     ));
                 }
                 let (text, sent, field) = if kind == "thinking" {
-                    self.raw_keys(obj, &["type", "thinking", "signature"], &path, notes);
+                    self.raw_keys(obj, &["type", "thinking", "signature"], path, notes);
                     (
-                        string(obj, "thinking", &path)?.to_owned(),
-                        string(obj, "signature", &path)?,
+                        string(obj, "thinking", path)?.to_owned(),
+                        string(obj, "signature", path)?,
                         "signature",
                     )
                 } else {
-                    self.raw_keys(obj, &["type", "data"], &path, notes);
-                    (String::new(), string(obj, "data", &path)?, "data")
+                    self.raw_keys(obj, &["type", "data"], path, notes);
+                    (String::new(), string(obj, "data", path)?, "data")
                 };
                 let (origin, original) = signature::unwrap(sent);
                 if origin != signature::ANTHROPIC {
@@ -603,22 +634,24 @@ impl Turns {
     fn result_text(
         &mut self,
         content: Option<&Value>,
-        path: &str,
+        i: usize,
+        j: usize,
         notes: &mut Notes,
     ) -> Result<String, ApiError> {
+        let path = At::Block(i, j);
         match content {
             None | Some(Value::Null) => Ok(String::new()),
             Some(Value::String(s)) => Ok(s.clone()),
             Some(Value::Array(blocks)) => {
                 let mut text = String::new();
                 for (k, block) in blocks.iter().enumerate() {
-                    let bpath = format!("{path}.content[{k}]");
-                    let obj = object(block, &bpath)?;
-                    if string(obj, "type", &bpath)? == "text" {
-                        self.raw_keys(obj, &["type", "text"], &bpath, notes);
-                        text.push_str(string(obj, "text", &bpath)?);
+                    let bpath = At::Nested(i, j, k);
+                    let obj = object(block, bpath)?;
+                    if string(obj, "type", bpath)? == "text" {
+                        self.raw_keys(obj, &["type", "text"], bpath, notes);
+                        text.push_str(string(obj, "text", bpath)?);
                     } else {
-                        notes.add(format!("{bpath} ({} block)", string(obj, "type", &bpath)?));
+                        notes.add(format!("{bpath} ({} block)", string(obj, "type", bpath)?));
                         self.raw = true;
                     }
                 }
@@ -637,7 +670,7 @@ impl Turns {
 
 /// Reads an image or document source; `None` for source kinds only Anthropic reads (files,
 /// content blocks).
-fn media_of(source: &Value, kind: &str, path: &str) -> Result<Option<Media>, ApiError> {
+fn media_of(source: &Value, kind: &str, path: At<'_>) -> Result<Option<Media>, ApiError> {
     let obj = object(source, path)?;
     match string(obj, "type", path)? {
         "base64" => {
@@ -687,9 +720,9 @@ fn tools_of(tools: &Value, notes: &mut Notes) -> Result<(Vec<ToolSpec>, bool), A
     let mut specs = Vec::with_capacity(items.len());
     let mut raw = false;
     for (i, tool) in items.iter().enumerate() {
-        let path = format!("tools[{i}]");
-        let obj = object(tool, &path)?;
-        let name = string(obj, "name", &path)?;
+        let path = At::Item("tools", i);
+        let obj = object(tool, path)?;
+        let name = string(obj, "name", path)?;
         match obj.get("type").and_then(Value::as_str) {
             None | Some("custom") => {}
             Some(server) => {
@@ -724,7 +757,7 @@ fn tools_of(tools: &Value, notes: &mut Notes) -> Result<(Vec<ToolSpec>, bool), A
                 ))
             }
         };
-        raw |= notes.extra_keys(obj, &["type", "name", "description", "input_schema"], &path);
+        raw |= notes.extra_keys(obj, &["type", "name", "description", "input_schema"], path);
         specs.push(ToolSpec {
             name: name.to_owned(),
             description,
@@ -740,13 +773,13 @@ fn tool_choice_of(
     choice: &Value,
     notes: &mut Notes,
 ) -> Result<(Option<ToolChoice>, bool), ApiError> {
-    let obj = object(choice, "tool_choice")?;
-    let kind = string(obj, "type", "tool_choice")?;
+    let obj = object(choice, At::Field("tool_choice"))?;
+    let kind = string(obj, "type", At::Field("tool_choice"))?;
     let neutral = match kind {
         "auto" => ToolChoice::Auto,
         "any" => ToolChoice::Required,
         "none" => ToolChoice::None,
-        "tool" => ToolChoice::Tool(string(obj, "name", "tool_choice")?.to_owned()),
+        "tool" => ToolChoice::Tool(string(obj, "name", At::Field("tool_choice"))?.to_owned()),
         other => {
             return Err(bad(
                 "tool_choice.type",
@@ -754,15 +787,15 @@ fn tool_choice_of(
             ))
         }
     };
-    let raw = notes.extra_keys(obj, &["type", "name"], "tool_choice");
+    let raw = notes.extra_keys(obj, &["type", "name"], At::Field("tool_choice"));
     Ok((Some(neutral), raw))
 }
 
 /// Maps the thinking config to an effort whose budget is not above the one asked for, so
 /// a valid request (budget below `max_tokens`) stays valid for every target.
 fn effort_of(thinking: &Value, notes: &mut Notes) -> Result<Option<ReasoningEffort>, ApiError> {
-    let obj = object(thinking, "thinking")?;
-    match string(obj, "type", "thinking")? {
+    let obj = object(thinking, At::Field("thinking"))?;
+    match string(obj, "type", At::Field("thinking"))? {
         "disabled" => Ok(None),
         "enabled" => {
             let budget = match obj.get("budget_tokens") {
