@@ -622,6 +622,30 @@ async fn count_tokens_asks_an_anthropic_target_with_a_counting_body() {
         );
     }
     gw.shutdown().await.unwrap();
+
+    // Through a route's per-target retry, breaker, timeout and budget wrappers too.
+    let settings = switchboard::config::Settings::from_toml_str(
+        "[routes.x]\ntargets = [\"anthropic:m\"]\ntimeout_ms = 5000\n\
+         retry = { max_retries = 1 }\nbreaker = { consecutive_failures = 3, cooldown_ms = 1000 }\n\
+         budget = { max_tokens = 100000 }\n",
+    )
+    .unwrap();
+    let gateway = switchboard_gateway::Gateway::from_routes_with(
+        vec![(
+            "wrapped",
+            settings.routes["x"].clone(),
+            vec![anthropic_at(&claude)],
+        )],
+        GatewayOptions::default().api_key(KEY),
+    )
+    .unwrap();
+    let gw = start(gateway).await;
+    let mut body = body;
+    body["model"] = json!("wrapped");
+    let resp = send(&gw.base, "/v1/messages/count_tokens", &body, &[]).await;
+    assert_eq!(header_of(&resp, "x-switchboard-provider"), "anthropic");
+    assert_eq!(json_of(resp).await["input_tokens"], 2095);
+    gw.shutdown().await.unwrap();
 }
 
 #[tokio::test]
