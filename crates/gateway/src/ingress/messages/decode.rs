@@ -699,6 +699,7 @@ mod tests {
         assert_eq!(d.req.reasoning_effort, Some(ReasoningEffort::Low));
         let p = d.req.passthrough.as_ref().unwrap();
         assert_eq!(p.fields["thinking"]["budget_tokens"], 3000);
+        assert_eq!(p.fields["max_tokens"], 4000);
         assert!(p.unmodelled.is_empty());
     }
 }
