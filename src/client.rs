@@ -204,6 +204,15 @@ pub trait ChatClient: Send + Sync + fmt::Debug {
         Box::pin(async move { Err(err) })
     }
 
+    /// Counts the request's input tokens the provider's own way, without generating:
+    /// `Ok(None)` (the default) when the provider has no counting endpoint. Wrappers around
+    /// one client forward it uncounted by their own policies (it is not an attempt); the
+    /// Anthropic client asks `POST /v1/messages/count_tokens`.
+    fn count_tokens<'a>(&'a self, req: &'a ChatRequest) -> BoxFuture<'a, Result<Option<u64>>> {
+        let _ = req;
+        Box::pin(async { Ok(None) })
+    }
+
     /// Names the provider and model this client talks to.
     fn info(&self) -> &ClientInfo;
 
@@ -235,6 +244,10 @@ impl<T: ChatClient + ?Sized> ChatClient for Arc<T> {
         (**self).embed(req)
     }
 
+    fn count_tokens<'a>(&'a self, req: &'a ChatRequest) -> BoxFuture<'a, Result<Option<u64>>> {
+        (**self).count_tokens(req)
+    }
+
     fn info(&self) -> &ClientInfo {
         (**self).info()
     }
@@ -255,6 +268,10 @@ impl<T: ChatClient + ?Sized> ChatClient for Box<T> {
 
     fn embed<'a>(&'a self, req: &'a EmbedRequest) -> BoxFuture<'a, Result<EmbedResponse>> {
         (**self).embed(req)
+    }
+
+    fn count_tokens<'a>(&'a self, req: &'a ChatRequest) -> BoxFuture<'a, Result<Option<u64>>> {
+        (**self).count_tokens(req)
     }
 
     fn info(&self) -> &ClientInfo {

@@ -223,6 +223,10 @@ impl<C: ChatClient> ChatClient for TimeoutClient<C> {
         Box::pin(self.bounded(self.inner.embed(req)))
     }
 
+    fn count_tokens<'a>(&'a self, req: &'a ChatRequest) -> BoxFuture<'a, Result<Option<u64>>> {
+        self.inner.count_tokens(req)
+    }
+
     fn info(&self) -> &ClientInfo {
         self.inner.info()
     }

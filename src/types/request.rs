@@ -160,6 +160,59 @@ pub struct ChatRequest {
     /// can set anything the neutral fields cannot.
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub extra: Map<String, Value>,
+    /// JSON in one protocol's own shape that the neutral fields do not model, sent only to
+    /// targets speaking that protocol (see [`Passthrough`]). Unlike [`extra`](Self::extra),
+    /// which every target receives, it is dropped for targets of other protocols.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passthrough: Option<Passthrough>,
+}
+
+/// Request JSON kept in the shape of the protocol it arrived in, for targets that speak it.
+///
+/// A gateway front door that receives, say, an Anthropic Messages body maps what it can to
+/// the neutral fields, which every target understands, and keeps the rest here: fields the
+/// neutral request does not model (`top_k`, `metadata`, context management, new settings),
+/// or a field whose original form carries more than its neutral mapping (`cache_control`
+/// on blocks, server tools). A target of `protocol` sets each of [`fields`](Self::fields)
+/// in the top level of its body, last, replacing what the neutral fields would have sent,
+/// and sends the [`headers`](Self::headers) it knows; targets of other protocols never see
+/// them, so a current client's new field cannot make another provider answer 400.
+/// [`ChatRequest::dropped_for`] says what a target of another protocol leaves out.
+///
+/// Honoured today by the Anthropic provider (protocol `anthropic`, headers
+/// `anthropic-version` and `anthropic-beta`).
+#[non_exhaustive]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Passthrough {
+    /// The protocol whose targets receive it, named as [`Thinking::origin`](crate::Thinking)
+    /// names protocols (`anthropic`).
+    pub protocol: String,
+    /// Top-level body fields, set last and replacing the neutral mapping's value.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub fields: Map<String, Value>,
+    /// HTTP headers for the request, as (lowercase name, value); a provider sends only the
+    /// names it knows and ignores the rest.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<(String, String)>,
+    /// What the neutral fields lose, in words (`top_k`, `messages[0].content[1].cache_control`),
+    /// for the records of attempts at targets of other protocols.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unmodelled: Vec<String>,
+}
+
+impl Passthrough {
+    /// Creates an empty passthrough for `protocol`.
+    pub fn new(protocol: impl Into<String>) -> Passthrough {
+        Passthrough {
+            protocol: protocol.into(),
+            ..Passthrough::default()
+        }
+    }
+
+    /// Says whether there is nothing to pass.
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty() && self.headers.is_empty()
+    }
 }
 
 impl ChatRequest {
@@ -237,6 +290,43 @@ impl ChatRequest {
     pub fn with_reasoning_effort(mut self, effort: ReasoningEffort) -> ChatRequest {
         self.reasoning_effort = Some(effort);
         self
+    }
+
+    /// Sets JSON kept for targets of one protocol (see [`Passthrough`]).
+    #[must_use]
+    pub fn with_passthrough(mut self, passthrough: Passthrough) -> ChatRequest {
+        self.passthrough = Some(passthrough);
+        self
+    }
+
+    /// Returns the passthrough meant for targets of `protocol`, if there is one.
+    pub fn passthrough_for(&self, protocol: &str) -> Option<&Passthrough> {
+        self.passthrough
+            .as_ref()
+            .filter(|p| p.protocol == protocol && !p.is_empty())
+    }
+
+    /// Names what a target speaking `protocol` leaves out of this request: a passthrough's
+    /// [`unmodelled`](Passthrough::unmodelled) list when it is for another protocol, and
+    /// reasoning another protocol produced (its signature means nothing elsewhere, so
+    /// providers drop it). Empty when nothing is lost.
+    pub fn dropped_for(&self, protocol: &str) -> Vec<String> {
+        let mut dropped = Vec::new();
+        if let Some(p) = self.passthrough.as_ref().filter(|p| p.protocol != protocol) {
+            dropped.extend(p.unmodelled.iter().cloned());
+        }
+        let mut origins: Vec<&str> = Vec::new();
+        for part in self.messages.iter().flat_map(|m| &m.parts) {
+            if let Part::Thinking(t) = part {
+                if let Some(origin) = t.origin.as_deref().filter(|o| *o != protocol) {
+                    if !origins.contains(&origin) {
+                        origins.push(origin);
+                    }
+                }
+            }
+        }
+        dropped.extend(origins.into_iter().map(|o| format!("thinking from {o}")));
+        dropped
     }
 
     /// Sets one provider-specific top-level body field.
@@ -408,6 +498,32 @@ fn json_len(value: &Value) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dropped_for_names_another_protocols_passthrough_and_reasoning() {
+        let mut passthrough = Passthrough::new("anthropic");
+        passthrough.fields.insert("top_k".into(), Value::from(5));
+        passthrough.unmodelled.push("top_k".into());
+        let thinking = Part::Thinking(super::super::message::Thinking {
+            text: "hmm".into(),
+            signature: Some("sig".into()),
+            redacted: None,
+            origin: Some("anthropic".into()),
+        });
+        let req = ChatRequest::new(vec![
+            Message::user("q"),
+            Message::new(Role::Assistant, vec![thinking, Part::text("a")]),
+            Message::user("again"),
+        ])
+        .with_passthrough(passthrough);
+        assert!(req.dropped_for("anthropic").is_empty());
+        assert_eq!(
+            req.dropped_for("openai"),
+            vec!["top_k".to_owned(), "thinking from anthropic".to_owned()]
+        );
+        assert!(req.passthrough_for("anthropic").is_some());
+        assert!(req.passthrough_for("openai").is_none());
+    }
 
     #[test]
     fn json_len_counts_what_to_string_writes() {

@@ -5,11 +5,12 @@
 //! process (this binary re-executed), configured with one route whose target is the mock
 //! through the real OpenAI protocol client, so the child's RSS is the gateway's alone.
 //!
-//! (a) sequential: one request at a time, alternating direct-to-mock and through-gateway
-//!     rounds; reports p50/p99 of each and the difference.
+//! (a) sequential: one request at a time, rounds alternating direct-to-mock and each front
+//!     door of the gateway (Chat Completions, Anthropic Messages), all served by the same
+//!     OpenAI target; reports p50/p99 of each and what each front door adds.
 //! (b) fixed rates (500, 1000, 2000, 5000 rps, open loop) for `--duration S` seconds each
 //!     (default 5; `--long` for 30): success rate, p50/p99, gateway RSS.
-//! (c) streaming time to first byte, alternating direct and through-gateway rounds.
+//! (c) streaming time to first byte, alternating direct and each front door, likewise.
 //!
 //! Run: `cargo bench -p switchboard-gateway --bench proxy_overhead [-- --long]`.
 //! The load generator shares the machine with the gateway and the mock: on a 2-core
@@ -32,6 +33,9 @@ const CONNECTIONS: usize = 128;
 const BODY: &str =
     r#"{"model":"MODEL","messages":[{"role":"user","content":"What is the capital of France?"}]}"#;
 const STREAM_BODY: &str = r#"{"model":"MODEL","stream":true,"messages":[{"role":"user","content":"What is the capital of France?"}]}"#;
+/// The same question through the Messages front door.
+const MESSAGES_BODY: &str = r#"{"model":"bench","max_tokens":256,"messages":[{"role":"user","content":"What is the capital of France?"}]}"#;
+const MESSAGES_STREAM_BODY: &str = r#"{"model":"bench","max_tokens":256,"stream":true,"messages":[{"role":"user","content":"What is the capital of France?"}]}"#;
 
 fn main() {
     if let Ok(upstream) = std::env::var("SB_BENCH_GATEWAY_UPSTREAM") {
@@ -217,37 +221,38 @@ async fn bench(duration: u64, rounds: usize) {
         .build()
         .expect("client");
 
-    // Warm up both paths (connections, allocators).
+    // Warm up every path (connections, allocators).
     for _ in 0..200 {
         let _ = one(&client, &direct, direct_body).await;
-        let _ = one(&client, &via, via_body).await;
+    }
+
+    // Each front door of the gateway, with its path and bodies (JSON, stream).
+    let doors: [(&str, String, &'static str, &'static str); 2] = [
+        ("chat completions", via.clone(), via_body, via_stream),
+        (
+            "messages",
+            format!("{}/v1/messages", gateway.url),
+            MESSAGES_BODY,
+            MESSAGES_STREAM_BODY,
+        ),
+    ];
+    let names: Vec<&str> = doors.iter().map(|(name, ..)| *name).collect();
+    for (_, url, body, _) in &doors {
+        for _ in 0..200 {
+            let _ = one(&client, url, body).await;
+        }
     }
 
     println!("## (a) sequential, {rounds} interleaved rounds");
-    let (mut d, mut g) = (Vec::with_capacity(rounds), Vec::with_capacity(rounds));
+    let mut d = Vec::with_capacity(rounds);
+    let mut g: Vec<Vec<Duration>> = doors.iter().map(|_| Vec::with_capacity(rounds)).collect();
     for _ in 0..rounds {
         d.push(one(&client, &direct, direct_body).await.expect("direct"));
-        g.push(one(&client, &via, via_body).await.expect("gateway"));
+        for ((_, url, body, _), times) in doors.iter().zip(g.iter_mut()) {
+            times.push(one(&client, url, body).await.expect("gateway"));
+        }
     }
-    d.sort();
-    g.sort();
-    println!("| path | p50 ms | p99 ms |\n| --- | --- | --- |");
-    println!(
-        "| direct to mock | {:.3} | {:.3} |",
-        ms(pct(&d, 0.5)),
-        ms(pct(&d, 0.99))
-    );
-    println!(
-        "| through gateway | {:.3} | {:.3} |",
-        ms(pct(&g, 0.5)),
-        ms(pct(&g, 0.99))
-    );
-    println!(
-        "| **added** | **{:.3}** | **{:.3}** |",
-        ms(pct(&g, 0.5).saturating_sub(pct(&d, 0.5))),
-        ms(pct(&g, 0.99).saturating_sub(pct(&d, 0.99)))
-    );
-
+    report(&mut d, &mut g, &names);
     println!("\n## (b) fixed rates through the gateway, {duration} s each (open loop, at most {CONNECTIONS} in flight)");
     println!("| rps | sent | success | p50 ms | p99 ms | gateway RSS MB (peak) |\n| --- | --- | --- | --- | --- | --- |");
     // At most this many requests in flight, as a client with a fixed connection pool.
@@ -316,27 +321,36 @@ async fn bench(duration: u64, rounds: usize) {
 
     let stream_rounds = rounds.min(1000);
     println!("\n## (c) streaming time to first byte, {stream_rounds} interleaved rounds");
-    let (mut d, mut g) = (Vec::new(), Vec::new());
+    let mut d = Vec::new();
+    let mut g: Vec<Vec<Duration>> = doors.iter().map(|_| Vec::new()).collect();
     for _ in 0..stream_rounds {
         d.push(first_byte(&client, &direct, direct_stream).await);
-        g.push(first_byte(&client, &via, via_stream).await);
+        for ((_, url, _, body), times) in doors.iter().zip(g.iter_mut()) {
+            times.push(first_byte(&client, url, body).await);
+        }
     }
-    d.sort();
-    g.sort();
-    println!("| path | p50 ms | p99 ms |\n| --- | --- | --- |");
+    report(&mut d, &mut g, &names);
+}
+
+/// Prints p50/p99 direct and through each front door, and what each door adds.
+fn report(direct: &mut [Duration], doors: &mut [Vec<Duration>], names: &[&str]) {
+    direct.sort();
     println!(
-        "| direct to mock | {:.3} | {:.3} |",
-        ms(pct(&d, 0.5)),
-        ms(pct(&d, 0.99))
+        "| path | p50 ms | p99 ms | added p50 ms | added p99 ms |\n| --- | --- | --- | --- | --- |"
     );
     println!(
-        "| through gateway | {:.3} | {:.3} |",
-        ms(pct(&g, 0.5)),
-        ms(pct(&g, 0.99))
+        "| direct to mock | {:.3} | {:.3} | | |",
+        ms(pct(direct, 0.5)),
+        ms(pct(direct, 0.99))
     );
-    println!(
-        "| **added** | **{:.3}** | **{:.3}** |",
-        ms(pct(&g, 0.5).saturating_sub(pct(&d, 0.5))),
-        ms(pct(&g, 0.99).saturating_sub(pct(&d, 0.99)))
-    );
+    for (times, name) in doors.iter_mut().zip(names) {
+        times.sort();
+        println!(
+            "| through gateway, {name} | {:.3} | {:.3} | **{:.3}** | **{:.3}** |",
+            ms(pct(times, 0.5)),
+            ms(pct(times, 0.99)),
+            ms(pct(times, 0.5).saturating_sub(pct(direct, 0.5))),
+            ms(pct(times, 0.99).saturating_sub(pct(direct, 0.99)))
+        );
+    }
 }

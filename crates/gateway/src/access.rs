@@ -1,6 +1,7 @@
 //! The access log: one `info` event per request, target `switchboard_gateway::access`.
 //!
-//! Each line says what was asked (`method`, `path`), where it went (`route`: the alias or
+//! Each line says what was asked (`method`, `path`, and `dialect`: the front door, `chat`,
+//! `messages`, `responses` or `embeddings`), where it went (`route`: the alias or
 //! `provider:model`), who answered (`provider`, `model`, `attempts`), how it ended
 //! (`status`, and `error` with the failure's kind), how long it took (`latency_ms`, for
 //! streams until the last event) and what it used (`input_tokens`, `output_tokens`). A
@@ -29,12 +30,17 @@ pub(crate) const TARGET: &str = "switchboard_gateway::access";
 pub(crate) struct Served {
     /// The alias or `provider:model` the request resolved to; empty before resolution.
     pub(crate) route: String,
+    /// The front door the request came in through; empty for other endpoints.
+    pub(crate) dialect: &'static str,
     /// The provider that answered.
     pub(crate) provider: Option<String>,
     /// The model that answered.
     pub(crate) model: Option<String>,
     /// Real attempts made at providers.
     pub(crate) attempts: Option<u32>,
+    /// What of the request the answering target could not receive, for the
+    /// `x-switchboard-dropped` header (not logged here: the attempt lines carry it).
+    pub(crate) dropped: Option<String>,
     /// Tokens the answer used.
     pub(crate) usage: Option<Usage>,
     /// The failure's kind, for an error answer.
@@ -86,6 +92,7 @@ fn line(
         method,
         path,
         status,
+        dialect = served.map(|s| s.dialect).filter(|d| !d.is_empty()),
         route = served.map(|s| s.route.as_str()).filter(|r| !r.is_empty()),
         provider = served.and_then(|s| s.provider.as_deref()),
         model = served.and_then(|s| s.model.as_deref()),
@@ -104,14 +111,17 @@ fn line(
 #[derive(Debug)]
 pub(crate) struct StreamLine {
     started: Instant,
+    path: &'static str,
     served: Option<Served>,
 }
 
 impl StreamLine {
-    /// Starts the line of a stream that began at `started` and is answered as `served`.
-    pub(crate) fn new(started: Instant, served: Served) -> StreamLine {
+    /// Starts the line of a stream, answering a request to `path`, that began at `started`
+    /// and is answered as `served`.
+    pub(crate) fn new(started: Instant, path: &'static str, served: Served) -> StreamLine {
         StreamLine {
             started,
+            path,
             served: Some(served),
         }
     }
@@ -136,7 +146,7 @@ impl StreamLine {
     fn write(&self, served: &Served) {
         line(
             "POST",
-            "/v1/chat/completions",
+            self.path,
             200,
             self.started.elapsed(),
             Some(served),

@@ -107,7 +107,7 @@ impl ApiError {
         ApiError::new(
             StatusCode::NOT_FOUND,
             "invalid_request_error",
-            format!("no endpoint at `{path}`; the gateway serves /v1/chat/completions, /v1/embeddings, /v1/models, /health and /metrics"),
+            format!("no endpoint at `{path}`; the gateway serves /v1/chat/completions, /v1/messages, /v1/messages/count_tokens, /v1/embeddings, /v1/models, /health and /metrics"),
         )
         .code("unknown_url")
     }
@@ -208,6 +208,17 @@ impl ApiError {
             "{\"error\":{\"message\":\"stream failed\",\"type\":\"server_error\"}}".to_owned()
         });
         format!("data: {json}\n\n")
+    }
+
+    /// The message, saying what went wrong and how to fix it.
+    pub(crate) fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The parameter at fault, when the request was.
+    #[cfg(test)]
+    pub(crate) fn param(&self) -> Option<&str> {
+        self.param.as_deref()
     }
 
     /// Says which kind of failure this was, for metrics.
@@ -400,7 +411,15 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::to_vec(&self.body()).unwrap_or_default();
-        let mut response = (self.status, body).into_response();
+        self.respond(self.status, body)
+    }
+}
+
+impl ApiError {
+    /// Answers `body` (one dialect's error JSON) with `status` and this error's
+    /// `Retry-After` and `x-should-retry` headers.
+    pub(crate) fn respond(&self, status: StatusCode, body: Vec<u8>) -> Response {
+        let mut response = (status, body).into_response();
         let headers = response.headers_mut();
         headers.insert(
             axum::http::header::CONTENT_TYPE,

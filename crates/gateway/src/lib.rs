@@ -6,18 +6,19 @@
 //! [`switchboard::config`]) and answers in OpenAI's JSON, saying who answered in the
 //! `x-switchboard-provider` and `x-switchboard-attempts` headers and in the `model` field.
 //!
-//! Endpoints: `POST /v1/chat/completions` (JSON or SSE), `POST /v1/embeddings`,
-//! `GET /v1/models`, `GET /v1/models/{id}`, `GET /health`, `GET /metrics` (Prometheus
-//! text).
+//! Endpoints: `POST /v1/chat/completions` (JSON or SSE), `POST /v1/messages` and
+//! `POST /v1/messages/count_tokens` (Anthropic's Messages API, JSON or SSE),
+//! `POST /v1/embeddings`, `GET /v1/models`, `GET /v1/models/{id}`, `GET /health`,
+//! `GET /metrics` (Prometheus text).
 //!
 //! # Safety
 //! The gateway binds `127.0.0.1` by default and refuses to serve on any other address
 //! unless gateway keys of at least [`MIN_PUBLIC_KEY_LEN`] characters are configured; with
-//! keys, every endpoint but `/health` needs `Authorization: Bearer <key>` (compared in
-//! constant time). Bodies are capped; keys are never logged. Connections have header, body
-//! and idle timeouts and a cap on their number. Direct `provider:model` requests are off
-//! unless configured, and then bounded. A handler that panics answers 500. [`Gateway::serve`]
-//! drains in-flight requests and streams on shutdown.
+//! keys, every endpoint but `/health` needs `Authorization: Bearer <key>` or
+//! `x-api-key: <key>` (compared in constant time). Bodies are capped; keys are never logged.
+//! Connections have header, body and idle timeouts and a cap on their number. Direct
+//! `provider:model` requests are off unless configured, and then bounded. A handler that
+//! panics answers 500. [`Gateway::serve`] drains in-flight requests and streams on shutdown.
 //!
 //! # Logging
 //! The gateway logs through `tracing`, so it is silent until the program installs a
@@ -46,6 +47,7 @@ mod auth;
 mod convert;
 mod direct;
 mod error;
+mod ingress;
 mod metrics;
 mod report;
 mod routes;

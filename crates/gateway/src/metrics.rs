@@ -1,9 +1,10 @@
 //! Counters and latency histograms, rendered as Prometheus text at `GET /metrics`.
 //!
-//! Series (all prefixed `switchboard_gateway_`): `requests_total{route,status}`,
+//! Series (all prefixed `switchboard_gateway_`): `requests_total{route,dialect,status}`,
 //! `attempts_total{provider,model,outcome}`, `errors_total{kind}`,
 //! `tokens_total{route,direction}`, `in_flight`, and the histogram
-//! `request_duration_seconds{route}` (whole request; for streams, until the last byte).
+//! `request_duration_seconds{route,dialect}` (whole request; for streams, until the last
+//! byte). `dialect` names the front door: `chat`, `messages`, `responses` or `embeddings`.
 //! Written by hand: the exposition format is a few lines of text.
 //!
 //! Label values come from the configuration, never from clients: every direct
@@ -61,12 +62,12 @@ struct Histogram {
 
 #[derive(Debug, Default)]
 struct Inner {
-    requests: BTreeMap<(String, u16), u64>,
+    requests: BTreeMap<(String, &'static str, u16), u64>,
     attempts: BTreeMap<(String, String, &'static str), u64>,
     errors: BTreeMap<&'static str, u64>,
     tokens: BTreeMap<(String, &'static str), u64>,
     cost_nanos: BTreeMap<String, u64>,
-    latency: BTreeMap<String, Histogram>,
+    latency: BTreeMap<(String, &'static str), Histogram>,
 }
 
 /// The gateway's counters.
@@ -96,9 +97,10 @@ impl Metrics {
         self.in_flight.load(Ordering::Relaxed)
     }
 
-    /// Records a finished request.
+    /// Records a finished request that came in through the `dialect` front door.
     pub(crate) fn request(
         &self,
+        dialect: &'static str,
         route: &str,
         status: u16,
         elapsed: Duration,
@@ -106,8 +108,10 @@ impl Metrics {
     ) {
         let route = route_label(route);
         self.with(|m| {
-            *m.requests.entry((route.to_owned(), status)).or_default() += 1;
-            let h = m.latency.entry(route.to_owned()).or_default();
+            *m.requests
+                .entry((route.to_owned(), dialect, status))
+                .or_default() += 1;
+            let h = m.latency.entry((route.to_owned(), dialect)).or_default();
             let secs = elapsed.as_secs_f64();
             for (i, bound) in BUCKETS.iter().enumerate() {
                 if secs <= *bound {
@@ -180,9 +184,9 @@ impl Metrics {
         let mut out = String::with_capacity(4096);
         let p = "switchboard_gateway";
         self.with(|m| {
-            let _ = writeln!(out, "# HELP {p}_requests_total Requests answered, by route and HTTP status.\n# TYPE {p}_requests_total counter");
-            for ((route, status), n) in &m.requests {
-                let _ = writeln!(out, "{p}_requests_total{{route=\"{}\",status=\"{status}\"}} {n}", esc(route));
+            let _ = writeln!(out, "# HELP {p}_requests_total Requests answered, by route, front door and HTTP status.\n# TYPE {p}_requests_total counter");
+            for ((route, dialect, status), n) in &m.requests {
+                let _ = writeln!(out, "{p}_requests_total{{route=\"{}\",dialect=\"{dialect}\",status=\"{status}\"}} {n}", esc(route));
             }
             let _ = writeln!(out, "# HELP {p}_attempts_total Real attempts at providers, by outcome.\n# TYPE {p}_attempts_total counter");
             for ((provider, model, outcome), n) in &m.attempts {
@@ -206,14 +210,14 @@ impl Metrics {
                 let _ = writeln!(out, "{p}_cost_usd_total{{route=\"{}\"}} {}", esc(route), *nanos as f64 / 1e9);
             }
             let _ = writeln!(out, "# HELP {p}_request_duration_seconds Request latency, to the last byte.\n# TYPE {p}_request_duration_seconds histogram");
-            for (route, h) in &m.latency {
-                let route = esc(route);
+            for ((route, dialect), h) in &m.latency {
+                let labels = format!("route=\"{}\",dialect=\"{dialect}\"", esc(route));
                 for (bound, count) in BUCKETS.iter().zip(h.counts.iter()) {
-                    let _ = writeln!(out, "{p}_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {count}");
+                    let _ = writeln!(out, "{p}_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {count}");
                 }
-                let _ = writeln!(out, "{p}_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}", h.count);
-                let _ = writeln!(out, "{p}_request_duration_seconds_sum{{route=\"{route}\"}} {}", h.sum);
-                let _ = writeln!(out, "{p}_request_duration_seconds_count{{route=\"{route}\"}} {}", h.count);
+                let _ = writeln!(out, "{p}_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}", h.count);
+                let _ = writeln!(out, "{p}_request_duration_seconds_sum{{{labels}}} {}", h.sum);
+                let _ = writeln!(out, "{p}_request_duration_seconds_count{{{labels}}} {}", h.count);
             }
         });
         let _ = writeln!(

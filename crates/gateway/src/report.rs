@@ -7,8 +7,11 @@
 //! before the response headers are written.
 //!
 //! Every attempt is also a `debug` event, target `switchboard_gateway::attempt`: provider,
-//! model, outcome, the error's kind and HTTP status, and latency (for a stream, until it
-//! ended). The retry, fallback and breaker wrappers log their own decisions at `warn`.
+//! model, outcome, the error's kind and HTTP status, latency (for a stream, until it
+//! ended), and `dropped`: what of the request that target could not receive
+//! ([`ChatRequest::dropped_for`]: another protocol's passthrough fields, another
+//! provider's reasoning signatures). The winner's list is kept for the
+//! `x-switchboard-dropped` header. The retry, fallback and breaker wrappers log their own decisions at `warn`.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -31,6 +34,7 @@ tokio::task_local! {
 pub(crate) struct Report {
     attempts: AtomicU32,
     winner: OnceLock<ClientInfo>,
+    dropped: OnceLock<Vec<String>>,
 }
 
 impl Report {
@@ -42,6 +46,18 @@ impl Report {
     /// Names the target that delivered the answer, once known.
     pub(crate) fn winner(&self) -> Option<&ClientInfo> {
         self.winner.get()
+    }
+
+    /// Names what of the request the winning target could not receive; empty when nothing.
+    pub(crate) fn dropped(&self) -> &[String] {
+        self.dropped.get().map_or(&[], Vec::as_slice)
+    }
+
+    /// Notes `info` as the winner, with what it could not receive.
+    fn won(&self, info: &ClientInfo, dropped: Vec<String>) {
+        if self.winner.set(info.clone()).is_ok() {
+            let _ = self.dropped.set(dropped);
+        }
     }
 
     /// Runs `work` with this report as the current request's.
@@ -63,6 +79,7 @@ fn settle(
     direct: bool,
     started: Instant,
     error: Option<&Error>,
+    dropped: &[String],
 ) {
     let outcome = if error.is_some() { "failed" } else { "success" };
     let model = if direct {
@@ -79,6 +96,7 @@ fn settle(
         error = error.map(|e| e.kind().as_str()),
         upstream_status = error.and_then(Error::status),
         latency_ms = (started.elapsed().as_secs_f64() * 100_000.0).round() / 100.0,
+        dropped = (!dropped.is_empty()).then(|| dropped.join(", ")),
         "attempt"
     );
 }
@@ -124,16 +142,17 @@ impl ChatClient for Observed {
         Box::pin(async move {
             let report = self.begin();
             let started = Instant::now();
-            let result = self.inner.chat(req).await;
             let info = self.inner.info();
+            let dropped = req.dropped_for(info.provider());
+            let result = self.inner.chat(req).await;
             match &result {
                 Ok(_) => {
+                    settle(&self.metrics, info, self.direct, started, None, &dropped);
                     if let Some(r) = report {
-                        let _ = r.winner.set(info.clone());
+                        r.won(info, dropped);
                     }
-                    settle(&self.metrics, info, self.direct, started, None);
                 }
-                Err(e) => settle(&self.metrics, info, self.direct, started, Some(e)),
+                Err(e) => settle(&self.metrics, info, self.direct, started, Some(e), &dropped),
             }
             result
         })
@@ -144,10 +163,11 @@ impl ChatClient for Observed {
             let report = self.begin();
             let started = Instant::now();
             let info = self.inner.info().clone();
+            let dropped = req.dropped_for(info.provider());
             let stream = match self.inner.chat_stream(req).await {
                 Ok(stream) => stream,
                 Err(e) => {
-                    settle(&self.metrics, &info, self.direct, started, Some(&e));
+                    settle(&self.metrics, &info, self.direct, started, Some(&e), &dropped);
                     return Err(e);
                 }
             };
@@ -159,11 +179,13 @@ impl ChatClient for Observed {
                     Ok(event) if !noted && event.is_content() => {
                         noted = true;
                         if let Some(r) = &report {
-                            let _ = r.winner.set(info.clone());
+                            r.won(&info, dropped.clone());
                         }
                     }
-                    Ok(StreamEvent::Done { .. }) => settle(&metrics, &info, direct, started, None),
-                    Err(e) => settle(&metrics, &info, direct, started, Some(e)),
+                    Ok(StreamEvent::Done { .. }) => {
+                        settle(&metrics, &info, direct, started, None, &dropped)
+                    }
+                    Err(e) => settle(&metrics, &info, direct, started, Some(e), &dropped),
                     _ => {}
                 }
                 item
@@ -181,14 +203,18 @@ impl ChatClient for Observed {
             match &result {
                 Ok(_) => {
                     if let Some(r) = report {
-                        let _ = r.winner.set(info.clone());
+                        r.won(info, Vec::new());
                     }
-                    settle(&self.metrics, info, self.direct, started, None);
+                    settle(&self.metrics, info, self.direct, started, None, &[]);
                 }
-                Err(e) => settle(&self.metrics, info, self.direct, started, Some(e)),
+                Err(e) => settle(&self.metrics, info, self.direct, started, Some(e), &[]),
             }
             result
         })
+    }
+
+    fn count_tokens<'a>(&'a self, req: &'a ChatRequest) -> BoxFuture<'a, Result<Option<u64>>> {
+        self.inner.count_tokens(req)
     }
 
     fn info(&self) -> &ClientInfo {

@@ -1,6 +1,7 @@
-//! The HTTP endpoints: `/v1/chat/completions`, `/v1/embeddings`, `/v1/models`,
-//! `/v1/models/{id}`, `/health`, `/metrics`. A wrong method gets a 405 in OpenAI's error
-//! shape with the `Allow` header; a panic in a handler becomes a 500 in the same shape.
+//! The HTTP endpoints: `/v1/chat/completions`, `/v1/messages` (in [`crate::ingress`]),
+//! `/v1/embeddings`, `/v1/models`, `/v1/models/{id}`, `/health`, `/metrics`, and the
+//! helpers every front door shares. A wrong method gets a 405 in OpenAI's error shape with
+//! the `Allow` header; a panic in a handler becomes a 500 in the same shape.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -30,14 +31,21 @@ use crate::AppState;
 const PROVIDER_HEADER: HeaderName = HeaderName::from_static("x-switchboard-provider");
 const MODEL_HEADER: HeaderName = HeaderName::from_static("x-switchboard-model");
 const ATTEMPTS_HEADER: HeaderName = HeaderName::from_static("x-switchboard-attempts");
-const ACCEL_BUFFERING_HEADER: HeaderName = HeaderName::from_static("x-accel-buffering");
+const DROPPED_HEADER: HeaderName = HeaderName::from_static("x-switchboard-dropped");
+pub(crate) const ACCEL_BUFFERING_HEADER: HeaderName = HeaderName::from_static("x-accel-buffering");
+const API_KEY_HEADER: HeaderName = HeaderName::from_static("x-api-key");
 
-type Shared = State<Arc<AppState>>;
+pub(crate) type Shared = State<Arc<AppState>>;
 
 /// Builds the router over the shared state.
 pub(crate) fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(chat_completions))
+        .route("/v1/messages", post(crate::ingress::messages::create))
+        .route(
+            "/v1/messages/count_tokens",
+            post(crate::ingress::messages::count_tokens),
+        )
         .route("/v1/embeddings", post(embeddings))
         .route("/v1/models", get(models))
         .route("/v1/models/{*id}", get(model))
@@ -53,14 +61,15 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
 }
 
 /// A failed request, with what metrics need.
-struct Failure {
-    route: String,
-    error: ApiError,
-    attempts: Option<u32>,
+pub(crate) struct Failure {
+    pub(crate) route: String,
+    pub(crate) error: ApiError,
+    pub(crate) attempts: Option<u32>,
 }
 
 impl Failure {
-    fn early(error: ApiError) -> Failure {
+    /// A failure before the request resolved to a route.
+    pub(crate) fn early(error: ApiError) -> Failure {
         Failure {
             route: String::new(),
             error,
@@ -69,7 +78,7 @@ impl Failure {
     }
 }
 
-fn now_secs() -> u64 {
+pub(crate) fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -80,19 +89,27 @@ fn completion_id() -> String {
     format!("chatcmpl-{:024x}", fastrand::u128(..) >> 32)
 }
 
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    if state.authorized(crate::auth::bearer_token(headers)) {
+/// Checks the gateway key, sent as `Authorization: Bearer <key>` or (as Anthropic's SDK
+/// sends it) `x-api-key: <key>`.
+pub(crate) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let token = crate::auth::bearer_token(headers).or_else(|| {
+        headers
+            .get(API_KEY_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    });
+    if state.authorized(token) {
         return Ok(());
     }
-    let message = if headers.contains_key(header::AUTHORIZATION) {
-        "the gateway key is wrong; send one of the keys configured in `server.api_keys_env` as `Authorization: Bearer <key>`"
+    let message = if token.is_some() || headers.contains_key(header::AUTHORIZATION) {
+        "the gateway key is wrong; send one of the keys configured in `server.api_keys_env` as `Authorization: Bearer <key>` or `x-api-key: <key>`"
     } else {
-        "this gateway needs a key; send `Authorization: Bearer <key>` with one of the keys configured in `server.api_keys_env`"
+        "this gateway needs a key; send `Authorization: Bearer <key>` or `x-api-key: <key>` with one of the keys configured in `server.api_keys_env`"
     };
     Err(ApiError::unauthorized(message))
 }
 
-async fn read_body(
+pub(crate) async fn read_body(
     state: &AppState,
     headers: &HeaderMap,
     body: Body,
@@ -132,7 +149,7 @@ fn cause<'a, T: std::error::Error + 'static>(
     None
 }
 
-fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+pub(crate) fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| {
         ApiError::invalid(
             format!("the request body is not the JSON this endpoint takes: {e}"),
@@ -141,7 +158,25 @@ fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })
 }
 
-fn finish(state: &AppState, started: Instant, result: Result<Response, Failure>) -> Response {
+/// Answers a failure in the OpenAI shape; see [`finish_as`].
+fn finish(
+    state: &AppState,
+    dialect: &'static str,
+    started: Instant,
+    result: Result<Response, Failure>,
+) -> Response {
+    finish_as(state, dialect, started, result, ApiError::into_response)
+}
+
+/// Passes a success through; counts a failure, answers it with `render` (the dialect's
+/// error shape) and says how many attempts it made.
+pub(crate) fn finish_as(
+    state: &AppState,
+    dialect: &'static str,
+    started: Instant,
+    result: Result<Response, Failure>,
+    render: impl FnOnce(ApiError) -> Response,
+) -> Response {
     match result {
         Ok(response) => response,
         Err(mut failure) => {
@@ -155,9 +190,9 @@ fn finish(state: &AppState, started: Instant, result: Result<Response, Failure>)
             }
             state
                 .metrics
-                .request(&failure.route, status, started.elapsed(), None);
+                .request(dialect, &failure.route, status, started.elapsed(), None);
             let error = failure.error.kind_label();
-            let mut response = failure.error.into_response();
+            let mut response = render(failure.error);
             if let Some(n) = failure.attempts {
                 response
                     .headers_mut()
@@ -165,6 +200,7 @@ fn finish(state: &AppState, started: Instant, result: Result<Response, Failure>)
             }
             response.extensions_mut().insert(Served {
                 route: failure.route,
+                dialect,
                 attempts: failure.attempts,
                 error: Some(error),
                 ..Served::default()
@@ -176,7 +212,7 @@ fn finish(state: &AppState, started: Instant, result: Result<Response, Failure>)
 
 /// Says who answered in the `x-switchboard-*` headers, and in the access log unless the
 /// answer is a stream (whose [`StreamLine`] logs it).
-fn who_answered(response: &mut Response, served: Served) {
+pub(crate) fn who_answered(response: &mut Response, served: Served) {
     let headers = response.headers_mut();
     if let Some(v) = served
         .provider
@@ -195,13 +231,20 @@ fn who_answered(response: &mut Response, served: Served) {
     if let Some(n) = served.attempts {
         headers.insert(ATTEMPTS_HEADER, HeaderValue::from(n));
     }
+    if let Some(v) = served
+        .dropped
+        .as_deref()
+        .and_then(|d| HeaderValue::from_str(d).ok())
+    {
+        headers.insert(DROPPED_HEADER, v);
+    }
     response.extensions_mut().insert(served);
 }
 
 async fn chat_completions(State(state): Shared, headers: HeaderMap, body: Body) -> Response {
     let started = Instant::now();
     let result = chat(&state, &headers, body, started).await;
-    finish(&state, started, result)
+    finish(&state, "chat", started, result)
 }
 
 async fn chat(
@@ -243,14 +286,14 @@ async fn chat(
         let alias = route.alias.clone();
         let served = Served {
             route: alias.clone(),
+            dialect: "chat",
             provider: Some(provider),
             model: Some(model.clone()),
             attempts: Some(report.attempts().max(1)),
-            usage: None,
-            error: None,
             deferred: true,
+            ..Served::default()
         };
-        let line = StreamLine::new(started, served.clone());
+        let line = StreamLine::new(started, "/v1/chat/completions", served.clone());
         let include_usage = wire_req
             .stream_options
             .as_ref()
@@ -265,11 +308,11 @@ async fn chat(
                 let _in_flight = in_flight;
                 match end {
                     sse::End::Done(r) => {
-                        metrics.request(&alias, 200, started.elapsed(), Some(answer_of(r)));
+                        metrics.request("chat", &alias, 200, started.elapsed(), Some(answer_of(r)));
                         line.done(r);
                     }
                     sse::End::Failed(e) => {
-                        metrics.request(&alias, e.status.as_u16(), started.elapsed(), None);
+                        metrics.request("chat", &alias, e.status.as_u16(), started.elapsed(), None);
                         line.failed(e.kind_label());
                     }
                 }
@@ -300,6 +343,7 @@ async fn chat(
     let completion = crate::convert::to_wire(&answer, &id, created);
     let body = serde_json::to_vec(&completion).unwrap_or_default();
     state.metrics.request(
+        "chat",
         &route.alias,
         200,
         started.elapsed(),
@@ -314,6 +358,7 @@ async fn chat(
         &mut response,
         Served {
             route: route.alias.clone(),
+            dialect: "chat",
             provider: Some(answer.provider.clone()),
             model: Some(answer.model_served().to_owned()),
             attempts: Some(attempts),
@@ -324,7 +369,7 @@ async fn chat(
     Ok(response)
 }
 
-fn answer_of(r: &switchboard::ChatResponse) -> Answer<'_> {
+pub(crate) fn answer_of(r: &switchboard::ChatResponse) -> Answer<'_> {
     Answer {
         usage: &r.usage,
         provider: &r.provider,
@@ -332,7 +377,7 @@ fn answer_of(r: &switchboard::ChatResponse) -> Answer<'_> {
     }
 }
 
-fn json_response<T: Serialize>(value: &T) -> Response {
+pub(crate) fn json_response<T: Serialize>(value: &T) -> Response {
     let body = serde_json::to_vec(value).unwrap_or_default();
     let mut response = (StatusCode::OK, body).into_response();
     response.headers_mut().insert(
@@ -342,7 +387,7 @@ fn json_response<T: Serialize>(value: &T) -> Response {
     response
 }
 
-fn first_target(route: &BuiltRoute) -> (String, String) {
+pub(crate) fn first_target(route: &BuiltRoute) -> (String, String) {
     route
         .targets
         .first()
@@ -353,7 +398,7 @@ fn first_target(route: &BuiltRoute) -> (String, String) {
 async fn embeddings(State(state): Shared, headers: HeaderMap, body: Body) -> Response {
     let started = Instant::now();
     let result = embed(&state, &headers, body, started).await;
-    finish(&state, started, result)
+    finish(&state, "embeddings", started, result)
 }
 
 async fn embed(
@@ -409,6 +454,7 @@ async fn embed(
         "usage": {"prompt_tokens": usage.prompt_tokens, "total_tokens": usage.total_tokens},
     });
     state.metrics.request(
+        "embeddings",
         &route.alias,
         200,
         started.elapsed(),
@@ -427,6 +473,7 @@ async fn embed(
         &mut response,
         Served {
             route: route.alias.clone(),
+            dialect: "embeddings",
             provider: Some(answer.provider.clone()),
             model: Some(answer.model.clone()),
             attempts: Some(attempts),
@@ -451,10 +498,20 @@ struct ModelEntry<'a> {
     owned_by: &'static str,
 }
 
+/// Lists the aliases: in Anthropic's shape when the request looks like Anthropic's SDK
+/// (it sends `anthropic-version`, or its key as `x-api-key`), in OpenAI's otherwise.
 async fn models(State(state): Shared, headers: HeaderMap) -> Response {
+    let anthropic = crate::ingress::messages::is_anthropic_client(&headers);
     if let Err(e) = authorize(&state, &headers) {
         state.metrics.gateway_error(e.kind_label());
-        return e.into_response();
+        return if anthropic {
+            crate::ingress::messages::error_response(e)
+        } else {
+            e.into_response()
+        };
+    }
+    if anthropic {
+        return json_response(&crate::ingress::messages::model_list(&state.aliases));
     }
     let list = ModelList {
         object: "list",

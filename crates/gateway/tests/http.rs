@@ -474,13 +474,13 @@ async fn models_health_and_metrics_answer() {
         .await
         .unwrap();
     for needle in [
-        "switchboard_gateway_requests_total{route=\"fast\",status=\"200\"} 1",
+        "switchboard_gateway_requests_total{route=\"fast\",dialect=\"chat\",status=\"200\"} 1",
         "switchboard_gateway_attempts_total{provider=\"a\",model=\"m1\",outcome=\"failed\"} 1",
         "switchboard_gateway_attempts_total{provider=\"b\",model=\"m2\",outcome=\"success\"} 1",
         "switchboard_gateway_errors_total{kind=\"server\"} 1",
         "switchboard_gateway_errors_total{kind=\"gateway_not_found\"} 1",
         "switchboard_gateway_tokens_total{route=\"fast\",direction=\"input\"} 9",
-        "switchboard_gateway_request_duration_seconds_count{route=\"fast\"} 1",
+        "switchboard_gateway_request_duration_seconds_count{route=\"fast\",dialect=\"chat\"} 1",
         "switchboard_gateway_in_flight 0",
     ] {
         assert!(text.contains(needle), "missing {needle} in\n{text}");
@@ -968,7 +968,7 @@ async fn metrics_price_each_route_and_keep_latency_buckets() {
     assert!(text.contains("# TYPE switchboard_gateway_request_duration_seconds histogram"));
     assert!(
         text.contains(
-            "switchboard_gateway_request_duration_seconds_bucket{route=\"priced\",le=\"+Inf\"} 2"
+            "switchboard_gateway_request_duration_seconds_bucket{route=\"priced\",dialect=\"chat\",le=\"+Inf\"} 2"
         ),
         "{text}"
     );

@@ -159,6 +159,15 @@ pub(crate) fn to_wire(req: &ChatRequest, opts: &WireOptions<'_>) -> Result<Prepa
     for (key, value) in &req.extra {
         body.insert(key.clone(), value.clone());
     }
+    // Fields a Messages front door received in this protocol's own shape replace the
+    // neutral mapping; the model and the stream switch stay the client's own.
+    if let Some(passthrough) = req.passthrough_for(ORIGIN) {
+        for (key, value) in &passthrough.fields {
+            if key != "model" && key != "stream" {
+                body.insert(key.clone(), value.clone());
+            }
+        }
+    }
     let body = serde_json::to_vec(&Value::Object(body)).map_err(|e| {
         Error::invalid_request(
             format!("the request could not be serialised: {e}"),
@@ -166,6 +175,37 @@ pub(crate) fn to_wire(req: &ChatRequest, opts: &WireOptions<'_>) -> Result<Prepa
         )
     })?;
     Ok(Prepared { body, json_tool })
+}
+
+/// The fields `POST /v1/messages/count_tokens` takes; the rest of a Messages body (sampling,
+/// `max_tokens`, `stream`, `metadata`) is left out, since the endpoint refuses it.
+/// https://docs.anthropic.com/en/api/messages-count-tokens
+const COUNT_FIELDS: [&str; 7] = [
+    "model",
+    "messages",
+    "system",
+    "tools",
+    "tool_choice",
+    "thinking",
+    "mcp_servers",
+];
+
+/// Turns a Messages body (from [`to_wire`]) into a token-counting body.
+///
+/// # Errors
+/// [`ErrorKind::InvalidRequest`](crate::ErrorKind::InvalidRequest) if the body is not a JSON
+/// object, which [`to_wire`] never produces.
+pub(crate) fn count_body(messages_body: &[u8]) -> Result<Vec<u8>> {
+    let bad = |e: &dyn std::fmt::Display| {
+        Error::invalid_request(
+            format!("the token-counting request could not be built: {e}"),
+            "check the values in `extra` and the passthrough fields",
+        )
+    };
+    let mut body: Map<String, Value> =
+        serde_json::from_slice(messages_body).map_err(|e| bad(&e))?;
+    body.retain(|key, _| COUNT_FIELDS.contains(&key.as_str()));
+    serde_json::to_vec(&body).map_err(|e| bad(&e))
 }
 
 /// Converts one part; `Ok(None)` for parts Anthropic must not receive (empty text, reasoning
@@ -414,6 +454,57 @@ mod tests {
         assert_eq!(tool_input(&Value::Null), json!({}));
         assert_eq!(tool_input(&json!("not json")), json!({"value": "not json"}));
         assert_eq!(tool_input(&json!([1, 2])), json!({"value": [1, 2]}));
+    }
+
+    #[test]
+    fn an_anthropic_passthrough_replaces_neutral_fields_and_another_protocols_is_ignored() {
+        let wire = |passthrough: crate::types::Passthrough| -> Value {
+            let req = ChatRequest::new(vec![
+                crate::types::Message::system("sys"),
+                crate::types::Message::user("hi"),
+            ])
+            .with_passthrough(passthrough);
+            let opts = WireOptions {
+                model: "claude-x",
+                default_max_tokens: 10,
+                stream: false,
+            };
+            serde_json::from_slice(&to_wire(&req, &opts).unwrap().body).unwrap()
+        };
+        let system =
+            json!([{"type": "text", "text": "sys", "cache_control": {"type": "ephemeral"}}]);
+        let mut ours = crate::types::Passthrough::new(ORIGIN);
+        ours.fields.insert("top_k".into(), json!(5));
+        ours.fields.insert("system".into(), system.clone());
+        ours.fields.insert("model".into(), json!("not-this"));
+        let body = wire(ours.clone());
+        assert_eq!(body["top_k"], 5);
+        assert_eq!(body["system"], system);
+        assert_eq!(body["model"], "claude-x");
+        ours.protocol = "gemini".into();
+        let body = wire(ours);
+        assert!(body.get("top_k").is_none());
+        assert_eq!(body["system"], json!([{"type": "text", "text": "sys"}]));
+    }
+
+    #[test]
+    fn a_counting_body_keeps_only_what_count_tokens_takes() {
+        let req = ChatRequest::new(vec![
+            crate::types::Message::system("sys"),
+            crate::types::Message::user("hi"),
+        ])
+        .with_temperature(0.3)
+        .with_max_tokens(50);
+        let opts = WireOptions {
+            model: "claude-x",
+            default_max_tokens: 10,
+            stream: false,
+        };
+        let body = count_body(&to_wire(&req, &opts).unwrap().body).unwrap();
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["model"], "claude-x");
+        assert_eq!(body["system"][0]["text"], "sys");
+        assert!(body.get("max_tokens").is_none() && body.get("temperature").is_none());
     }
 
     #[test]

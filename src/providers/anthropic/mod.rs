@@ -2,6 +2,8 @@
 //!
 //! API reference sections implemented:
 //! - Messages, `POST /v1/messages`: <https://docs.anthropic.com/en/api/messages>
+//! - Token counting, `POST /v1/messages/count_tokens`:
+//!   <https://docs.anthropic.com/en/api/messages-count-tokens>
 //! - Streaming: <https://docs.anthropic.com/en/docs/build-with-claude/streaming>
 //! - Errors: <https://docs.anthropic.com/en/api/errors>
 //! - Stop reasons: <https://docs.anthropic.com/en/api/handling-stop-reasons>
@@ -30,7 +32,10 @@
 //!   `max_tokens` is not above the budget it is raised to budget + `max_tokens`. A temperature
 //!   other than 1, a `top_p` below 0.95, or a forced tool choice together with reasoning is an
 //!   error, because Anthropic's extended thinking does not allow them.
-//! - `seed` is not sent (Anthropic has none); [`ChatRequest::extra`] is merged into the body last.
+//! - `seed` is not sent (Anthropic has none); [`ChatRequest::extra`] is merged into the body,
+//!   then the fields of a [`Passthrough`](crate::types::Passthrough) for protocol `anthropic`
+//!   (all but `model` and `stream`), last; its `anthropic-version` and `anthropic-beta`
+//!   headers replace or join the client's own.
 //! - Usage is normalised: `input_tokens` includes cache reads and writes.
 
 mod convert;
@@ -145,8 +150,24 @@ impl AnthropicClient {
         }
     }
 
-    fn headers() -> [(&'static str, String); 1] {
-        [("anthropic-version", API_VERSION.to_owned())]
+    /// The version header, or the one a passthrough carries, and a passthrough's beta flags.
+    fn headers(req: &ChatRequest) -> Vec<(&'static str, String)> {
+        let passed = |name: &str| {
+            req.passthrough_for(convert::ORIGIN).and_then(|p| {
+                p.headers
+                    .iter()
+                    .find(|(n, v)| n.eq_ignore_ascii_case(name) && !v.trim().is_empty())
+                    .map(|(_, v)| v.clone())
+            })
+        };
+        let mut headers = vec![(
+            "anthropic-version",
+            passed("anthropic-version").unwrap_or_else(|| API_VERSION.to_owned()),
+        )];
+        if let Some(beta) = passed("anthropic-beta") {
+            headers.push(("anthropic-beta", beta));
+        }
+        headers
     }
 }
 
@@ -161,7 +182,7 @@ impl ChatClient for AnthropicClient {
                 .post_json(
                     &inner.url,
                     &inner.auth,
-                    &Self::headers(),
+                    &Self::headers(req),
                     prepared.body,
                     error::map_error,
                 )
@@ -195,7 +216,7 @@ impl ChatClient for AnthropicClient {
                 .post_sse(
                     &inner.url,
                     &inner.auth,
-                    &Self::headers(),
+                    &Self::headers(req),
                     prepared.body,
                     error::map_error,
                 )
@@ -203,6 +224,29 @@ impl ChatClient for AnthropicClient {
                 .map_err(|e| self.label(e))?;
             let events = stream::events(sse, PROVIDER.to_owned(), prepared.json_tool);
             Ok(ChatStream::from_events(meta, events))
+        })
+    }
+
+    fn count_tokens<'a>(&'a self, req: &'a ChatRequest) -> BoxFuture<'a, Result<Option<u64>>> {
+        Box::pin(async move {
+            let inner = &self.inner;
+            let prepared = self.prepare(req, false)?;
+            let body = convert::count_body(&prepared.body).map_err(|e| self.label(e))?;
+            let url = format!("{}/count_tokens", inner.url);
+            let reply = inner
+                .transport
+                .post_json(
+                    &url,
+                    &inner.auth,
+                    &Self::headers(req),
+                    body,
+                    error::map_error,
+                )
+                .await
+                .map_err(|e| self.label(e))?;
+            let counted: wire::TokenCount =
+                parse_json(PROVIDER, &reply.body).map_err(|e| self.label(e))?;
+            Ok(Some(counted.input_tokens))
         })
     }
 

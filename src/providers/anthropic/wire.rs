@@ -253,6 +253,15 @@ pub(crate) struct MessageDeltaBody {
     pub(crate) stop_reason: Option<String>,
 }
 
+// ---- token counting -------------------------------------------------------------------
+
+/// The reply of `POST /v1/messages/count_tokens`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct TokenCount {
+    pub(crate) input_tokens: u64,
+}
+
 // ---- errors ----------------------------------------------------------------------------
 
 /// An error body: `{"type":"error","error":{"type","message"},"request_id"}`.
