@@ -105,6 +105,7 @@ fn line(
 pub(crate) struct StreamLine {
     started: Instant,
     served: Option<Served>,
+    path: &'static str,
 }
 
 impl StreamLine {
@@ -113,7 +114,14 @@ impl StreamLine {
         StreamLine {
             started,
             served: Some(served),
+            path: "/v1/chat/completions",
         }
+    }
+
+    /// Names the path the stream answers, for front doors other than Chat Completions.
+    pub(crate) fn at(mut self, path: &'static str) -> StreamLine {
+        self.path = path;
+        self
     }
 
     /// Writes the line for a stream that completed as `answer`.
@@ -136,7 +144,7 @@ impl StreamLine {
     fn write(&self, served: &Served) {
         line(
             "POST",
-            "/v1/chat/completions",
+            self.path,
             200,
             self.started.elapsed(),
             Some(served),

@@ -41,6 +41,7 @@ mod access;
 mod auth;
 mod convert;
 mod error;
+mod ingress;
 mod metrics;
 mod report;
 mod routes;

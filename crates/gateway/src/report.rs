@@ -8,7 +8,10 @@
 //!
 //! Every attempt is also a `debug` event, target `switchboard_gateway::attempt`: provider,
 //! model, outcome, the error's kind and HTTP status, and latency (for a stream, until it
-//! ended). The retry, fallback and breaker wrappers log their own decisions at `warn`.
+//! ended), and `reasoning_dropped`: how many reasoning items of the request (thinking
+//! signatures, encrypted reasoning) came from another provider, which the library does not
+//! send to this one. The retry, fallback and breaker wrappers log their own decisions at
+//! `warn`.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -17,7 +20,7 @@ use std::time::Instant;
 use futures_util::StreamExt;
 use switchboard::{
     BoxFuture, ChatClient, ChatRequest, ChatResponse, ChatStream, ClientInfo, DynClient,
-    EmbedRequest, EmbedResponse, Error, Readiness, Result, StreamEvent,
+    EmbedRequest, EmbedResponse, Error, Part, Readiness, Result, StreamEvent,
 };
 
 use crate::metrics::Metrics;
@@ -31,6 +34,7 @@ tokio::task_local! {
 pub(crate) struct Report {
     attempts: AtomicU32,
     winner: OnceLock<ClientInfo>,
+    reasoning_dropped: AtomicU32,
 }
 
 impl Report {
@@ -44,6 +48,19 @@ impl Report {
         self.winner.get()
     }
 
+    /// Counts the reasoning items the winning target could not be sent (they came from
+    /// another provider).
+    pub(crate) fn reasoning_dropped(&self) -> u32 {
+        self.reasoning_dropped.load(Ordering::Relaxed)
+    }
+
+    /// Notes `info` as the winner, with the reasoning its request went without.
+    fn won(&self, info: &ClientInfo, dropped: u32) {
+        if self.winner.set(info.clone()).is_ok() {
+            self.reasoning_dropped.store(dropped, Ordering::Relaxed);
+        }
+    }
+
     /// Runs `work` with this report as the current request's.
     pub(crate) async fn scope<F: std::future::Future>(self: &Arc<Self>, work: F) -> F::Output {
         REPORT.scope(Arc::clone(self), work).await
@@ -55,7 +72,13 @@ fn current() -> Option<Arc<Report>> {
 }
 
 /// Counts one attempt's outcome in the metrics and logs it at `debug`.
-fn settle(metrics: &Metrics, info: &ClientInfo, started: Instant, error: Option<&Error>) {
+fn settle(
+    metrics: &Metrics,
+    info: &ClientInfo,
+    started: Instant,
+    error: Option<&Error>,
+    reasoning_dropped: u32,
+) {
     let outcome = if error.is_some() { "failed" } else { "success" };
     metrics.attempt(info, outcome, error.map(Error::kind));
     tracing::debug!(
@@ -66,8 +89,28 @@ fn settle(metrics: &Metrics, info: &ClientInfo, started: Instant, error: Option<
         error = error.map(|e| e.kind().as_str()),
         upstream_status = error.and_then(Error::status),
         latency_ms = (started.elapsed().as_secs_f64() * 100_000.0).round() / 100.0,
+        reasoning_dropped,
         "attempt"
     );
+}
+
+/// Counts the request's reasoning items that carry a provider's opaque data (a signature or
+/// encrypted content) from a provider other than `provider`: the library sends those only
+/// back to the provider that produced them.
+fn foreign_reasoning(req: &ChatRequest, provider: &str) -> u32 {
+    let n = req
+        .messages
+        .iter()
+        .flat_map(|m| &m.parts)
+        .filter(|p| match p {
+            Part::Thinking(t) => {
+                (t.signature.is_some() || t.redacted.is_some())
+                    && t.origin.as_deref() != Some(provider)
+            }
+            _ => false,
+        })
+        .count();
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 /// Observes one provider client: counts attempts, records outcomes, notes the winner.
@@ -99,14 +142,15 @@ impl ChatClient for Observed {
             let started = Instant::now();
             let result = self.inner.chat(req).await;
             let info = self.inner.info();
+            let dropped = foreign_reasoning(req, info.provider());
             match &result {
                 Ok(_) => {
                     if let Some(r) = report {
-                        let _ = r.winner.set(info.clone());
+                        r.won(info, dropped);
                     }
-                    settle(&self.metrics, info, started, None);
+                    settle(&self.metrics, info, started, None, dropped);
                 }
-                Err(e) => settle(&self.metrics, info, started, Some(e)),
+                Err(e) => settle(&self.metrics, info, started, Some(e), dropped),
             }
             result
         })
@@ -117,10 +161,11 @@ impl ChatClient for Observed {
             let report = self.begin();
             let started = Instant::now();
             let info = self.inner.info().clone();
+            let dropped = foreign_reasoning(req, info.provider());
             let stream = match self.inner.chat_stream(req).await {
                 Ok(stream) => stream,
                 Err(e) => {
-                    settle(&self.metrics, &info, started, Some(&e));
+                    settle(&self.metrics, &info, started, Some(&e), dropped);
                     return Err(e);
                 }
             };
@@ -131,11 +176,11 @@ impl ChatClient for Observed {
                     Ok(event) if !noted && event.is_content() => {
                         noted = true;
                         if let Some(r) = &report {
-                            let _ = r.winner.set(info.clone());
+                            r.won(&info, dropped);
                         }
                     }
-                    Ok(StreamEvent::Done { .. }) => settle(&metrics, &info, started, None),
-                    Err(e) => settle(&metrics, &info, started, Some(e)),
+                    Ok(StreamEvent::Done { .. }) => settle(&metrics, &info, started, None, dropped),
+                    Err(e) => settle(&metrics, &info, started, Some(e), dropped),
                     _ => {}
                 }
                 item
@@ -153,11 +198,11 @@ impl ChatClient for Observed {
             match &result {
                 Ok(_) => {
                     if let Some(r) = report {
-                        let _ = r.winner.set(info.clone());
+                        r.won(info, 0);
                     }
-                    settle(&self.metrics, info, started, None);
+                    settle(&self.metrics, info, started, None, 0);
                 }
-                Err(e) => settle(&self.metrics, info, started, Some(e)),
+                Err(e) => settle(&self.metrics, info, started, Some(e), 0),
             }
             result
         })

@@ -27,7 +27,11 @@ use crate::AppState;
 const PROVIDER_HEADER: HeaderName = HeaderName::from_static("x-switchboard-provider");
 const MODEL_HEADER: HeaderName = HeaderName::from_static("x-switchboard-model");
 const ATTEMPTS_HEADER: HeaderName = HeaderName::from_static("x-switchboard-attempts");
-const ACCEL_BUFFERING_HEADER: HeaderName = HeaderName::from_static("x-accel-buffering");
+pub(crate) const ACCEL_BUFFERING_HEADER: HeaderName = HeaderName::from_static("x-accel-buffering");
+/// How many reasoning items (thinking signatures, encrypted reasoning) the target that
+/// answered could not be sent because another provider produced them.
+pub(crate) const REASONING_DROPPED_HEADER: HeaderName =
+    HeaderName::from_static("x-switchboard-reasoning-dropped");
 
 type Shared = State<Arc<AppState>>;
 
@@ -35,6 +39,7 @@ type Shared = State<Arc<AppState>>;
 pub(crate) fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(chat_completions))
+        .route("/v1/responses", post(crate::ingress::responses::create))
         .route("/v1/embeddings", post(embeddings))
         .route("/v1/models", get(models))
         .route("/health", get(health))
@@ -48,14 +53,14 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
 }
 
 /// A failed request, with what metrics need.
-struct Failure {
-    route: String,
-    error: ApiError,
-    attempts: Option<u32>,
+pub(crate) struct Failure {
+    pub(crate) route: String,
+    pub(crate) error: ApiError,
+    pub(crate) attempts: Option<u32>,
 }
 
 impl Failure {
-    fn early(error: ApiError) -> Failure {
+    pub(crate) fn early(error: ApiError) -> Failure {
         Failure {
             route: String::new(),
             error,
@@ -64,7 +69,7 @@ impl Failure {
     }
 }
 
-fn now_secs() -> u64 {
+pub(crate) fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -75,7 +80,7 @@ fn completion_id() -> String {
     format!("chatcmpl-{:024x}", fastrand::u128(..) >> 32)
 }
 
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     if state.authorized(crate::auth::bearer_token(headers)) {
         return Ok(());
     }
@@ -87,7 +92,7 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     Err(ApiError::unauthorized(message))
 }
 
-async fn read_body(
+pub(crate) async fn read_body(
     state: &AppState,
     headers: &HeaderMap,
     body: Body,
@@ -110,7 +115,7 @@ async fn read_body(
     })
 }
 
-fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+pub(crate) fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| {
         ApiError::invalid(
             format!("the request body is not the JSON this endpoint takes: {e}"),
@@ -119,7 +124,11 @@ fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })
 }
 
-fn finish(state: &AppState, started: Instant, result: Result<Response, Failure>) -> Response {
+pub(crate) fn finish(
+    state: &AppState,
+    started: Instant,
+    result: Result<Response, Failure>,
+) -> Response {
     match result {
         Ok(response) => response,
         Err(failure) => {
@@ -150,7 +159,7 @@ fn finish(state: &AppState, started: Instant, result: Result<Response, Failure>)
 
 /// Says who answered in the `x-switchboard-*` headers, and in the access log unless the
 /// answer is a stream (whose [`StreamLine`] logs it).
-fn who_answered(response: &mut Response, served: Served) {
+pub(crate) fn who_answered(response: &mut Response, served: Served) {
     let headers = response.headers_mut();
     if let Some(v) = served
         .provider
@@ -298,7 +307,7 @@ async fn chat(
     Ok(response)
 }
 
-fn answer_of(r: &switchboard::ChatResponse) -> Answer<'_> {
+pub(crate) fn answer_of(r: &switchboard::ChatResponse) -> Answer<'_> {
     Answer {
         usage: &r.usage,
         provider: &r.provider,
@@ -316,7 +325,7 @@ fn json_response<T: Serialize>(value: &T) -> Response {
     response
 }
 
-fn first_target(route: &BuiltRoute) -> (String, String) {
+pub(crate) fn first_target(route: &BuiltRoute) -> (String, String) {
     route
         .targets
         .first()
