@@ -96,20 +96,31 @@ fn settle(
 
 /// Counts the request's reasoning items that carry a provider's opaque data (a signature or
 /// encrypted content) from a provider other than `provider`: the library sends those only
-/// back to the provider that produced them.
+/// back to the provider that produced them. Encrypted data right after signed reasoning of
+/// the same origin is the second half of one item (as OpenAI's reasoning items arrive),
+/// so it is not counted again.
 fn foreign_reasoning(req: &ChatRequest, provider: &str) -> u32 {
-    let n = req
-        .messages
-        .iter()
-        .flat_map(|m| &m.parts)
-        .filter(|p| match p {
-            Part::Thinking(t) => {
-                (t.signature.is_some() || t.redacted.is_some())
-                    && t.origin.as_deref() != Some(provider)
+    let mut n = 0usize;
+    for message in &req.messages {
+        let mut previous: Option<&switchboard::types::Thinking> = None;
+        for part in &message.parts {
+            let Part::Thinking(t) = part else {
+                previous = None;
+                continue;
+            };
+            let opaque = t.signature.is_some() || t.redacted.is_some();
+            let second_half = previous.is_some_and(|p| {
+                p.origin == t.origin
+                    && p.redacted.is_none()
+                    && t.text.is_empty()
+                    && t.signature.is_none()
+            });
+            if opaque && !second_half && t.origin.as_deref() != Some(provider) {
+                n += 1;
             }
-            _ => false,
-        })
-        .count();
+            previous = Some(t);
+        }
+    }
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
