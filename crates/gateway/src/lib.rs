@@ -6,7 +6,8 @@
 //! [`switchboard::config`]) and answers in OpenAI's JSON, saying who answered in the
 //! `x-switchboard-provider` and `x-switchboard-attempts` headers and in the `model` field.
 //!
-//! Endpoints: `POST /v1/chat/completions` (JSON or SSE), `POST /v1/embeddings`,
+//! Endpoints: `POST /v1/chat/completions` (JSON or SSE), `POST /v1/responses` (OpenAI's
+//! Responses API, stateless; JSON or SSE), `POST /v1/embeddings`,
 //! `GET /v1/models`, `GET /health`, `GET /metrics` (Prometheus text).
 //!
 //! # Safety

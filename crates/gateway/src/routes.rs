@@ -1,4 +1,5 @@
-//! The HTTP endpoints: `/v1/chat/completions`, `/v1/embeddings`, `/v1/models`, `/health`,
+//! The HTTP endpoints: `/v1/chat/completions`, `/v1/responses` (in [`crate::ingress`]),
+//! `/v1/embeddings`, `/v1/models`, `/health`,
 //! `/metrics`.
 
 use std::sync::Arc;
