@@ -489,6 +489,12 @@ async fn openai_reasoning_goes_back_byte_for_byte_and_is_dropped_when_anthropic_
     assert_eq!(resp.status(), 200);
     assert_eq!(header_of(&resp, "x-switchboard-reasoning-dropped"), "");
     let recorded = fixture_json("openai-responses/response_reasoning.json");
+    let first_sent = &sent_bodies(&openai).await[0];
+    assert_eq!(
+        first_sent["reasoning"],
+        json!({"effort": "medium", "summary": "auto"})
+    );
+    assert_eq!(first_sent["store"], false);
     let sent = &sent_bodies(&openai).await[1];
     let reasoning: Vec<&Value> = sent["input"]
         .as_array()

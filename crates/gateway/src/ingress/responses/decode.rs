@@ -20,7 +20,7 @@
 
 use std::collections::HashMap;
 
-use switchboard::types::{ReasoningEffort, ResponseFormat, ToolResult};
+use switchboard::types::{ReasoningEffort, ReasoningSummary, ResponseFormat, ToolResult};
 use switchboard::{ChatRequest, Message, Part, Role, ToolCall, ToolChoice, ToolSpec};
 
 use super::reasoning;
@@ -79,15 +79,18 @@ pub(crate) fn from_wire(body: &CreateRequest) -> Result<ChatRequest, ApiError> {
                 ))
             }
         };
-        match reasoning.summary.as_deref() {
-            None | Some("auto" | "concise" | "detailed") => {}
+        req.reasoning_summary = match reasoning.summary.as_deref() {
+            None => None,
+            Some("auto") => Some(ReasoningSummary::Auto),
+            Some("concise") => Some(ReasoningSummary::Concise),
+            Some("detailed") => Some(ReasoningSummary::Detailed),
             Some(other) => {
                 return Err(ApiError::invalid(
                     format!("reasoning.summary `{other}` is not one of auto, concise, detailed"),
                     Some("reasoning.summary"),
                 ))
             }
-        }
+        };
     }
     req.validate()
         .map_err(|e| ApiError::invalid(e.to_string(), Some("input")))?;
@@ -562,6 +565,7 @@ mod tests {
             matches!(req.response_format, Some(ResponseFormat::JsonSchema { ref name, strict: true, .. }) if name == "pt")
         );
         assert_eq!(req.reasoning_effort, Some(ReasoningEffort::Low));
+        assert_eq!(req.reasoning_summary, Some(ReasoningSummary::Auto));
         assert_eq!(req.max_tokens, Some(50));
     }
 }
