@@ -741,3 +741,66 @@ async fn structured_output_reaches_the_target_as_a_json_schema() {
 fn fixture_json(relative: &str) -> Value {
     switchboard_testkit::fixture_json(relative)
 }
+
+#[tokio::test]
+async fn a_gemini_call_signature_goes_back_on_its_call() {
+    let gemini = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(wiremock::matchers::path_regex(":generateContent$"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(
+            fixture("gemini/generate_parallel_function_calls.json"),
+            "application/json",
+        ))
+        .mount(&gemini)
+        .await;
+    let gw = start_routes(
+        vec![(
+            "gemini",
+            vec![client("gemini:gemini-2.5-flash", &gemini.uri())],
+        )],
+        GatewayOptions::default(),
+    )
+    .await;
+    let tools = json!([{"type": "function", "name": "get_weather",
+        "parameters": {"type": "object", "properties": {"location": {"type": "string"}}}}]);
+    let first = json_of(
+        post(
+            &gw.base,
+            json!({"model": "gemini", "input": "Weather in Paris and London?", "tools": tools}),
+        )
+        .await,
+    )
+    .await;
+    let calls = first["output"].as_array().unwrap();
+    assert_eq!(calls.len(), 2, "{first}");
+    let mut input = vec![json!({"role": "user", "content": "Weather in Paris and London?"})];
+    input.extend(calls.iter().cloned());
+    for call in calls {
+        input.push(
+            json!({"type": "function_call_output", "call_id": call["call_id"], "output": "mild"}),
+        );
+    }
+    let resp = post(
+        &gw.base,
+        json!({"model": "gemini", "input": input, "tools": tools}),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let recorded = fixture_json("gemini/generate_parallel_function_calls.json");
+    let sent = &sent_bodies(&gemini).await[1];
+    let model_turn = sent["contents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["role"] == "model")
+        .unwrap();
+    assert_eq!(
+        model_turn["parts"][0]["thoughtSignature"],
+        recorded["candidates"][0]["content"]["parts"][0]["thoughtSignature"],
+        "{sent}"
+    );
+    assert_eq!(
+        model_turn["parts"][0]["functionCall"]["name"],
+        "get_weather"
+    );
+}

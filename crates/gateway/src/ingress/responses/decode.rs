@@ -301,7 +301,7 @@ fn items_to_messages(items: &[InputItem], out: &mut Vec<Message>) -> Result<(), 
                     id: call_id.to_owned(),
                     name: name.to_owned(),
                     arguments: crate::convert::arguments(arguments),
-                    signature: None,
+                    signature: item.id.as_deref().and_then(reasoning::call_signature),
                 }));
             }
             "function_call_output" => {

@@ -147,7 +147,7 @@ pub(crate) fn output(r: &ChatResponse) -> Vec<OutputItem> {
                 }
                 close_text(&mut text, &mut items);
                 items.push(OutputItem::FunctionCall {
-                    id: new_id("fc"),
+                    id: reasoning::call_item_id(call.signature.as_deref()),
                     call_id: call.id.clone(),
                     name: call.name.clone(),
                     arguments: arguments_text(&call.arguments),

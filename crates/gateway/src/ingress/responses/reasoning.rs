@@ -10,6 +10,10 @@
 //! drops it elsewhere, which the attempt log and the `x-switchboard-reasoning-dropped` header
 //! report.
 //!
+//! A function call's own signature (Gemini's `thoughtSignature` on a `functionCall` part)
+//! travels the same way in the `function_call` item's `id`: `fc_sb1.` and the URL-safe
+//! base64 of the signature, restored on the call when the item comes back.
+//!
 //! The seal is `sb1.` and the URL-safe base64 (no padding) of a small JSON object. It is not
 //! encryption: the content inside is already the provider's opaque data. Anything else in
 //! `encrypted_content` (an item produced outside the gateway) has no known origin; it is kept
@@ -92,8 +96,41 @@ pub(crate) fn open(text: String, encrypted: Option<&str>) -> Vec<Thinking> {
     }
 }
 
+const CALL_PREFIX: &str = "fc_sb1.";
+
+/// The id of a `function_call` item: fresh, or carrying the call's signature.
+pub(crate) fn call_item_id(signature: Option<&str>) -> String {
+    match signature {
+        None => super::encode::new_id("fc"),
+        Some(sig) => {
+            let mut out = String::with_capacity(CALL_PREFIX.len() + sig.len() * 4 / 3 + 4);
+            out.push_str(CALL_PREFIX);
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode_string(sig, &mut out);
+            out
+        }
+    }
+}
+
+/// The signature a `function_call` item's id carries, if it carries one.
+pub(crate) fn call_signature(item_id: &str) -> Option<String> {
+    let b64 = item_id.strip_prefix(CALL_PREFIX)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(b64)
+        .ok()?;
+    String::from_utf8(bytes).ok()
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_call_signature_rides_in_the_item_id() {
+        let id = call_item_id(Some("CiQB+sig/=="));
+        assert!(id.starts_with("fc_"));
+        assert_eq!(call_signature(&id).as_deref(), Some("CiQB+sig/=="));
+        assert_eq!(call_signature(&call_item_id(None)), None);
+        assert_eq!(call_signature("fc_68a1c6f0"), None);
+    }
+
     use super::*;
 
     fn thinking(text: &str, sig: Option<&str>, red: Option<&str>, origin: &str) -> Thinking {

@@ -27,6 +27,7 @@ use switchboard::providers::openai::wire::ErrorObject;
 use switchboard::{ChatResponse, ChatStream, Error, ErrorKind, FinishKind, StreamEvent};
 
 use super::encode::{self, new_id, summary_text, Reasoning};
+use super::reasoning;
 use super::wire::{Echo, OutputContent, OutputItem, ResponseError, ResponseObject, TextEntry};
 use crate::error::ApiError;
 use crate::sse::{End, OnEnd};
@@ -522,7 +523,7 @@ impl State {
         }
     }
 
-    fn call_start(&mut self, index: usize, call_id: String, name: String) {
+    fn call_start(&mut self, index: usize, call_id: String, name: String, signature: Option<&str>) {
         if !matches!(self.open, Open::Calls(_)) {
             self.close();
             self.open = Open::Calls(Vec::new());
@@ -531,7 +532,7 @@ impl State {
         let call = Call {
             index,
             output_index,
-            id: new_id("fc"),
+            id: reasoning::call_item_id(signature),
             call_id,
             name,
             arguments: String::new(),
@@ -558,7 +559,7 @@ impl State {
         if !known {
             // Arguments for a call whose start never came: keep them under an empty name
             // rather than lose them, as the library's accumulator does.
-            self.call_start(index, String::new(), String::new());
+            self.call_start(index, String::new(), String::new(), None);
         }
         if let Open::Calls(calls) = &mut self.open {
             if let Some(call) = calls.iter_mut().find(|c| c.index == index) {
@@ -591,8 +592,11 @@ impl State {
             StreamEvent::ThinkingSignature { signature } => self.seal(signature, true),
             StreamEvent::RedactedThinking { data } => self.seal(data, false),
             StreamEvent::ToolCallStart {
-                index, id, name, ..
-            } => self.call_start(index, id, name),
+                index,
+                id,
+                name,
+                signature,
+            } => self.call_start(index, id, name, signature.as_deref()),
             StreamEvent::ToolCallDelta { index, arguments } => self.call_delta(index, &arguments),
             StreamEvent::Done { response } => self.done(&response),
             _ => {}
