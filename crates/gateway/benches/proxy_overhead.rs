@@ -10,6 +10,9 @@
 //! (b) fixed rates (500, 1000, 2000, 5000 rps, open loop) for `--duration S` seconds each
 //!     (default 5; `--long` for 30): success rate, p50/p99, gateway RSS.
 //! (c) streaming time to first byte, alternating direct and through-gateway rounds.
+//! (d) the front doors side by side: rounds alternating direct, `/v1/chat/completions` and
+//!     `/v1/responses` (same route, same upstream), whole answers and streaming first byte,
+//!     with what each door adds and the Responses door's share of the Chat Completions one.
 //!
 //! Run: `cargo bench -p switchboard-gateway --bench proxy_overhead [-- --long]`.
 //! The load generator shares the machine with the gateway and the mock: on a 2-core
@@ -31,6 +34,9 @@ const STREAM: &[u8] = include_bytes!("../../../tests/fixtures/openai/stream_text
 const CONNECTIONS: usize = 128;
 const BODY: &str =
     r#"{"model":"MODEL","messages":[{"role":"user","content":"What is the capital of France?"}]}"#;
+const RESPONSES_BODY: &str = r#"{"model":"bench","input":"What is the capital of France?"}"#;
+const RESPONSES_STREAM_BODY: &str =
+    r#"{"model":"bench","stream":true,"input":"What is the capital of France?"}"#;
 const STREAM_BODY: &str = r#"{"model":"MODEL","stream":true,"messages":[{"role":"user","content":"What is the capital of France?"}]}"#;
 
 fn main() {
@@ -338,5 +344,80 @@ async fn bench(duration: u64, rounds: usize) {
         "| **added** | **{:.3}** | **{:.3}** |",
         ms(pct(&g, 0.5).saturating_sub(pct(&d, 0.5))),
         ms(pct(&g, 0.99).saturating_sub(pct(&d, 0.99)))
+    );
+    front_doors(&client, &direct, &gateway.url, rounds, stream_rounds).await;
+}
+
+/// (d): the front doors through one gateway, interleaved so they see the same conditions.
+async fn front_doors(
+    client: &reqwest::Client,
+    direct: &str,
+    gateway: &str,
+    rounds: usize,
+    stream_rounds: usize,
+) {
+    let (direct_body, via_body, direct_stream, via_stream) = bodies();
+    let chat = format!("{gateway}/v1/chat/completions");
+    let responses = format!("{gateway}/v1/responses");
+    for _ in 0..200 {
+        let _ = one(client, &responses, RESPONSES_BODY).await;
+    }
+    let (mut d, mut c, mut r) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        d.push(one(client, direct, direct_body).await.expect("direct"));
+        c.push(one(client, &chat, via_body).await.expect("chat"));
+        r.push(
+            one(client, &responses, RESPONSES_BODY)
+                .await
+                .expect("responses"),
+        );
+    }
+    print_doors(
+        &format!("front doors, whole answers, {rounds} interleaved rounds"),
+        d,
+        c,
+        r,
+    );
+    let (mut d, mut c, mut r) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..stream_rounds {
+        d.push(first_byte(client, direct, direct_stream).await);
+        c.push(first_byte(client, &chat, via_stream).await);
+        r.push(first_byte(client, &responses, RESPONSES_STREAM_BODY).await);
+    }
+    print_doors(
+        &format!("front doors, streaming first byte, {stream_rounds} interleaved rounds"),
+        d,
+        c,
+        r,
+    );
+}
+
+fn print_doors(title: &str, mut d: Vec<Duration>, mut c: Vec<Duration>, mut r: Vec<Duration>) {
+    d.sort();
+    c.sort();
+    r.sort();
+    let added = |v: &[Duration], p: f64| ms(pct(v, p).saturating_sub(pct(&d, p)));
+    println!("\n## (d) {title}");
+    println!(
+        "| path | p50 ms | p99 ms | added p50 ms | added p99 ms |\n| --- | --- | --- | --- | --- |"
+    );
+    println!(
+        "| direct to mock | {:.3} | {:.3} | | |",
+        ms(pct(&d, 0.5)),
+        ms(pct(&d, 0.99))
+    );
+    for (name, v) in [("/v1/chat/completions", &c), ("/v1/responses", &r)] {
+        println!(
+            "| {name} | {:.3} | {:.3} | {:.3} | {:.3} |",
+            ms(pct(v, 0.5)),
+            ms(pct(v, 0.99)),
+            added(v, 0.5),
+            added(v, 0.99)
+        );
+    }
+    let ratio = added(&r, 0.5) / added(&c, 0.5).max(1e-9);
+    println!(
+        "\n/v1/responses adds {:.0}% of what /v1/chat/completions adds (p50)",
+        ratio * 100.0
     );
 }

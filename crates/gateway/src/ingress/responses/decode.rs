@@ -555,6 +555,26 @@ mod tests {
     }
 
     #[test]
+    fn an_input_of_the_wrong_shape_says_which_shapes_it_takes() {
+        let err = serde_json::from_value::<CreateRequest>(json!({"model": "m", "input": 42}))
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("a string or a list of input items"),
+            "{err}"
+        );
+        let err = serde_json::from_value::<CreateRequest>(
+            json!({"model": "m", "input": [{"role": "user", "content": {"text": "x"}}]}),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("a string or a list of content parts"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn structured_output_and_effort_map_to_the_neutral_fields() {
         let req = decode(json!({"model": "m", "input": "x",
             "text": {"format": {"type": "json_schema", "name": "pt", "schema": {"type": "object"}, "strict": true}},

@@ -23,6 +23,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::access::{Served, StreamLine};
+use crate::error::ApiError;
 use crate::report::Report;
 use crate::routes::{
     answer_of, authorize, finish, first_target, now_secs, parse, read_body, who_answered, Failure,
@@ -100,12 +101,7 @@ async fn respond(
         let events = report
             .scope(route.client.chat_stream(&req))
             .await
-            .map_err(|e| {
-                fail(
-                    crate::error::ApiError::from_error(&e),
-                    Some(report.attempts()),
-                )
-            })?;
+            .map_err(|e| fail(ApiError::from_error(&e), Some(report.attempts())))?;
         let (provider, model) = match report.winner() {
             Some(info) => (info.provider().to_owned(), info.model().to_owned()),
             None => first_target(&route),
@@ -159,12 +155,10 @@ async fn respond(
         return Ok(response);
     }
     let _in_flight = state.metrics.start();
-    let answer = report.scope(route.client.chat(&req)).await.map_err(|e| {
-        fail(
-            crate::error::ApiError::from_error(&e),
-            Some(report.attempts()),
-        )
-    })?;
+    let answer = report
+        .scope(route.client.chat(&req))
+        .await
+        .map_err(|e| fail(ApiError::from_error(&e), Some(report.attempts())))?;
     let attempts = match report.attempts() {
         0 => u32::try_from(answer.attempts().len()).unwrap_or(u32::MAX),
         n => n,

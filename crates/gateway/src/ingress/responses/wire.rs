@@ -12,7 +12,11 @@
 //! <https://platform.openai.com/docs/api-reference/responses/object>,
 //! <https://platform.openai.com/docs/api-reference/responses-streaming>.
 
-use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::{self, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
 // ---- request ---------------------------------------------------------------------------
@@ -42,11 +46,21 @@ pub(crate) struct CreateRequest {
 }
 
 /// `input`: one user text, or a list of items.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug)]
 pub(crate) enum Input {
     Text(String),
     Items(Vec<InputItem>),
+}
+
+impl<'de> Deserialize<'de> for Input {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Input, D::Error> {
+        Ok(
+            match d.deserialize_any(TextOrList::new("a string or a list of input items"))? {
+                TextOr::Text(text) => Input::Text(text),
+                TextOr::List(items) => Input::Items(items),
+            },
+        )
+    }
 }
 
 /// One input item, every type's fields side by side; `type` may be left out of a message.
@@ -70,11 +84,62 @@ pub(crate) struct InputItem {
 }
 
 /// Message content (and function call output): a string or a list of parts.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug)]
 pub(crate) enum Content {
     Text(String),
     Parts(Vec<ContentPart>),
+}
+
+impl<'de> Deserialize<'de> for Content {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Content, D::Error> {
+        Ok(
+            match d.deserialize_any(TextOrList::new("a string or a list of content parts"))? {
+                TextOr::Text(text) => Content::Text(text),
+                TextOr::List(parts) => Content::Parts(parts),
+            },
+        )
+    }
+}
+
+/// A string or a list, read with an error that says which two shapes a field takes (an
+/// untagged enum would only say that no variant matched).
+enum TextOr<T> {
+    Text(String),
+    List(Vec<T>),
+}
+
+struct TextOrList<T> {
+    expecting: &'static str,
+    list: PhantomData<T>,
+}
+
+impl<T> TextOrList<T> {
+    fn new(expecting: &'static str) -> TextOrList<T> {
+        TextOrList {
+            expecting,
+            list: PhantomData,
+        }
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for TextOrList<T> {
+    type Value = TextOr<T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.expecting)
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<TextOr<T>, E> {
+        Ok(TextOr::Text(v.to_owned()))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<TextOr<T>, E> {
+        Ok(TextOr::Text(v))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<TextOr<T>, A::Error> {
+        Vec::<T>::deserialize(de::value::SeqAccessDeserializer::new(seq)).map(TextOr::List)
+    }
 }
 
 /// One content part, every type's fields side by side.
