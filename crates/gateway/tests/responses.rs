@@ -804,3 +804,63 @@ async fn a_gemini_call_signature_goes_back_on_its_call() {
         "get_weather"
     );
 }
+
+#[tokio::test]
+async fn a_route_budget_and_breaker_are_shared_with_chat_completions() {
+    let settings = switchboard::config::Settings::from_toml_str(
+        "[routes.x]\ntargets = [\"openai:m\"]\nbudget = { max_trials = 2 }\n\
+         [routes.y]\ntargets = [\"openai:m\"]\nbreaker = { consecutive_failures = 2, cooldown_ms = 60000 }\n",
+    )
+    .unwrap();
+    let gw = start(
+        Gateway::from_routes_with(
+            vec![
+                (
+                    "capped",
+                    settings.routes["x"].clone(),
+                    vec![answers("a", "m1", "x")],
+                ),
+                (
+                    "fragile",
+                    settings.routes["y"].clone(),
+                    vec![fails("a", "m1", 503, None)],
+                ),
+            ],
+            GatewayOptions::default(),
+        )
+        .unwrap(),
+    )
+    .await;
+    let chat =
+        |model: &str| json!({"model": model, "messages": [{"role": "user", "content": "hi"}]});
+    let client = reqwest::Client::new();
+    let post_chat = |body: Value| {
+        client
+            .post(format!("{}/v1/chat/completions", gw.base))
+            .header("content-type", "application/json")
+            .body(serde_json::to_vec(&body).unwrap())
+            .send()
+    };
+    // One trial spent through each door, then the budget refuses the Responses request.
+    assert_eq!(post_chat(chat("capped")).await.unwrap().status(), 200);
+    assert_eq!(
+        post(&gw.base, json!({"model": "capped", "input": "hi"}))
+            .await
+            .status(),
+        200
+    );
+    let refused = post(&gw.base, json!({"model": "capped", "input": "hi"})).await;
+    assert_eq!(refused.status(), 429);
+    assert_eq!(json_of(refused).await["error"]["code"], "budget_exceeded");
+    // Two failures through Chat Completions open the breaker the Responses door meets.
+    for _ in 0..2 {
+        assert_eq!(post_chat(chat("fragile")).await.unwrap().status(), 503);
+    }
+    let resp = post(&gw.base, json!({"model": "fragile", "input": "hi"})).await;
+    assert_eq!(resp.status(), 503);
+    assert_eq!(
+        header_of(&resp, "x-switchboard-attempts"),
+        "0",
+        "the open breaker skipped the target"
+    );
+}
