@@ -864,3 +864,76 @@ async fn a_route_budget_and_breaker_are_shared_with_chat_completions() {
         "the open breaker skipped the target"
     );
 }
+
+/// Log output captured from a `tracing` subscriber installed for the current thread.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+#[tokio::test]
+async fn access_lines_name_the_responses_path_for_whole_and_streamed_answers() {
+    let captured = Captured::default();
+    let sink = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(move || sink.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    tracing::callsite::rebuild_interest_cache();
+    let gw = start_routes(
+        vec![("fast", vec![answers("primary", "model-a", "Hello")])],
+        GatewayOptions::default(),
+    )
+    .await;
+    for stream in [false, true] {
+        let resp = post(
+            &gw.base,
+            json!({"model": "fast", "input": "hi", "stream": stream}),
+        )
+        .await;
+        assert_eq!(resp.status(), 200);
+        resp.bytes().await.unwrap();
+    }
+    let mut lines = Vec::new();
+    for _ in 0..500 {
+        lines = captured
+            .text()
+            .lines()
+            .filter(|l| l.contains("switchboard_gateway::access"))
+            .map(str::to_owned)
+            .collect();
+        if lines.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    for (line, streamed) in lines.iter().zip(["streamed=false", "streamed=true"]) {
+        for field in [
+            r#"path="/v1/responses""#,
+            r#"route="fast""#,
+            r#"provider="primary""#,
+            "status=200",
+            streamed,
+            "output_tokens=4",
+        ] {
+            assert!(line.contains(field), "{field} missing: {line}");
+        }
+    }
+}
