@@ -8,8 +8,10 @@
 //! `x-switchboard-reasoning-dropped` when reasoning from another provider was left out of
 //! the request that answered (see [`reasoning`]).
 
+mod content;
 mod decode;
 mod encode;
+mod events;
 mod reasoning;
 mod stream;
 mod wire;
