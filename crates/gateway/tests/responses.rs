@@ -894,17 +894,19 @@ async fn access_lines_name_the_responses_path_for_whole_and_streamed_answers() {
         .with_max_level(tracing::Level::INFO)
         .with_writer(move || sink.clone())
         .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-    tracing::callsite::rebuild_interest_cache();
+    // Global, not per thread: the other tests of this binary hit the same call sites on
+    // other threads at the same time, and a per-thread subscriber races with their interest.
+    // Only this test installs one; it reads only the lines of its own alias.
+    tracing::subscriber::set_global_default(subscriber).unwrap();
     let gw = start_routes(
-        vec![("fast", vec![answers("primary", "model-a", "Hello")])],
+        vec![("logged", vec![answers("primary", "model-a", "Hello")])],
         GatewayOptions::default(),
     )
     .await;
     for stream in [false, true] {
         let resp = post(
             &gw.base,
-            json!({"model": "fast", "input": "hi", "stream": stream}),
+            json!({"model": "logged", "input": "hi", "stream": stream}),
         )
         .await;
         assert_eq!(resp.status(), 200);
@@ -915,7 +917,7 @@ async fn access_lines_name_the_responses_path_for_whole_and_streamed_answers() {
         lines = captured
             .text()
             .lines()
-            .filter(|l| l.contains("switchboard_gateway::access"))
+            .filter(|l| l.contains("switchboard_gateway::access") && l.contains("\"logged\""))
             .map(str::to_owned)
             .collect();
         if lines.len() >= 2 {
@@ -927,7 +929,7 @@ async fn access_lines_name_the_responses_path_for_whole_and_streamed_answers() {
     for (line, streamed) in lines.iter().zip(["streamed=false", "streamed=true"]) {
         for field in [
             r#"path="/v1/responses""#,
-            r#"route="fast""#,
+            r#"route="logged""#,
             r#"provider="primary""#,
             "status=200",
             streamed,
@@ -936,4 +938,156 @@ async fn access_lines_name_the_responses_path_for_whole_and_streamed_answers() {
             assert!(line.contains(field), "{field} missing: {line}");
         }
     }
+}
+
+#[tokio::test]
+async fn a_streamed_anthropic_thinking_block_comes_back_signed_on_the_next_turn() {
+    let anthropic = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .and(wiremock::matchers::body_partial_json(
+            json!({"stream": true}),
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(
+            fixture("anthropic/stream_thinking.sse"),
+            "text/event-stream",
+        ))
+        .mount(&anthropic)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_raw(fixture("anthropic/messages_text.json"), "application/json"),
+        )
+        .mount(&anthropic)
+        .await;
+    let gw = start_routes(
+        vec![(
+            "claude",
+            vec![client("anthropic:claude-sonnet-4-5", &anthropic.uri())],
+        )],
+        GatewayOptions::default(),
+    )
+    .await;
+    let resp = post(
+        &gw.base,
+        json!({"model": "claude", "input": "GCD of 1071 and 462?", "stream": true, "reasoning": {"effort": "low"}}),
+    )
+    .await;
+    let events = events(&resp.text().await.unwrap());
+    let names = names(&events);
+    assert!(
+        names.contains(&"response.reasoning_summary_part.added"),
+        "{names:?}"
+    );
+    assert!(
+        names.contains(&"response.reasoning_summary_text.done"),
+        "{names:?}"
+    );
+    let (last, completed) = events.last().unwrap();
+    assert_eq!(last, "response.completed");
+    let output = completed["response"]["output"].as_array().unwrap().clone();
+    assert_eq!(output[0]["type"], "reasoning");
+    assert_eq!(output[1]["type"], "message");
+
+    let mut input = vec![json!({"role": "user", "content": "GCD of 1071 and 462?"})];
+    input.extend(output);
+    input.push(json!({"role": "user", "content": "And of 1071 and 1029?"}));
+    let resp = post(
+        &gw.base,
+        json!({"model": "claude", "input": input, "reasoning": {"effort": "low"}}),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let sent = &sent_bodies(&anthropic).await[1];
+    let block = &sent["messages"][1]["content"][0];
+    assert_eq!(block["type"], "thinking", "{sent}");
+    assert_eq!(
+        block["signature"],
+        "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds6zlAgn2VyzCZ3+rLEbyxvDrrQZ8BLN1I9gGRlLyqWjL1fSh"
+    );
+    assert!(block["thinking"]
+        .as_str()
+        .unwrap()
+        .starts_with("I need to find the GCD of 1071 and 462"));
+    assert!(block["thinking"]
+        .as_str()
+        .unwrap()
+        .ends_with("So the GCD is 21."));
+}
+
+#[tokio::test]
+async fn a_streamed_openai_function_call_keeps_its_call_id_for_the_output() {
+    let openai = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/responses"))
+        .and(wiremock::matchers::body_partial_json(
+            json!({"stream": true}),
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(
+            fixture("openai-responses/stream_function_call.sse"),
+            "text/event-stream",
+        ))
+        .mount(&openai)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/responses"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(
+            fixture("openai-responses/response_text.json"),
+            "application/json",
+        ))
+        .mount(&openai)
+        .await;
+    let gw = start_routes(
+        vec![(
+            "gpt",
+            vec![client(
+                "openai-responses:gpt-5-mini",
+                &format!("{}/v1", openai.uri()),
+            )],
+        )],
+        GatewayOptions::default(),
+    )
+    .await;
+    let tools = json!([{"type": "function", "name": "get_weather",
+        "parameters": {"type": "object", "properties": {"location": {"type": "string"}}}}]);
+    let resp = post(
+        &gw.base,
+        json!({"model": "gpt", "input": "Weather in Paris?", "tools": tools, "stream": true}),
+    )
+    .await;
+    let events = events(&resp.text().await.unwrap());
+    let arguments: String = events
+        .iter()
+        .filter(|(n, _)| n == "response.function_call_arguments.delta")
+        .map(|(_, d)| d["delta"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        serde_json::from_str::<Value>(&arguments).unwrap(),
+        json!({"location": "Paris, France"})
+    );
+    let completed = &events.last().unwrap().1["response"];
+    let call = completed["output"][0].clone();
+    assert_eq!(call["call_id"], "call_Xq7Lm2pR9sT4vW1yZ3bN5cD8");
+    let resp = post(
+        &gw.base,
+        json!({"model": "gpt", "tools": tools, "input": [
+            {"role": "user", "content": "Weather in Paris?"},
+            call,
+            {"type": "function_call_output", "call_id": "call_Xq7Lm2pR9sT4vW1yZ3bN5cD8", "output": "{\"temp\": 18}"}
+        ]}),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let sent = &sent_bodies(&openai).await[1];
+    let items = sent["input"].as_array().unwrap();
+    let call = items.iter().find(|i| i["type"] == "function_call").unwrap();
+    let output = items
+        .iter()
+        .find(|i| i["type"] == "function_call_output")
+        .unwrap();
+    assert_eq!(call["call_id"], "call_Xq7Lm2pR9sT4vW1yZ3bN5cD8");
+    assert_eq!(output["call_id"], "call_Xq7Lm2pR9sT4vW1yZ3bN5cD8");
+    assert_eq!(output["output"], "{\"temp\": 18}");
 }
