@@ -298,3 +298,66 @@ async fn the_official_python_sdk_speaks_the_responses_api() {
     assert!(openai.requests() >= 2, "the OpenAI upstream was tried");
     gw.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn curl_sees_the_responses_event_framing() {
+    if Command::new("curl").arg("--version").output().is_err() && !skip("curl is not installed") {
+        return;
+    }
+    let gw = gateway().await;
+    let url = format!("{}/v1/responses", gw.base);
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("curl")
+            .args([
+                "-sS",
+                "-N",
+                "-D",
+                "-",
+                "-H",
+                "content-type: application/json",
+                "-H",
+                &format!("authorization: Bearer {KEY}"),
+                "-d",
+                r#"{"model":"fast","stream":true,"input":"hi"}"#,
+                &url,
+            ])
+            .output()
+            .expect("run curl")
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").expect("headers then body");
+    let head = head.to_ascii_lowercase();
+    assert!(head.contains("content-type: text/event-stream"), "{head}");
+    assert!(head.contains("x-switchboard-provider: primary"), "{head}");
+    // Every frame is an `event:` line and a `data:` line, then a blank line.
+    let frames: Vec<&str> = body.trim_end_matches("\n\n").split("\n\n").collect();
+    for (i, frame) in frames.iter().enumerate() {
+        let (event, data) = frame.split_once('\n').expect("two lines");
+        let name = event.strip_prefix("event: ").expect("event line");
+        assert!(
+            data.starts_with("data: {") && !data.contains('\n'),
+            "{frame}"
+        );
+        assert!(data.contains(&format!("\"type\":\"{name}\"")), "{frame}");
+        assert!(
+            data.contains(&format!("\"sequence_number\":{i}")),
+            "{frame}"
+        );
+    }
+    assert!(frames[0].starts_with("event: response.created\n"), "{body}");
+    assert!(
+        frames
+            .last()
+            .unwrap()
+            .starts_with("event: response.completed\n"),
+        "{body}"
+    );
+    gw.shutdown().await.unwrap();
+}
