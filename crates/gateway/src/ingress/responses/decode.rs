@@ -146,11 +146,24 @@ fn refuse_state(body: &CreateRequest) -> Result<(), ApiError> {
 
 fn tool(i: usize, t: &Tool) -> Result<ToolSpec, ApiError> {
     if t.kind != "function" {
+        let hosted = [
+            "web_search",
+            "file_search",
+            "computer_use",
+            "code_interpreter",
+            "image_generation",
+            "mcp",
+            "local_shell",
+        ]
+        .iter()
+        .any(|h| t.kind.starts_with(h));
+        let why = if hosted {
+            "a built-in tool that runs on OpenAI's servers, which the gateway cannot run or pass to other providers; remove it, or define a `function` tool your code runs"
+        } else {
+            "not a tool the gateway can pass to every provider; define it as a `function` tool with a JSON schema"
+        };
         return Err(ApiError::invalid(
-            format!(
-                "tools[{i}] is a `{}` tool, which runs on OpenAI's servers; the gateway can only pass function tools to its targets. Remove it, or define a `function` tool your code runs",
-                t.kind
-            ),
+            format!("tools[{i}] is a `{}` tool: {why}", t.kind),
             Some(&format!("tools[{i}].type")),
         ));
     }
