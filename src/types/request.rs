@@ -110,6 +110,33 @@ impl ReasoningEffort {
     }
 }
 
+/// How a reasoning model should summarise its reasoning for the caller.
+///
+/// OpenAI's Responses API returns reasoning summaries only when asked
+/// (`reasoning.summary`); Anthropic and Gemini show their reasoning without being asked,
+/// so their clients ignore it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReasoningSummary {
+    /// The most detailed summary the model offers.
+    Auto,
+    /// A short summary.
+    Concise,
+    /// A long summary.
+    Detailed,
+}
+
+impl ReasoningSummary {
+    /// Returns the lowercase name OpenAI uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReasoningSummary::Auto => "auto",
+            ReasoningSummary::Concise => "concise",
+            ReasoningSummary::Detailed => "detailed",
+        }
+    }
+}
+
 /// One chat request: messages and model parameters, independent of any provider.
 ///
 /// The model is not part of the request: each client knows its own, which is what lets a
@@ -156,6 +183,9 @@ pub struct ChatRequest {
     /// How hard a reasoning model should think.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reasoning_effort: Option<ReasoningEffort>,
+    /// Whether a reasoning model should return a summary of its reasoning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning_summary: Option<ReasoningSummary>,
     /// Provider-specific JSON merged into the top level of the request body, last, so it
     /// can set anything the neutral fields cannot.
     #[serde(default, skip_serializing_if = "Map::is_empty")]

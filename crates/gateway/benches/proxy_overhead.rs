@@ -6,7 +6,7 @@
 //! through the real OpenAI protocol client, so the child's RSS is the gateway's alone.
 //!
 //! (a) sequential: one request at a time, rounds alternating direct-to-mock and each front
-//!     door of the gateway (Chat Completions, Anthropic Messages), all served by the same
+//!     door of the gateway (Chat Completions, Anthropic Messages, Responses), all served by the same
 //!     OpenAI target; reports p50/p99 of each and what each front door adds.
 //! (b) fixed rates (500, 1000, 2000, 5000 rps, open loop) for `--duration S` seconds each
 //!     (default 5; `--long` for 30): success rate, p50/p99, gateway RSS.
@@ -32,6 +32,9 @@ const STREAM: &[u8] = include_bytes!("../../../tests/fixtures/openai/stream_text
 const CONNECTIONS: usize = 128;
 const BODY: &str =
     r#"{"model":"MODEL","messages":[{"role":"user","content":"What is the capital of France?"}]}"#;
+const RESPONSES_BODY: &str = r#"{"model":"bench","input":"What is the capital of France?"}"#;
+const RESPONSES_STREAM_BODY: &str =
+    r#"{"model":"bench","stream":true,"input":"What is the capital of France?"}"#;
 const STREAM_BODY: &str = r#"{"model":"MODEL","stream":true,"messages":[{"role":"user","content":"What is the capital of France?"}]}"#;
 /// The same question through the Messages front door.
 const MESSAGES_BODY: &str = r#"{"model":"bench","max_tokens":256,"messages":[{"role":"user","content":"What is the capital of France?"}]}"#;
@@ -227,13 +230,19 @@ async fn bench(duration: u64, rounds: usize) {
     }
 
     // Each front door of the gateway, with its path and bodies (JSON, stream).
-    let doors: [(&str, String, &'static str, &'static str); 2] = [
+    let doors: [(&str, String, &'static str, &'static str); 3] = [
         ("chat completions", via.clone(), via_body, via_stream),
         (
             "messages",
             format!("{}/v1/messages", gateway.url),
             MESSAGES_BODY,
             MESSAGES_STREAM_BODY,
+        ),
+        (
+            "responses",
+            format!("{}/v1/responses", gateway.url),
+            RESPONSES_BODY,
+            RESPONSES_STREAM_BODY,
         ),
     ];
     let names: Vec<&str> = doors.iter().map(|(name, ..)| *name).collect();

@@ -176,7 +176,7 @@ fn message_from_wire(
     })
 }
 
-fn arguments(text: &str) -> Value {
+pub(crate) fn arguments(text: &str) -> Value {
     if text.trim().is_empty() {
         return Value::Object(Default::default());
     }
@@ -231,7 +231,7 @@ fn parts_of(i: usize, content: &wire::MessageContent) -> Result<Vec<Part>, ApiEr
 }
 
 /// Reads a `data:` URI into inline bytes, or keeps an `http(s)` URL for the provider to fetch.
-fn media_of(url: &str, default_type: &str, param: &str) -> Result<Media, ApiError> {
+pub(crate) fn media_of(url: &str, default_type: &str, param: &str) -> Result<Media, ApiError> {
     if let Some(rest) = url.strip_prefix("data:") {
         let (head, data) = rest.split_once(',').ok_or_else(|| {
             ApiError::invalid("the data: URI has no `,` before its data", Some(param))

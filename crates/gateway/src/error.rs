@@ -107,7 +107,7 @@ impl ApiError {
         ApiError::new(
             StatusCode::NOT_FOUND,
             "invalid_request_error",
-            format!("no endpoint at `{path}`; the gateway serves /v1/chat/completions, /v1/messages, /v1/messages/count_tokens, /v1/embeddings, /v1/models, /health and /metrics"),
+            format!("no endpoint at `{path}`; the gateway serves /v1/chat/completions, /v1/messages, /v1/messages/count_tokens, /v1/responses, /v1/embeddings, /v1/models, /health and /metrics"),
         )
         .code("unknown_url")
     }

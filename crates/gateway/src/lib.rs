@@ -8,6 +8,7 @@
 //!
 //! Endpoints: `POST /v1/chat/completions` (JSON or SSE), `POST /v1/messages` and
 //! `POST /v1/messages/count_tokens` (Anthropic's Messages API, JSON or SSE),
+//! `POST /v1/responses` (OpenAI's Responses API, stateless; JSON or SSE),
 //! `POST /v1/embeddings`, `GET /v1/models`, `GET /v1/models/{id}`, `GET /health`,
 //! `GET /metrics` (Prometheus text).
 //!

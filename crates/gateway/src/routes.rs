@@ -1,4 +1,4 @@
-//! The HTTP endpoints: `/v1/chat/completions`, `/v1/messages` (in [`crate::ingress`]),
+//! The HTTP endpoints: `/v1/chat/completions`, `/v1/messages` and `/v1/responses` (in [`crate::ingress`]),
 //! `/v1/embeddings`, `/v1/models`, `/v1/models/{id}`, `/health`, `/metrics`, and the
 //! helpers every front door shares. A wrong method gets a 405 in OpenAI's error shape with
 //! the `Allow` header; a panic in a handler becomes a 500 in the same shape.
@@ -46,6 +46,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
             "/v1/messages/count_tokens",
             post(crate::ingress::messages::count_tokens),
         )
+        .route("/v1/responses", post(crate::ingress::responses::create))
         .route("/v1/embeddings", post(embeddings))
         .route("/v1/models", get(models))
         .route("/v1/models/{*id}", get(model))
@@ -159,7 +160,7 @@ pub(crate) fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, A
 }
 
 /// Answers a failure in the OpenAI shape; see [`finish_as`].
-fn finish(
+pub(crate) fn finish(
     state: &AppState,
     dialect: &'static str,
     started: Instant,
@@ -208,6 +209,32 @@ pub(crate) fn finish_as(
             response
         }
     }
+}
+
+/// The most bytes of the `x-switchboard-dropped` header.
+const MAX_DROPPED_HEADER: usize = 1024;
+
+/// The `x-switchboard-dropped` value: what the answering target could not receive.
+pub(crate) fn dropped_header(dropped: &[String]) -> Option<String> {
+    if dropped.is_empty() {
+        return None;
+    }
+    let mut text: String = dropped
+        .join(", ")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect();
+    if text.len() > MAX_DROPPED_HEADER {
+        text.truncate(MAX_DROPPED_HEADER - 3);
+        text.push_str("...");
+    }
+    Some(text)
 }
 
 /// Says who answered in the `x-switchboard-*` headers, and in the access log unless the

@@ -169,6 +169,113 @@ async fn sdk_error_line(base: &str, model: &str) -> String {
     let out = tokio::task::spawn_blocking(move || {
         Command::new("python3")
             .args([script, &base, KEY, &model])
+// ---- the Responses API -----------------------------------------------------------------
+
+/// A target that answers with signed reasoning, and says whether the signature came back.
+fn thinker() -> switchboard::DynClient {
+    use switchboard::types::Thinking;
+    use switchboard::{ChatRequest, ChatResponse, FunctionClient, Part};
+    std::sync::Arc::new(
+        FunctionClient::builder("thinking-model")
+            .provider("anthropic")
+            .respond(|r: &ChatRequest| {
+                let back = r.messages.iter().flat_map(|m| &m.parts).any(|p| {
+                    matches!(p, Part::Thinking(t) if t.signature.as_deref() == Some("sig-abc/+=")
+                        && t.origin.as_deref() == Some("anthropic")
+                        && t.text == "pondering")
+                });
+                Ok(if back {
+                    ChatResponse::from_text("the signature came back")
+                } else {
+                    ChatResponse::from_parts(vec![
+                        Part::Thinking(Thinking {
+                            text: "pondering".into(),
+                            signature: Some("sig-abc/+=".into()),
+                            redacted: None,
+                            origin: Some("anthropic".into()),
+                        }),
+                        Part::text("first answer"),
+                    ])
+                })
+            })
+            .build(),
+    )
+}
+
+/// A target that answers `{"x":1,"y":2}` when asked for the `Point` JSON schema.
+fn point() -> switchboard::DynClient {
+    use switchboard::types::ResponseFormat;
+    use switchboard::{ChatRequest, ChatResponse, FunctionClient};
+    std::sync::Arc::new(
+        FunctionClient::builder("json-model")
+            .provider("primary")
+            .respond(|r: &ChatRequest| {
+                Ok(match &r.response_format {
+                    Some(ResponseFormat::JsonSchema { name, .. }) if name == "Point" => {
+                        ChatResponse::from_text("{\"x\":1,\"y\":2}")
+                    }
+                    other => ChatResponse::from_text(format!("no schema: {other:?}")),
+                })
+            })
+            .build(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_python_sdk_speaks_the_responses_api() {
+    use switchboard::{create_client_with, ClientOptions};
+    use switchboard_testkit::fault::{Fault, FaultProvider, Protocol};
+
+    if !python_has_openai() {
+        return;
+    }
+    // The `cross` route: an OpenAI Chat Completions upstream that is down, then an
+    // Anthropic Messages upstream, both real sockets speaking their own protocol.
+    let openai = FaultProvider::builder()
+        .script(vec![Fault::Unavailable; 8])
+        .start()
+        .await
+        .unwrap();
+    let anthropic = FaultProvider::builder().tokens(5).start().await.unwrap();
+    let upstream = |spec: &str, base: String| {
+        create_client_with(spec, &ClientOptions::new().base_url(base).api_key("k")).unwrap()
+    };
+    let gw = start_routes(
+        vec![
+            (
+                "cross",
+                vec![
+                    upstream("openai:gpt-4o-mini", openai.base_url(Protocol::OpenAi)),
+                    upstream(
+                        "anthropic:claude-haiku-4-5",
+                        anthropic.base_url(Protocol::Anthropic),
+                    ),
+                ],
+            ),
+            (
+                "tools",
+                vec![
+                    fails("openai", "gpt-4o-mini", 503, None),
+                    weather_tool("anthropic", "claude-haiku-4-5"),
+                ],
+            ),
+            ("json", vec![point()]),
+            ("thinker", vec![thinker()]),
+            (
+                "limited",
+                vec![fails("a", "m", 429, Some(3)), fails("b", "m", 429, Some(8))],
+            ),
+            ("breaks", vec![breaks_mid_stream("primary", "m")]),
+        ],
+        GatewayOptions::default().api_key(KEY),
+    )
+    .await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/responses.py");
+    let base = gw.base.clone();
+    let answer = anthropic.answer_text();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("python3")
+            .args([script, &base, KEY, &answer])
             .output()
             .expect("run python3")
     })
@@ -236,5 +343,90 @@ async fn the_sdk_does_not_multiply_upstream_calls_the_route_already_retried() {
     let line = sdk_error_line(&gw.base, "single").await;
     assert_eq!(line, "status 503 should_retry -");
     assert_eq!(single.calls(), 3);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "responses.py failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    for scenario in [
+        "create_failover",
+        "stream_failover",
+        "function_tools",
+        "structured_output",
+        "reasoning_round_trip",
+        "stateless_and_built_in_tools",
+        "rate_limit_error",
+        "stream_error",
+    ] {
+        assert!(
+            stdout.contains(&format!("ok {scenario}\n")),
+            "{scenario} did not run:\n{stdout}"
+        );
+    }
+    assert!(openai.requests() >= 2, "the OpenAI upstream was tried");
+    gw.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn curl_sees_the_responses_event_framing() {
+    if Command::new("curl").arg("--version").output().is_err() && !skip("curl is not installed") {
+        return;
+    }
+    let gw = gateway().await;
+    let url = format!("{}/v1/responses", gw.base);
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("curl")
+            .args([
+                "-sS",
+                "-N",
+                "-D",
+                "-",
+                "-H",
+                "content-type: application/json",
+                "-H",
+                &format!("authorization: Bearer {KEY}"),
+                "-d",
+                r#"{"model":"fast","stream":true,"input":"hi"}"#,
+                &url,
+            ])
+            .output()
+            .expect("run curl")
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").expect("headers then body");
+    let head = head.to_ascii_lowercase();
+    assert!(head.contains("content-type: text/event-stream"), "{head}");
+    assert!(head.contains("x-switchboard-provider: primary"), "{head}");
+    // Every frame is an `event:` line and a `data:` line, then a blank line.
+    let frames: Vec<&str> = body.trim_end_matches("\n\n").split("\n\n").collect();
+    for (i, frame) in frames.iter().enumerate() {
+        let (event, data) = frame.split_once('\n').expect("two lines");
+        let name = event.strip_prefix("event: ").expect("event line");
+        assert!(
+            data.starts_with("data: {") && !data.contains('\n'),
+            "{frame}"
+        );
+        assert!(data.contains(&format!("\"type\":\"{name}\"")), "{frame}");
+        assert!(
+            data.contains(&format!("\"sequence_number\":{i}")),
+            "{frame}"
+        );
+    }
+    assert!(frames[0].starts_with("event: response.created\n"), "{body}");
+    assert!(
+        frames
+            .last()
+            .unwrap()
+            .starts_with("event: response.completed\n"),
+        "{body}"
+    );
     gw.shutdown().await.unwrap();
 }

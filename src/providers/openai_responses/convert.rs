@@ -8,7 +8,8 @@ use super::wire;
 use crate::error::{Error, Result};
 use crate::types::{
     parse_arguments, ChatRequest, ChatResponse, FinishKind, FinishReason, Media, MediaSource,
-    Message, Part, ResponseFormat, Role, Thinking, ToolCall, ToolChoice, Usage,
+    Message, Part, ReasoningEffort, ReasoningSummary, ResponseFormat, Role, Thinking, ToolCall,
+    ToolChoice, Usage,
 };
 
 /// What shapes the body besides the request itself.
@@ -98,9 +99,10 @@ pub(crate) fn to_wire(req: &ChatRequest, opts: &WireOptions<'_>) -> Result<Vec<u
     if !instructions.is_empty() {
         body.instructions = Some(instructions.join("\n\n"));
     }
-    if let Some(effort) = req.reasoning_effort {
+    if req.reasoning_effort.is_some() || req.reasoning_summary.is_some() {
         body.reasoning = Some(wire::Reasoning {
-            effort: effort.as_str(),
+            effort: req.reasoning_effort.map(ReasoningEffort::as_str),
+            summary: req.reasoning_summary.map(ReasoningSummary::as_str),
         });
         // NOTE: without storage, reasoning can only be carried to the next turn as encrypted
         // content (https://platform.openai.com/docs/guides/reasoning#encrypted-reasoning-items).
@@ -501,6 +503,20 @@ mod tests {
             .unwrap()
             .iter()
             .all(|i| i["type"] != "reasoning"));
+    }
+
+    #[test]
+    fn a_reasoning_summary_is_asked_for_with_or_without_an_effort() {
+        let mut req = ChatRequest::user("hi");
+        req.reasoning_summary = Some(ReasoningSummary::Auto);
+        assert_eq!(body(&req)["reasoning"], json!({"summary": "auto"}));
+        req.reasoning_effort = Some(ReasoningEffort::Low);
+        let sent = body(&req);
+        assert_eq!(
+            sent["reasoning"],
+            json!({"effort": "low", "summary": "auto"})
+        );
+        assert_eq!(sent["include"], json!(["reasoning.encrypted_content"]));
     }
 
     #[test]

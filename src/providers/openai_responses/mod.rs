@@ -22,7 +22,8 @@
 //!   on and reject ordinary schemas).
 //! - [`ResponseFormat`](crate::types::ResponseFormat) becomes `text.format`
 //!   (`json_schema` with name, schema and strict; `json_object`; `text`).
-//! - [`ReasoningEffort`](crate::types::ReasoningEffort) becomes `reasoning.effort`. The client
+//! - [`ReasoningEffort`](crate::types::ReasoningEffort) becomes `reasoning.effort` and
+//!   [`ReasoningSummary`](crate::types::ReasoningSummary) `reasoning.summary`. The client
 //!   sends `store: false` by default (the whole conversation travels with every request, as
 //!   with every other protocol), so with reasoning it asks for
 //!   `include: ["reasoning.encrypted_content"]`. Reasoning items come back as

@@ -141,7 +141,10 @@ pub(crate) enum Format {
 /// `reasoning`.
 #[derive(Debug, Serialize)]
 pub(crate) struct Reasoning {
-    pub(crate) effort: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) effort: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) summary: Option<&'static str>,
 }
 
 /// The response object (`POST /responses` reply, and inside terminal stream events).

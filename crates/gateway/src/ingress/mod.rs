@@ -3,3 +3,4 @@
 //! shapes (JSON, stream events, errors).
 
 pub(crate) mod messages;
+pub(crate) mod responses;

@@ -32,8 +32,8 @@ use crate::access::{Served, StreamLine};
 use crate::error::ApiError;
 use crate::report::Report;
 use crate::routes::{
-    answer_of, authorize, finish_as, first_target, json_response, read_body, who_answered, Failure,
-    Shared, ACCEL_BUFFERING_HEADER,
+    answer_of, authorize, dropped_header, finish_as, first_target, json_response, read_body,
+    who_answered, Failure, Shared, ACCEL_BUFFERING_HEADER,
 };
 use crate::AppState;
 
@@ -44,9 +44,6 @@ const DIALECT: &str = "messages";
 
 /// How long a stream's upstream may be quiet before a `ping` goes out.
 const PING_EVERY: Duration = Duration::from_secs(10);
-
-/// The most bytes of the `x-switchboard-dropped` header.
-const MAX_DROPPED_HEADER: usize = 1024;
 
 /// Says whether a request comes from an Anthropic client: it sends `anthropic-version`,
 /// or its key as `x-api-key`.
@@ -62,29 +59,6 @@ pub(crate) fn error_response(e: ApiError) -> Response {
 
 fn message_id() -> String {
     format!("msg_{:024x}", fastrand::u128(..) >> 32)
-}
-
-/// The `x-switchboard-dropped` value: what the answering target could not receive.
-fn dropped_header(dropped: &[String]) -> Option<String> {
-    if dropped.is_empty() {
-        return None;
-    }
-    let mut text: String = dropped
-        .join(", ")
-        .chars()
-        .map(|c| {
-            if c.is_ascii_graphic() || c == ' ' {
-                c
-            } else {
-                '?'
-            }
-        })
-        .collect();
-    if text.len() > MAX_DROPPED_HEADER {
-        text.truncate(MAX_DROPPED_HEADER - 3);
-        text.push_str("...");
-    }
-    Some(text)
 }
 
 /// `POST /v1/messages`.
