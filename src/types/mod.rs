@@ -13,7 +13,9 @@ pub use capability::{Capabilities, Capability, MissingCapability};
 pub use embed::{EmbedRequest, EmbedResponse};
 pub use message::{Media, MediaSource, Message, Part, Role, Thinking, ToolCall, ToolResult};
 pub use model::ModelRef;
-pub use request::{ChatRequest, ReasoningEffort, ResponseFormat, ToolChoice, ToolSpec};
+pub use request::{
+    ChatRequest, ReasoningEffort, ResponseFormat, RoutingHints, ToolChoice, ToolSpec,
+};
 pub use response::{Attempt, ChatResponse, FinishKind, FinishReason, Outcome, Usage};
 pub use stream::{response_to_events, ChatStream, StreamAccumulator, StreamEvent, StreamMeta};
 
