@@ -57,10 +57,11 @@ pub use client::{BoxFuture, ChatClient, ChatClientExt, ClientInfo, DynClient, Re
 pub use cost::{cost_of, ChatResponseCostExt, Cost, ModelPrice, PriceTable};
 pub use error::{Error, ErrorKind, Result};
 pub use middleware::{
-    AllOpen, BreakerConfig, BreakerState, Budget, BudgetClient, BudgetLimit, CacheBackend,
-    CachedClient, CircuitBreakerClient, CommitPoint, ConcurrencyLimitClient, CooldownClient,
-    DeadlineClient, FallbackClient, FallbackOn, FileCache, HedgePolicy, HedgedClient,
-    InstrumentedClient, MemoryCache, RetryClient, RetryPolicy, TimeoutClient, Timeouts, Totals,
+    Affinity, AffinityKey, AllOpen, BalancedClient, BreakerConfig, BreakerState, Budget,
+    BudgetClient, BudgetLimit, CacheBackend, CachedClient, CircuitBreakerClient, CommitPoint,
+    ConcurrencyLimitClient, CooldownClient, DeadlineClient, FallbackClient, FallbackOn, FileCache,
+    HedgePolicy, HedgedClient, InstrumentedClient, MemoryCache, RetryClient, RetryPolicy, Strategy,
+    Tier, TimeoutClient, Timeouts, Totals,
 };
 pub use providers::anthropic::AnthropicClient;
 pub use providers::gemini::GeminiClient;
@@ -70,7 +71,7 @@ pub use providers::{create_client, create_client_with, ClientOptions, FunctionCl
 pub use types::{
     Attempt, Capabilities, Capability, ChatRequest, ChatResponse, ChatStream, EmbedRequest,
     EmbedResponse, FinishKind, FinishReason, Message, ModelRef, Outcome, Part, Role,
-    StreamAccumulator, StreamEvent, ToolCall, ToolChoice, ToolSpec, Usage,
+    RoutingHints, StreamAccumulator, StreamEvent, ToolCall, ToolChoice, ToolSpec, Usage,
 };
 
 /// The README's Rust blocks, compiled and run as doctests.

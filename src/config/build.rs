@@ -3,13 +3,16 @@
 //! Each target of a route becomes a bare provider client (built by [`create_client_with`]
 //! with the `[providers.<name>]` base URL and key variable, and without the default retry)
 //! wrapped in the route's per-target behaviours; the targets are then joined by a
-//! [`FallbackClient`] (or a [`HedgedClient`] when the route has `hedge`), and a
-//! [`DeadlineClient`] bounds the whole call when the route has `deadline_ms`:
+//! [`FallbackClient`] (or a [`HedgedClient`] when the route has `hedge`, or a
+//! [`BalancedClient`] when it has `tiers`, a `strategy` other than `ordered`, or
+//! `affinity`), and a [`DeadlineClient`] bounds the whole call when the route has
+//! `deadline_ms`:
 //!
 //! ```text
 //! route client
 //!   └─ DeadlineClient                     deadline_ms (whole call)
 //!       └─ FallbackClient | HedgedClient  targets in order | raced after hedge delay
+//!          | BalancedClient               tiers, strategy, affinity (docs/routing.md)
 //!           ├─ target 1: CircuitBreakerClient → RetryClient → CooldownClient
 //!           │              → BudgetClient → TimeoutClient → [around_provider hook] → provider
 //!           │                (timeout_ms, first_token_timeout_ms, stream_idle_timeout_ms)
@@ -34,13 +37,13 @@ use std::sync::Arc;
 
 use std::time::Duration;
 
-use super::{RouteSettings, Settings};
+use super::{HedgeSettings, RouteSettings, Settings};
 use crate::client::{ChatClient, ClientInfo, DynClient};
 use crate::error::{Error, Result};
 use crate::middleware::{
-    AllOpen, BreakerConfig, BreakerState, Budget, BudgetClient, CircuitBreakerClient,
-    CooldownClient, DeadlineClient, FallbackClient, HedgePolicy, HedgedClient, RetryClient,
-    RetryPolicy, TimeoutClient, Timeouts,
+    Affinity, AllOpen, BalancedClient, BreakerConfig, BreakerState, Budget, BudgetClient,
+    CircuitBreakerClient, CooldownClient, DeadlineClient, FallbackClient, HedgePolicy,
+    HedgedClient, RetryClient, RetryPolicy, Tier, TimeoutClient, Timeouts,
 };
 use crate::providers::{create_client_with, ClientOptions};
 use crate::state::StateStore;
@@ -79,8 +82,11 @@ pub struct BuiltRoute {
     pub alias: String,
     /// The whole stack: what requests are sent to.
     pub client: DynClient,
-    /// Each target's stack, in order.
+    /// Each target's stack, in order (every tier's, in tier order).
     pub targets: Vec<BuiltTarget>,
+    /// The session header the route's affinity keys on (lowercase), if any: a gateway
+    /// copies its value into [`RoutingHints::session`](crate::RoutingHints::session).
+    pub session_header: Option<String>,
 }
 
 /// One target of a route.
@@ -163,22 +169,24 @@ pub fn build_routes(
 ) -> Result<BTreeMap<String, BuiltRoute>> {
     let mut routes = BTreeMap::new();
     for (alias, route) in &settings.routes {
+        let tiers = route.tier_list();
         let mut providers = Vec::with_capacity(route.targets.len());
-        for (i, spec) in route.targets.iter().enumerate() {
-            let client = build_provider(settings, spec, options).map_err(|e| {
-                let fix = e
-                    .fix()
-                    .unwrap_or("check the provider's settings")
-                    .to_owned();
-                Error::config(
-                    format!(
-                        "config: `routes.{alias}.targets[{i}]` = `{spec}`: {}",
-                        e.message()
-                    ),
-                    fix,
-                )
-            })?;
-            providers.push(client);
+        for (t, tier) in tiers.iter().enumerate() {
+            for (i, spec) in tier.targets.iter().enumerate() {
+                let field = if route.tiers.is_empty() {
+                    format!("routes.{alias}.targets[{i}]")
+                } else {
+                    format!("routes.{alias}.tiers[{t}].targets[{i}]")
+                };
+                let client = build_provider(settings, spec, options).map_err(|e| {
+                    let fix = e
+                        .fix()
+                        .unwrap_or("check the provider's settings")
+                        .to_owned();
+                    Error::config(format!("config: `{field}` = `{spec}`: {}", e.message()), fix)
+                })?;
+                providers.push(client);
+            }
         }
         let built = assemble_with(alias, route, providers, options.state.as_ref())?;
         routes.insert(alias.clone(), built);
@@ -371,15 +379,20 @@ fn assemble_parts(
         .collect();
     let clients: Vec<DynClient> = targets.iter().map(|t| t.client.clone()).collect();
     let point = route.commit_point.unwrap_or_default();
-    let chain: DynClient = match &route.hedge {
-        Some(hedge) => {
-            let policy = match (hedge.delay_ms, hedge.percentile) {
-                (_, Some(p)) => HedgePolicy::learned(p),
-                (Some(ms), None) => HedgePolicy::fixed(Duration::from_millis(ms)),
-                (None, None) => HedgePolicy::fixed(Duration::from_millis(500)),
-            };
-            Arc::new(HedgedClient::new(clients, policy.with_commit_point(point))?)
-        }
+    let mut session_header = None;
+    let chain: DynClient = if route.is_balanced() {
+        let balanced = balanced(alias, route, clients, state)?;
+        session_header = balanced
+            .affinity()
+            .and_then(Affinity::session_header)
+            .map(str::to_owned);
+        Arc::new(balanced)
+    } else {
+        match &route.hedge {
+        Some(hedge) => Arc::new(HedgedClient::new(
+            clients,
+            hedge_policy(hedge).with_commit_point(point),
+        )?),
         None => Arc::new(
             FallbackClient::builder()
                 .clients(clients)
@@ -388,6 +401,7 @@ fn assemble_parts(
                 .continuation(route.continuation)
                 .build()?,
         ),
+        }
     };
     let client: DynClient = match route.deadline_ms {
         Some(ms) => Arc::new(DeadlineClient::new(chain, Duration::from_millis(ms))),
@@ -397,6 +411,77 @@ fn assemble_parts(
         alias: alias.to_owned(),
         client,
         targets,
+        session_header,
+    })
+}
+
+/// The hedge policy of a route's `hedge` table.
+fn hedge_policy(hedge: &HedgeSettings) -> HedgePolicy {
+    match (hedge.delay_ms, hedge.percentile) {
+        (_, Some(p)) => HedgePolicy::learned(p),
+        (Some(ms), None) => HedgePolicy::fixed(Duration::from_millis(ms)),
+        (None, None) => HedgePolicy::fixed(Duration::from_millis(500)),
+    }
+}
+
+/// Joins a route's target stacks into a [`BalancedClient`]: its tiers and strategies, the
+/// chain's settings (fail fast when every breaker is open, commit point, continuation,
+/// hedge), and affinity with pins shared through `state` under the route's alias.
+fn balanced(
+    alias: &str,
+    route: &RouteSettings,
+    clients: Vec<DynClient>,
+    state: Option<&Arc<dyn StateStore>>,
+) -> Result<BalancedClient> {
+    let tiers = route.tier_list();
+    let mut clients = clients.into_iter();
+    let mut builder = BalancedClient::builder()
+        .when_all_open(AllOpen::FailFast)
+        .commit_point(route.commit_point.unwrap_or_default())
+        .continuation(route.continuation);
+    if tiers.len() > 1 || clients.len() == tiers[0].targets.len() {
+        let total: usize = tiers.iter().map(|t| t.targets.len()).sum();
+        if total != clients.len() {
+            return Err(Error::config(
+                format!(
+                    "config: route `{alias}` has {} clients for {total} targets in its tiers",
+                    clients.len()
+                ),
+                "pass one client per target of every tier, in tier order",
+            ));
+        }
+        for tier in &tiers {
+            let mut built = Tier::new(clients.by_ref().take(tier.targets.len()).collect())
+                .strategy(tier.strategy.unwrap_or_default());
+            if let Some(weights) = &tier.weights {
+                built = built.weights(weights.iter().copied());
+            }
+            builder = builder.tier(built);
+        }
+    } else {
+        // Prebuilt clients for a one-tier route whose `targets` were not written.
+        let mut built =
+            Tier::new(clients.collect()).strategy(tiers[0].strategy.unwrap_or_default());
+        if let Some(weights) = &tiers[0].weights {
+            built = built.weights(weights.iter().copied());
+        }
+        builder = builder.tier(built);
+    }
+    if let Some(hedge) = &route.hedge {
+        builder = builder.hedge(hedge_policy(hedge));
+    }
+    if let Some(settings) = &route.affinity {
+        let mut affinity = Affinity::new(settings.parsed_keys()?)
+            .with_ttl(Duration::from_millis(settings.ttl_ms))
+            .with_scope(alias);
+        if let Some(store) = state {
+            affinity = affinity.with_store(Arc::clone(store));
+        }
+        builder = builder.affinity(affinity);
+    }
+    builder.build().map_err(|e| {
+        let fix = e.fix().unwrap_or("see docs/routing.md").to_owned();
+        Error::config(format!("config: route `{alias}`: {}", e.message()), fix)
     })
 }
 

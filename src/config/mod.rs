@@ -34,7 +34,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::middleware::CommitPoint;
+use crate::middleware::balance::check_tier;
+use crate::middleware::{Affinity, AffinityKey, CommitPoint, Strategy};
 use crate::providers::known_providers;
 use crate::types::ModelRef;
 
@@ -222,11 +223,32 @@ pub struct ProviderSettings {
 }
 
 /// A `[routes.<alias>]` table.
+///
+/// A route with one tier lists its `targets` (with an optional `strategy` and `weights`);
+/// a route with several lists `tiers` instead, and once parsed its `targets` holds every
+/// tier's targets in order. See docs/routing.md.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteSettings {
-    /// The targets, tried in order: `provider:model` each.
+    /// The targets, `provider:model` each: tried in order, or spread by `strategy`. With
+    /// `tiers`, every tier's targets in order (filled in when the settings are parsed).
+    #[serde(default)]
     pub targets: Vec<String>,
+    /// How the targets share requests: `ordered` (the default), `weighted`, `least_busy`
+    /// or `latency` (see [`Strategy`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<Strategy>,
+    /// One positive weight per target, for `strategy = "weighted"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights: Option<Vec<f64>>,
+    /// Tiers of targets, each with its own strategy: the next tier is tried only when every
+    /// target of the one before failed. Instead of `targets`, `strategy` and `weights`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tiers: Vec<TierSettings>,
+    /// Pins each conversation to one target, so its prompt cache is read (see
+    /// [`AffinitySettings`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<AffinitySettings>,
     /// Limit on each attempt at a target, in ms.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
@@ -263,6 +285,110 @@ pub struct RouteSettings {
     /// [`FallbackClientBuilder::continuation`](crate::middleware::FallbackClientBuilder::continuation).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub continuation: bool,
+}
+
+/// One of a route's `tiers`: `{ targets = [...], strategy = "...", weights = [...] }`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TierSettings {
+    /// The tier's targets, `provider:model` each.
+    pub targets: Vec<String>,
+    /// How the tier's targets share requests (default `ordered`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<Strategy>,
+    /// One positive weight per target, for `strategy = "weighted"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights: Option<Vec<f64>>,
+}
+
+/// `affinity`: prompt-cache affinity.
+///
+/// ```toml
+/// affinity = { keys = ["header:x-session-id", "prompt_cache_key", "prefix"], ttl_ms = 3600000 }
+/// ```
+///
+/// The first key a request carries names its conversation: `header:<name>` (a session
+/// header), `prompt_cache_key` and `user` (OpenAI fields), `metadata.user_id` (Anthropic's),
+/// `prefix` (a hash of the tools, system prompt and first message; every request has one).
+/// A request with none of them is routed unpinned, with a warning logged once. With
+/// `[state]`, pins are shared through Redis.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AffinitySettings {
+    /// Where conversation ids come from, tried in order (default `prompt_cache_key`,
+    /// `metadata.user_id`, `user`, `prefix`).
+    pub keys: Vec<String>,
+    /// How long a pin lives, in ms (default 3 600 000: one hour).
+    pub ttl_ms: u64,
+}
+
+impl Default for AffinitySettings {
+    fn default() -> AffinitySettings {
+        AffinitySettings {
+            keys: AffinityKey::defaults()
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            ttl_ms: 3_600_000,
+        }
+    }
+}
+
+impl AffinitySettings {
+    /// Parses the keys.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) naming the first key that is not
+    /// one (as `keys[i]`).
+    pub fn parsed_keys(&self) -> Result<Vec<AffinityKey>> {
+        self.keys
+            .iter()
+            .enumerate()
+            .map(|(i, key)| {
+                key.parse::<AffinityKey>().map_err(|e| {
+                    Error::config(
+                        format!("`affinity.keys[{i}]`: {}", e.message()),
+                        e.fix().unwrap_or("see docs/routing.md").to_owned(),
+                    )
+                })
+            })
+            .collect()
+    }
+}
+
+impl RouteSettings {
+    /// Returns the route's tiers: `tiers` when set, otherwise one tier of `targets` with
+    /// the route's `strategy` and `weights`.
+    pub fn tier_list(&self) -> Vec<TierSettings> {
+        if self.tiers.is_empty() {
+            vec![TierSettings {
+                targets: self.targets.clone(),
+                strategy: self.strategy,
+                weights: self.weights.clone(),
+            }]
+        } else {
+            self.tiers.clone()
+        }
+    }
+
+    /// Says whether the route needs a balancer rather than a plain fallback chain: tiers,
+    /// a strategy other than `ordered`, or affinity.
+    pub fn is_balanced(&self) -> bool {
+        !self.tiers.is_empty()
+            || self.strategy.is_some_and(|s| s != Strategy::Ordered)
+            || self.affinity.is_some()
+    }
+
+    /// Fills `targets` with every tier's targets when only `tiers` was written.
+    fn fill_targets(&mut self) {
+        if self.targets.is_empty() && !self.tiers.is_empty() {
+            self.targets = self
+                .tiers
+                .iter()
+                .flat_map(|t| t.targets.iter().cloned())
+                .collect();
+        }
+    }
 }
 
 /// `retry`: full-jitter exponential backoff per target.
@@ -362,7 +488,7 @@ impl Settings {
     /// # Errors
     /// As [`Settings::from_file`].
     pub fn from_toml_str(text: &str) -> Result<Settings> {
-        let settings: Settings = toml::from_str(text).map_err(|e| {
+        let mut settings: Settings = toml::from_str(text).map_err(|e| {
             let detail = e.message().to_owned();
             let place = e
                 .span()
@@ -378,6 +504,7 @@ impl Settings {
             };
             Error::config(format!("config{place}: {detail}"), fix)
         })?;
+        settings.routes.values_mut().for_each(RouteSettings::fill_targets);
         settings.validate()?;
         Ok(settings)
     }
@@ -474,14 +601,20 @@ fn validate_route(alias: &str, route: &RouteSettings, known: &[&str]) -> Result<
 /// `server.direct`).
 fn validate_route_at(prefix: &str, route: &RouteSettings, known: &[&str]) -> Result<()> {
     let at = |field: &str| format!("{prefix}.{field}");
-    if route.targets.is_empty() {
-        return Err(Error::config(
-            format!("config: `{}` is empty", at("targets")),
-            "list at least one target, e.g. `targets = [\"openai:gpt-4o-mini\"]`",
-        ));
-    }
-    for (i, target) in route.targets.iter().enumerate() {
-        let field = format!("{}[{i}]", at("targets"));
+    validate_tiers(prefix, route)?;
+    let tiers = route.tier_list();
+    let specs = tiers.iter().enumerate().flat_map(|(t, tier)| {
+        tier.targets.iter().enumerate().map(move |(i, spec)| {
+            let field = if route.tiers.is_empty() {
+                format!("{prefix}.targets[{i}]")
+            } else {
+                format!("{prefix}.tiers[{t}].targets[{i}]")
+            };
+            (field, spec)
+        })
+    });
+    let target_count = tiers.iter().map(|t| t.targets.len()).sum::<usize>();
+    for (field, target) in specs {
         let parsed = target
             .contains(':')
             .then(|| ModelRef::parse(target).ok())
@@ -611,7 +744,7 @@ fn validate_route_at(prefix: &str, route: &RouteSettings, known: &[&str]) -> Res
             "remove `continuation`, or remove the hedge table to use a fallback chain",
         ));
     }
-    if route.continuation && route.targets.len() < 2 {
+    if route.continuation && target_count < 2 {
         return Err(Error::config(
             format!(
                 "config: `{}` needs a second target to continue a stream on",
@@ -621,7 +754,7 @@ fn validate_route_at(prefix: &str, route: &RouteSettings, known: &[&str]) -> Res
         ));
     }
     if let Some(hedge) = &route.hedge {
-        if route.targets.len() < 2 {
+        if target_count < 2 {
             return Err(Error::config(
                 format!(
                     "config: `{}` needs at least two targets to race",
@@ -648,6 +781,81 @@ fn validate_route_at(prefix: &str, route: &RouteSettings, known: &[&str]) -> Res
                 ))
             }
             _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Checks `targets`/`tiers`, strategies, weights and affinity, naming the field at fault.
+fn validate_tiers(prefix: &str, route: &RouteSettings) -> Result<()> {
+    let shape = |at: &str, len: usize, strategy: Option<Strategy>, weights: Option<&[f64]>| {
+        check_tier(len, strategy.unwrap_or_default(), weights).map_err(|p| {
+            let field = format!("{at}{}", p.field);
+            Error::config(format!("config: `{field}` {}", p.problem), p.fix).with_code(field)
+        })
+    };
+    if route.tiers.is_empty() {
+        shape(
+            prefix,
+            route.targets.len(),
+            route.strategy,
+            route.weights.as_deref(),
+        )?;
+    } else {
+        for (field, set) in [
+            ("strategy", route.strategy.is_some()),
+            ("weights", route.weights.is_some()),
+        ] {
+            if set {
+                return Err(Error::config(
+                    format!("config: `{prefix}.{field}` is set next to `tiers`"),
+                    format!("give each tier its own `{field}` inside `tiers = [{{ targets = [...], {field} = ... }}]`"),
+                )
+                .with_code(format!("{prefix}.{field}")));
+            }
+        }
+        let flat = route.tiers.iter().flat_map(|t| &t.targets);
+        if !route.targets.is_empty() && route.targets.iter().ne(flat) {
+            return Err(Error::config(
+                format!("config: `{prefix}` sets both `targets` and `tiers`"),
+                "list the targets inside `tiers` only",
+            )
+            .with_code(format!("{prefix}.targets")));
+        }
+        for (t, tier) in route.tiers.iter().enumerate() {
+            shape(
+                &format!("{prefix}.tiers[{t}]"),
+                tier.targets.len(),
+                tier.strategy,
+                tier.weights.as_deref(),
+            )?;
+        }
+    }
+    if let Some(affinity) = &route.affinity {
+        let at = format!("{prefix}.affinity");
+        let mut keys = Vec::with_capacity(affinity.keys.len());
+        for (i, key) in affinity.keys.iter().enumerate() {
+            let field = format!("{at}.keys[{i}]");
+            keys.push(key.parse::<AffinityKey>().map_err(|e| {
+                Error::config(
+                    format!("config: `{field}`: {}", e.message()),
+                    e.fix().unwrap_or("see docs/routing.md").to_owned(),
+                )
+                .with_code(field.clone())
+            })?);
+        }
+        if let Some((problem, fix)) = Affinity::new(keys).problem() {
+            return Err(
+                Error::config(format!("config: `{at}.keys` {problem}"), fix)
+                    .with_code(format!("{at}.keys")),
+            );
+        }
+        if affinity.ttl_ms < 1000 {
+            return Err(bad(
+                &format!("{at}.ttl_ms"),
+                &affinity.ttl_ms.to_string(),
+                "keep pins at least 1000 ms, e.g. 3600000 (one hour)",
+            ));
         }
     }
     Ok(())

@@ -353,3 +353,107 @@ fn spans_longer_than_a_week_are_refused_by_name() {
     Settings::from_toml_str("[routes.a]\ntargets = [\"openai:m\"]\ndeadline_ms = 604800000\n")
         .unwrap();
 }
+
+#[test]
+fn strategies_weights_tiers_and_affinity_parse() {
+    let s = Settings::from_toml_str(
+        r#"
+[routes.spread]
+targets = ["openai:gpt-4o", "anthropic:claude-3-5-haiku-latest"]
+strategy = "weighted"
+weights = [3, 1]
+
+[routes.tiered]
+tiers = [
+  { targets = ["openai:gpt-4o", "openai:gpt-4o-mini"], strategy = "latency" },
+  { targets = ["anthropic:claude-3-5-haiku-latest"] },
+]
+affinity = { keys = ["header:X-Session-Id", "prompt_cache_key", "prefix"], ttl_ms = 600000 }
+"#,
+    )
+    .unwrap();
+    let spread = s.route("spread").unwrap();
+    assert_eq!(spread.strategy, Some(Strategy::Weighted));
+    assert_eq!(spread.weights.as_deref(), Some(&[3.0, 1.0][..]));
+    assert!(spread.is_balanced());
+    let tiered = s.route("tiered").unwrap();
+    // `targets` holds every tier's targets, in order, for everything that lists them.
+    assert_eq!(
+        tiered.targets,
+        ["openai:gpt-4o", "openai:gpt-4o-mini", "anthropic:claude-3-5-haiku-latest"]
+    );
+    assert_eq!(tiered.tier_list()[0].strategy, Some(Strategy::Latency));
+    let affinity = tiered.affinity.as_ref().unwrap();
+    assert_eq!(affinity.parsed_keys().unwrap()[0], AffinityKey::Header("x-session-id".into()));
+    // A plain route keeps its plain fallback chain.
+    assert!(!Settings::from_toml_str("[routes.a]\ntargets = [\"openai:gpt-4o\"]\nstrategy = \"ordered\"\n")
+        .unwrap()
+        .route("a")
+        .unwrap()
+        .is_balanced());
+    // Settings written back read as the same thing, and still validate.
+    let again: Settings = serde_json::from_value(serde_json::to_value(&s).unwrap()).unwrap();
+    again.validate().unwrap();
+    assert_eq!(again, s);
+}
+
+#[test]
+fn bad_routing_settings_name_the_field() {
+    let route = "[routes.r]\ntargets = [\"openai:gpt-4o\", \"openai:gpt-4o-mini\"]\n";
+    let cases = [
+        (format!("{route}strategy = \"fastest\"\n"), "`strategy` = `fastest` is not a strategy"),
+        (format!("{route}strategy = \"weighted\"\nweights = [1, 0]\n"), "`routes.r.weights[1]` = `0` is not a positive weight"),
+        (format!("{route}strategy = \"weighted\"\nweights = [1, -2]\n"), "`routes.r.weights[1]` = `-2` is not a positive weight"),
+        (format!("{route}strategy = \"weighted\"\nweights = [1]\n"), "`routes.r.weights` has 1 values for 2 targets"),
+        (format!("{route}weights = [1, 1]\n"), "`routes.r.weights` is set, and the strategy is `ordered`"),
+        (format!("{route}strategy = \"latency\"\ntiers = [{{ targets = [\"openai:gpt-4o\"] }}]\n"), "`routes.r.strategy` is set next to `tiers`"),
+        ("[routes.r]\ntiers = [{ targets = [\"openai:gpt-4o\"] }, { targets = [] }]\n".to_owned(), "`routes.r.tiers[1].targets` is empty"),
+        ("[routes.r]\ntiers = [{ targets = [\"openai:gpt-4o\", \"nope\"] }]\n".to_owned(), "`routes.r.tiers[0].targets[1]` = `nope`"),
+        ("[routes.r]\ntiers = [{ targets = [\"openai:gpt-4o\"], strategy = \"weighted\", weights = [0.0] }]\n".to_owned(), "`routes.r.tiers[0].weights[0]` = `0` is not a positive weight"),
+        ("[routes.r]\ntargets = [\"openai:gpt-4o\"]\ntiers = [{ targets = [\"openai:gpt-4o-mini\"] }]\n".to_owned(), "sets both `targets` and `tiers`"),
+        (format!("{route}affinity = {{ keys = [\"session\"] }}\n"), "`routes.r.affinity.keys[0]`: `session` is not an affinity key"),
+        (format!("{route}affinity = {{ keys = [] }}\n"), "`routes.r.affinity.keys` are empty"),
+        (format!("{route}affinity = {{ keys = [\"header:a\", \"header:b\"] }}\n"), "`routes.r.affinity.keys` name more than one session header"),
+        (format!("{route}affinity = {{ ttl_ms = 10 }}\n"), "`routes.r.affinity.ttl_ms` = `10` is not valid"),
+    ];
+    for (text, expected) in cases {
+        let e = err(&text);
+        assert_eq!(e.kind(), ErrorKind::Config);
+        assert!(e.message().contains(expected), "{text}\n→ {}", e.message());
+        assert!(e.fix().is_some(), "{text}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_assembled_route_with_tiers_balances_and_fails_over() {
+    use crate::{ChatClient, ChatClientExt, ChatRequest, ChatResponse, FunctionClient};
+    let named = |name: &'static str| {
+        FunctionClient::new(name, move |_r: &ChatRequest| Ok(ChatResponse::from_text(name)))
+    };
+    let (a, b, c) = (named("a"), named("b"), named("c"));
+    let s = Settings::from_toml_str(
+        r#"
+[routes.r]
+tiers = [
+  { targets = ["openai:a", "openai:b"], strategy = "weighted", weights = [1, 1] },
+  { targets = ["openai:c"] },
+]
+affinity = { keys = ["header:x-session-id"] }
+"#,
+    )
+    .unwrap();
+    let route = s.route("r").unwrap();
+    let built = build::assemble(
+        "r",
+        route,
+        vec![a.clone().boxed(), b.clone().boxed(), c.clone().boxed()],
+    )
+    .unwrap();
+    assert_eq!(built.session_header.as_deref(), Some("x-session-id"));
+    for _ in 0..4 {
+        built.client.chat(&ChatRequest::user("hi")).await.unwrap();
+    }
+    assert_eq!((a.calls(), b.calls(), c.calls()), (2, 2, 0));
+    let e = build::assemble("r", route, vec![a.boxed()]).unwrap_err();
+    assert!(e.message().contains("1 clients for 3 targets"), "{e}");
+}

@@ -257,50 +257,15 @@ impl FallbackClient {
 
 impl ChatClient for FallbackClient {
     fn chat<'a>(&'a self, req: &'a ChatRequest) -> BoxFuture<'a, Result<ChatResponse>> {
-        Box::pin(async move {
-            req.validate()?;
-            let (mut response, mut attempts, _) =
-                self.drive(Some(req), |client| client.chat(req)).await?;
-            attempts.append(&mut response.attempts);
-            response.attempts = attempts;
-            Ok(response)
-        })
+        Box::pin(self.chat_in(req, None))
     }
 
     fn chat_stream<'a>(&'a self, req: &'a ChatRequest) -> BoxFuture<'a, Result<ChatStream>> {
-        Box::pin(async move {
-            req.validate()?;
-            let point = self.commit_point;
-            let (stream, attempts, index) = self
-                .drive(Some(req), |client| {
-                    Box::pin(async move {
-                        let stream = client.chat_stream(req).await?;
-                        commit::until(stream, client.info(), point).await
-                    })
-                })
-                .await?;
-            let stream = commit::prepend_attempts(stream, attempts);
-            if !self.continuation {
-                return Ok(stream);
-            }
-            let resume = continuation::Resume {
-                req: req.clone(),
-                backups: self.clients.iter().skip(index + 1).cloned().collect(),
-                point,
-                fallback_on: self.fallback_on.clone(),
-            };
-            Ok(continuation::resume(stream, resume))
-        })
+        Box::pin(self.chat_stream_in(req, None))
     }
 
     fn embed<'a>(&'a self, req: &'a EmbedRequest) -> BoxFuture<'a, Result<EmbedResponse>> {
-        Box::pin(async move {
-            let (mut response, mut attempts, _) =
-                self.drive(None, |client| client.embed(req)).await?;
-            attempts.append(&mut response.attempts);
-            response.attempts = attempts;
-            Ok(response)
-        })
+        Box::pin(self.embed_in(req, None))
     }
 
     fn info(&self) -> &ClientInfo {
@@ -313,20 +278,95 @@ impl ChatClient for FallbackClient {
 }
 
 impl FallbackClient {
-    /// Runs `call` on each target in order until one succeeds, skipping targets that cannot
-    /// serve `req` or whose breaker is open; returns the answer, the earlier attempts'
-    /// records and the index of the target that answered.
+    /// Answers `req` trying the targets in `order` (indices into [`inner`](Self::inner);
+    /// `None` is the chain's own order): what a
+    /// [`BalancedClient`](super::BalancedClient) calls after choosing the order.
+    pub(crate) async fn chat_in(
+        &self,
+        req: &ChatRequest,
+        order: Option<&[usize]>,
+    ) -> Result<ChatResponse> {
+        req.validate()?;
+        let (mut response, mut attempts, _) = self
+            .drive(Some(req), order, |client| client.chat(req))
+            .await?;
+        attempts.append(&mut response.attempts);
+        response.attempts = attempts;
+        Ok(response)
+    }
+
+    /// Streams `req` trying the targets in `order`; see [`chat_in`](Self::chat_in).
+    pub(crate) async fn chat_stream_in(
+        &self,
+        req: &ChatRequest,
+        order: Option<&[usize]>,
+    ) -> Result<ChatStream> {
+        req.validate()?;
+        let point = self.commit_point;
+        let (stream, attempts, position) = self
+            .drive(Some(req), order, |client| {
+                Box::pin(async move {
+                    let stream = client.chat_stream(req).await?;
+                    commit::until(stream, client.info(), point).await
+                })
+            })
+            .await?;
+        let stream = commit::prepend_attempts(stream, attempts);
+        if !self.continuation {
+            return Ok(stream);
+        }
+        let backups = match order {
+            Some(order) => order
+                .iter()
+                .skip(position + 1)
+                .filter_map(|&i| self.clients.get(i).cloned())
+                .collect(),
+            None => self.clients.iter().skip(position + 1).cloned().collect(),
+        };
+        let resume = continuation::Resume {
+            req: req.clone(),
+            backups,
+            point,
+            fallback_on: self.fallback_on.clone(),
+        };
+        Ok(continuation::resume(stream, resume))
+    }
+
+    /// Embeds trying the targets in `order`; see [`chat_in`](Self::chat_in).
+    pub(crate) async fn embed_in(
+        &self,
+        req: &EmbedRequest,
+        order: Option<&[usize]>,
+    ) -> Result<EmbedResponse> {
+        let (mut response, mut attempts, _) = self
+            .drive(None, order, |client| client.embed(req))
+            .await?;
+        attempts.append(&mut response.attempts);
+        response.attempts = attempts;
+        Ok(response)
+    }
+
+    /// Runs `call` on each target in `order` (every target in the chain's order when
+    /// `None`) until one succeeds, skipping targets that cannot serve `req` or whose
+    /// breaker is open; returns the answer, the earlier attempts' records and the position
+    /// in the order of the target that answered.
     async fn drive<'a, T>(
         &'a self,
         req: Option<&ChatRequest>,
+        order: Option<&[usize]>,
         call: impl Fn(&'a DynClient) -> BoxFuture<'a, Result<T>>,
     ) -> Result<(T, Vec<Attempt>, usize)> {
         let mut errors = Vec::new();
         let mut attempts: Vec<Attempt> = Vec::new();
-        // The target that recovers first, among those skipped: (index, wait).
-        let mut earliest: Option<(usize, Duration)> = None;
+        // The target that recovers first, among those skipped: (index, position, wait).
+        let mut earliest: Option<(usize, usize, Duration)> = None;
         let mut called_any = false;
-        for (index, client) in self.clients.iter().enumerate() {
+        let count = order.map_or(self.clients.len(), <[usize]>::len);
+        for position in 0..count {
+            let index = order.map_or(position, |order| order[position]);
+            let Some(client) = self.clients.get(index) else {
+                continue;
+            };
             if let Some(err) = req.and_then(|req| unsupported(client, req)) {
                 tracing::warn!(
                     target_provider = client.info().provider(),
@@ -352,19 +392,19 @@ impl FallbackClient {
                     &err,
                 ));
                 errors.push(err);
-                if earliest.is_none_or(|(_, w)| wait < w) {
-                    earliest = Some((index, wait));
+                if earliest.is_none_or(|(_, _, w)| wait < w) {
+                    earliest = Some((index, position, wait));
                 }
                 continue;
             }
             called_any = true;
             match self.attempt(client, &call, &mut attempts).await {
-                Ok(value) => return Ok((value, attempts, index)),
+                Ok(value) => return Ok((value, attempts, position)),
                 Err(err) if self.fallback_on.should_fall_back(&err) => errors.push(err),
                 Err(err) => return Err(err.after_attempts(errors)),
             }
         }
-        if let (false, AllOpen::WaitForFirst, Some((index, wait))) =
+        if let (false, AllOpen::WaitForFirst, Some((index, position, wait))) =
             (called_any, self.when_all_open, earliest)
         {
             let fits = current_deadline().is_none_or(|d| tokio::time::Instant::now() + wait < d);
@@ -377,7 +417,7 @@ impl FallbackClient {
                 );
                 tokio::time::sleep(wait).await;
                 match self.attempt(client, &call, &mut attempts).await {
-                    Ok(value) => return Ok((value, attempts, index)),
+                    Ok(value) => return Ok((value, attempts, position)),
                     Err(err) if self.fallback_on.should_fall_back(&err) => errors.push(err),
                     Err(err) => return Err(err.after_attempts(errors)),
                 }

@@ -280,8 +280,20 @@ struct Started {
     at: Instant,
 }
 
-impl ChatClient for HedgedClient {
-    fn chat<'a>(&'a self, req: &'a ChatRequest) -> BoxFuture<'a, Result<ChatResponse>> {
+impl HedgedClient {
+    /// Races the targets in `order` (indices into [`inner`](Self::inner); `None` is the
+    /// hedge's own order): what a [`BalancedClient`](super::BalancedClient) calls after
+    /// choosing the order. Attempts are recorded by position in the order.
+    pub(crate) fn chat_in<'a>(
+        &'a self,
+        req: &'a ChatRequest,
+        order: Option<&'a [usize]>,
+    ) -> BoxFuture<'a, Result<ChatResponse>> {
+        let count = order.map_or(self.clients.len(), <[usize]>::len);
+        let client_at = move |position: usize| -> Option<&'a DynClient> {
+            let index = order.map_or(Some(position), |o| o.get(position).copied())?;
+            self.clients.get(index)
+        };
         Box::pin(async move {
             req.validate()?;
             let delay = self.current_delay();
@@ -297,7 +309,10 @@ impl ChatClient for HedgedClient {
                               started: &mut Vec<Started>,
                               ended: &mut Vec<(usize, Attempt)>,
                               errors: &mut Vec<Error>| {
-                while let Some(client) = self.clients.get(next.load(Relaxed)) {
+                while let Some(client) = (next.load(Relaxed) < count)
+                    .then(|| client_at(next.load(Relaxed)))
+                    .flatten()
+                {
                     let index = next.load(Relaxed);
                     next.store(index + 1, Relaxed);
                     if let Some(err) = unsupported(client, req) {
@@ -328,7 +343,7 @@ impl ChatClient for HedgedClient {
                 if running.is_empty() {
                     return Err(Error::chain_failed(errors, self.clients.len()));
                 }
-                let more = next.load(Relaxed) < self.clients.len();
+                let more = next.load(Relaxed) < count;
                 tokio::select! {
                     Some((index, at, result)) = running.next() => match result {
                         Ok(mut response) => {
@@ -339,8 +354,9 @@ impl ChatClient for HedgedClient {
                                 if records.iter().any(|(i, _)| *i == s.index) {
                                     continue;
                                 }
-                                let info = self.clients[s.index].info();
-                                records.push((s.index, cancelled(info, now - s.at)));
+                                if let Some(client) = client_at(s.index) {
+                                    records.push((s.index, cancelled(client.info(), now - s.at)));
+                                }
                             }
                             records.sort_by_key(|(i, _)| *i);
                             let mut attempts: Vec<Attempt> =
@@ -353,8 +369,10 @@ impl ChatClient for HedgedClient {
                             if !err.is_recoverable() {
                                 return Err(err);
                             }
-                            let info = self.clients[index].info();
-                            ended.push((index, Attempt::failure(info.provider(), info.model(), &err, at.elapsed())));
+                            if let Some(client) = client_at(index) {
+                                let info = client.info();
+                                ended.push((index, Attempt::failure(info.provider(), info.model(), &err, at.elapsed())));
+                            }
                             errors.push(err);
                             if start_next(&mut running, &mut started, &mut ended, &mut errors) {
                                 timer.as_mut().reset(Instant::now() + delay);
@@ -369,6 +387,13 @@ impl ChatClient for HedgedClient {
                 }
             }
         })
+    }
+
+}
+
+impl ChatClient for HedgedClient {
+    fn chat<'a>(&'a self, req: &'a ChatRequest) -> BoxFuture<'a, Result<ChatResponse>> {
+        self.chat_in(req, None)
     }
 
     fn chat_stream<'a>(&'a self, req: &'a ChatRequest) -> BoxFuture<'a, Result<ChatStream>> {

@@ -21,13 +21,16 @@
 //! provider, then move on); the breaker sits outside retry (an open breaker skips the
 //! provider and its retries at once, and one exhausted retry loop is one failure); the
 //! timeout is innermost, around each real attempt. [`HedgedClient`] can stand where
-//! [`FallbackClient`] stands, racing targets instead of trying them one after another.
+//! [`FallbackClient`] stands, racing targets instead of trying them one after another, and
+//! so can [`BalancedClient`], which spreads requests over tiers of targets by a
+//! [`Strategy`] and can pin conversations to the target holding their prompt cache.
 //!
 //! A stream may switch attempt or target only before its commit point ([`CommitPoint`]; by
 //! default its first content event); after it, a failure ends the stream with
 //! [`ErrorKind::StreamInterrupted`](crate::ErrorKind::StreamInterrupted), unless a
 //! [`FallbackClient`] with continuation resumes it on another target.
 
+pub mod balance;
 pub mod budget;
 pub mod cache;
 pub mod circuit_breaker;
@@ -41,6 +44,9 @@ pub mod instrument;
 pub mod retry;
 pub mod timeout;
 
+pub use balance::{
+    Affinity, AffinityKey, BalancedClient, BalancedClientBuilder, Strategy, Tier,
+};
 pub use budget::{Budget, BudgetBuilder, BudgetClient, BudgetLimit, DEFAULT_MAX_OUTPUT_TOKENS};
 pub use cache::{
     key_fingerprint, CacheBackend, CacheEntry, CachedClient, FileCache, MemoryCache, CACHE_PROVIDER,

@@ -1,5 +1,5 @@
-//! Where wrappers keep state that outlives one call: circuit breaker states today, budget
-//! spend and counters next.
+//! Where wrappers keep state that outlives one call: circuit breaker states, counters and
+//! prompt-cache affinity pins.
 //!
 //! [`StateStore`] is a small object-safe trait so the same wrappers can keep their state in
 //! this process ([`MemoryStore`], the default) or share it between processes
@@ -129,6 +129,21 @@ pub trait StateStore: Send + Sync + fmt::Debug {
     fn add_shared<'a>(&'a self, key: &'a str, delta: i64) -> BoxFuture<'a, i64> {
         let value = self.add(key, delta);
         Box::pin(std::future::ready(value))
+    }
+
+    /// Returns the value pinned under `key`, first storing `proposed` there for `ttl` when
+    /// nothing is, and renewing the TTL either way: how prompt-cache affinity agrees on a
+    /// conversation's target across processes (one atomic round trip on a networked
+    /// store). The default shares nothing and returns `proposed`; the caller keeps its own
+    /// pins in the process.
+    fn claim_pin<'a>(
+        &'a self,
+        key: &'a str,
+        proposed: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, String> {
+        let _ = (key, ttl);
+        Box::pin(std::future::ready(proposed.to_owned()))
     }
 
     /// Checks that the store can be reached (a networked store sends one command).

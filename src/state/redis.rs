@@ -9,7 +9,8 @@
 //!
 //! # Keys
 //! A breaker keyed `k` lives in the string `<prefix>breaker:<k>` (a small JSON record with
-//! wall-clock times in Unix milliseconds); a counter in `<prefix>counter:<k>`. Every write
+//! wall-clock times in Unix milliseconds); a counter in `<prefix>counter:<k>`; an affinity
+//! pin in `<prefix>pin:<route>:<targets>:<conversation>` (the target's `index:provider:model`). Every write
 //! sets a TTL ([`RedisStoreBuilder::ttl`], plus the time an open breaker has left), so state
 //! of targets nobody calls any more expires on its own.
 //!
@@ -76,6 +77,18 @@ const ADD: &str = r"
 local value = redis.call('INCRBY', KEYS[1], ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return value
+";
+
+/// Returns the pin in `KEYS[1]` and renews its TTL of `ARGV[2]` ms, or stores `ARGV[1]`
+/// there first when there is none.
+const CLAIM_PIN: &str = r"
+local current = redis.call('GET', KEYS[1])
+if current then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return current
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return ARGV[1]
 ";
 
 /// Keeps breaker records and counters in Redis, shared by every process that uses the
@@ -611,6 +624,43 @@ impl StateStore for RedisStore {
                 Err(fault) => {
                     self.inner.lost(&fault);
                     self.inner.add_local(key, delta)
+                }
+            }
+        })
+    }
+
+    /// One round trip: the pin already in Redis (renewed), or `proposed` stored there. When
+    /// Redis cannot be reached, `proposed` (the pin stays in this process).
+    fn claim_pin<'a>(
+        &'a self,
+        key: &'a str,
+        proposed: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, String> {
+        Box::pin(async move {
+            let result = async {
+                let mut conn = self.inner.connection().await?;
+                let pinned: String = self
+                    .inner
+                    .run(
+                        Script::new(CLAIM_PIN)
+                            .key(format!("{}{key}", self.inner.prefix))
+                            .arg(proposed)
+                            .arg(ttl.as_millis().max(1) as i64)
+                            .invoke_async(&mut conn),
+                    )
+                    .await?;
+                Ok::<_, Fault>(pinned)
+            }
+            .await;
+            match result {
+                Ok(pinned) => {
+                    self.inner.reached();
+                    pinned
+                }
+                Err(fault) => {
+                    self.inner.lost(&fault);
+                    proposed.to_owned()
                 }
             }
         })

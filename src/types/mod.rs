@@ -14,8 +14,8 @@ pub use embed::{EmbedRequest, EmbedResponse};
 pub use message::{Media, MediaSource, Message, Part, Role, Thinking, ToolCall, ToolResult};
 pub use model::ModelRef;
 pub use request::{
-    ChatRequest, Passthrough, ReasoningEffort, ReasoningSummary, ResponseFormat, ToolChoice,
-    ToolSpec,
+    ChatRequest, Passthrough, ReasoningEffort, ReasoningSummary, ResponseFormat, RoutingHints,
+    ToolChoice, ToolSpec,
 };
 pub use response::{Attempt, ChatResponse, FinishKind, FinishReason, Outcome, Usage};
 pub use stream::{response_to_events, ChatStream, StreamAccumulator, StreamEvent, StreamMeta};

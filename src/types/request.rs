@@ -195,6 +195,11 @@ pub struct ChatRequest {
     /// which every target receives, it is dropped for targets of other protocols.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub passthrough: Option<Passthrough>,
+    /// Values that choose a target but are never sent to a provider (nor serialised with
+    /// the request): the conversation ids prompt-cache affinity keys on. See
+    /// [`RoutingHints`].
+    #[serde(skip)]
+    pub routing: RoutingHints,
 }
 
 /// Request JSON kept in the shape of the protocol it arrived in, for targets that speak it.
@@ -243,6 +248,26 @@ impl Passthrough {
     pub fn is_empty(&self) -> bool {
         self.fields.is_empty() && self.headers.is_empty()
     }
+}
+
+/// Conversation ids that steer routing and are never sent to a provider.
+///
+/// A [`BalancedClient`](crate::BalancedClient) with affinity keys its pin on one of them
+/// (see [`AffinityKey`](crate::AffinityKey)). A gateway fills them from what it does not
+/// forward: a session header, or OpenAI's `prompt_cache_key` and `user` fields, which an
+/// Anthropic or Gemini target would refuse. A library caller talking to OpenAI may instead
+/// put those fields in [`ChatRequest::extra`], where affinity reads them too.
+#[non_exhaustive]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RoutingHints {
+    /// The value of the route's session header (`affinity.keys = ["header:<name>"]`).
+    pub session: Option<String>,
+    /// OpenAI's `prompt_cache_key`.
+    pub prompt_cache_key: Option<String>,
+    /// OpenAI's `user`.
+    pub user: Option<String>,
+    /// Anthropic's `metadata.user_id`.
+    pub metadata_user_id: Option<String>,
 }
 
 impl ChatRequest {
@@ -363,6 +388,14 @@ impl ChatRequest {
     #[must_use]
     pub fn with_extra(mut self, key: impl Into<String>, value: Value) -> ChatRequest {
         self.extra.insert(key.into(), value);
+        self
+    }
+
+    /// Sets the session id prompt-cache affinity keys on (what a gateway reads from the
+    /// route's session header); never sent to a provider.
+    #[must_use]
+    pub fn with_session(mut self, session: impl Into<String>) -> ChatRequest {
+        self.routing.session = Some(session.into());
         self
     }
 

@@ -96,6 +96,23 @@ pub(crate) fn from_wire(body: &wire::ChatCompletionRequest) -> Result<ChatReques
             ))
         }
     };
+    // Conversation ids for prompt-cache affinity: kept for routing, never forwarded (an
+    // Anthropic or Gemini target would refuse them).
+    for (field, hint) in [
+        ("prompt_cache_key", &mut req.routing.prompt_cache_key),
+        ("user", &mut req.routing.user),
+    ] {
+        *hint = match body.extra.get(field) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(text)) => Some(text.clone()),
+            Some(_) => {
+                return Err(ApiError::invalid(
+                    format!("`{field}` must be a string"),
+                    Some(field),
+                ))
+            }
+        };
+    }
     req.validate()
         .map_err(|e| ApiError::invalid(crate::error::http_text(&e), Some("messages")))?;
     Ok(req)
@@ -413,6 +430,16 @@ mod tests {
             assert_eq!(err.status, axum::http::StatusCode::BAD_REQUEST, "{bad}");
             assert_eq!(err.body().error.param.as_deref(), Some("n"), "{bad}");
         }
+    fn cache_key_and_user_become_routing_hints_and_are_not_forwarded() {
+        let req = parse(serde_json::json!({"model": "m", "prompt_cache_key": "conv-7", "user": "u1",
+            "messages": [{"role": "user", "content": "x"}]}))
+        .unwrap();
+        assert_eq!(req.routing.prompt_cache_key.as_deref(), Some("conv-7"));
+        assert_eq!(req.routing.user.as_deref(), Some("u1"));
+        assert!(req.extra.is_empty());
+        let err = parse(serde_json::json!({"model": "m", "user": 5, "messages": [{"role": "user", "content": "x"}]}))
+            .unwrap_err();
+        assert_eq!(err.body().error.param.as_deref(), Some("user"));
     }
 
     #[test]

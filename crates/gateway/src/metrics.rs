@@ -2,7 +2,8 @@
 //!
 //! Series (all prefixed `switchboard_gateway_`): `requests_total{route,dialect,status}`,
 //! `attempts_total{provider,model,outcome}`, `errors_total{kind}`,
-//! `tokens_total{route,direction}`, `in_flight`, and the histogram
+//! `tokens_total{route,direction}` (`input`, `output`, `cache_read`),
+//! `cache_read_ratio{route}` (cache-read ÷ input tokens), `in_flight`, and the histogram
 //! `request_duration_seconds{route,dialect}` (whole request; for streams, until the last
 //! byte). `dialect` names the front door: `chat`, `messages`, `responses` or `embeddings`.
 //! Written by hand: the exposition format is a few lines of text.
@@ -124,6 +125,8 @@ impl Metrics {
                 let u = &answer.usage;
                 *m.tokens.entry((route.to_owned(), "input")).or_default() += u.input_tokens;
                 *m.tokens.entry((route.to_owned(), "output")).or_default() += u.output_tokens;
+                *m.tokens.entry((route.to_owned(), "cache_read")).or_default() +=
+                    u.cache_read_tokens.unwrap_or(0);
                 if let Some(cost) =
                     PriceTable::embedded().cost_of(u, answer.provider, answer.model_served())
                 {
@@ -204,6 +207,14 @@ impl Metrics {
             let _ = writeln!(out, "# HELP {p}_tokens_total Tokens used, by route and direction.\n# TYPE {p}_tokens_total counter");
             for ((route, direction), n) in &m.tokens {
                 let _ = writeln!(out, "{p}_tokens_total{{route=\"{}\",direction=\"{direction}\"}} {n}", esc(route));
+            }
+            let _ = writeln!(out, "# HELP {p}_cache_read_ratio Input tokens read from the provider's prompt cache, as a share of all input tokens, by route.\n# TYPE {p}_cache_read_ratio gauge");
+            for ((route, direction), input) in &m.tokens {
+                if *direction != "input" || *input == 0 {
+                    continue;
+                }
+                let read = m.tokens.get(&(route.clone(), "cache_read")).copied().unwrap_or(0);
+                let _ = writeln!(out, "{p}_cache_read_ratio{{route=\"{}\"}} {}", esc(route), read as f64 / *input as f64);
             }
             let _ = writeln!(out, "# HELP {p}_cost_usd_total Estimated spend from the built-in price table, by route.\n# TYPE {p}_cost_usd_total counter");
             for (route, nanos) in &m.cost_nanos {

@@ -295,7 +295,13 @@ async fn chat(
         error,
         attempts,
     };
-    let req = crate::convert::from_wire(&wire_req).map_err(|e| fail(e, None))?;
+    let mut req = crate::convert::from_wire(&wire_req).map_err(|e| fail(e, None))?;
+    if let Some(name) = &route.session_header {
+        req.routing.session = headers
+            .get(name.as_str())
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+    }
     let report = Arc::new(Report::default());
     let id = completion_id();
     let created = now_secs();
