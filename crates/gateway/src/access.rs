@@ -113,7 +113,6 @@ pub(crate) struct StreamLine {
     started: Instant,
     path: &'static str,
     served: Option<Served>,
-    path: &'static str,
 }
 
 impl StreamLine {
@@ -124,14 +123,7 @@ impl StreamLine {
             started,
             path,
             served: Some(served),
-            path: "/v1/chat/completions",
         }
-    }
-
-    /// Names the path the stream answers, for front doors other than Chat Completions.
-    pub(crate) fn at(mut self, path: &'static str) -> StreamLine {
-        self.path = path;
-        self
     }
 
     /// Writes the line for a stream that completed as `answer`.

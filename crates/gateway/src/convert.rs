@@ -430,6 +430,9 @@ mod tests {
             assert_eq!(err.status, axum::http::StatusCode::BAD_REQUEST, "{bad}");
             assert_eq!(err.body().error.param.as_deref(), Some("n"), "{bad}");
         }
+    }
+
+    #[test]
     fn cache_key_and_user_become_routing_hints_and_are_not_forwarded() {
         let req = parse(serde_json::json!({"model": "m", "prompt_cache_key": "conv-7", "user": "u1",
             "messages": [{"role": "user", "content": "x"}]}))

@@ -169,6 +169,76 @@ async fn sdk_error_line(base: &str, model: &str) -> String {
     let out = tokio::task::spawn_blocking(move || {
         Command::new("python3")
             .args([script, &base, KEY, &model])
+            .output()
+            .expect("run python3")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(
+        out.status.success(),
+        "retries.py failed\nstdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sdk_does_not_multiply_upstream_calls_the_route_already_retried() {
+    if !python_has_openai() {
+        return;
+    }
+    let down = |name: &str| {
+        let provider = name.to_owned();
+        switchboard::FunctionClient::builder("m")
+            .provider(name)
+            .respond(move |_r: &switchboard::ChatRequest| {
+                Err(switchboard::Error::from_status(
+                    provider.clone(),
+                    503,
+                    "down",
+                ))
+            })
+            .build()
+    };
+    let (retried, single) = (down("a"), down("b"));
+    let retry: switchboard::config::RouteSettings = switchboard::config::Settings::from_toml_str(
+        "[routes.r]\ntargets = [\"openai:m\"]\nretry = { max_retries = 1, base_delay_ms = 1, max_delay_ms = 1 }\n",
+    )
+    .unwrap()
+    .routes["r"]
+        .clone();
+    let gw = common::start(
+        switchboard_gateway::Gateway::from_routes_with(
+            vec![
+                (
+                    "retried",
+                    retry,
+                    vec![std::sync::Arc::new(retried.clone()) as switchboard::DynClient],
+                ),
+                (
+                    "single",
+                    switchboard::config::RouteSettings::default(),
+                    vec![std::sync::Arc::new(single.clone()) as switchboard::DynClient],
+                ),
+            ],
+            GatewayOptions::default().api_key(KEY),
+        )
+        .unwrap(),
+    )
+    .await;
+    // The route tried twice; the SDK, told so, does not run the route again: 2 upstream
+    // calls for the SDK's one call, not 3 × 2.
+    let line = sdk_error_line(&gw.base, "retried").await;
+    assert_eq!(line, "status 503 should_retry false");
+    assert_eq!(retried.calls(), 2);
+    // A route that made one attempt leaves the SDK its retries (3 calls in all).
+    let line = sdk_error_line(&gw.base, "single").await;
+    assert_eq!(line, "status 503 should_retry -");
+    assert_eq!(single.calls(), 3);
+    gw.shutdown().await.unwrap();
+}
+
 // ---- the Responses API -----------------------------------------------------------------
 
 /// A target that answers with signed reasoning, and says whether the signature came back.
@@ -281,68 +351,6 @@ async fn the_official_python_sdk_speaks_the_responses_api() {
     })
     .await
     .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    assert!(
-        out.status.success(),
-        "retries.py failed\nstdout:\n{stdout}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_sdk_does_not_multiply_upstream_calls_the_route_already_retried() {
-    if !python_has_openai() {
-        return;
-    }
-    let down = |name: &str| {
-        let provider = name.to_owned();
-        switchboard::FunctionClient::builder("m")
-            .provider(name)
-            .respond(move |_r: &switchboard::ChatRequest| {
-                Err(switchboard::Error::from_status(
-                    provider.clone(),
-                    503,
-                    "down",
-                ))
-            })
-            .build()
-    };
-    let (retried, single) = (down("a"), down("b"));
-    let retry: switchboard::config::RouteSettings = switchboard::config::Settings::from_toml_str(
-        "[routes.r]\ntargets = [\"openai:m\"]\nretry = { max_retries = 1, base_delay_ms = 1, max_delay_ms = 1 }\n",
-    )
-    .unwrap()
-    .routes["r"]
-        .clone();
-    let gw = common::start(
-        switchboard_gateway::Gateway::from_routes_with(
-            vec![
-                (
-                    "retried",
-                    retry,
-                    vec![std::sync::Arc::new(retried.clone()) as switchboard::DynClient],
-                ),
-                (
-                    "single",
-                    switchboard::config::RouteSettings::default(),
-                    vec![std::sync::Arc::new(single.clone()) as switchboard::DynClient],
-                ),
-            ],
-            GatewayOptions::default().api_key(KEY),
-        )
-        .unwrap(),
-    )
-    .await;
-    // The route tried twice; the SDK, told so, does not run the route again: 2 upstream
-    // calls for the SDK's one call, not 3 × 2.
-    let line = sdk_error_line(&gw.base, "retried").await;
-    assert_eq!(line, "status 503 should_retry false");
-    assert_eq!(retried.calls(), 2);
-    // A route that made one attempt leaves the SDK its retries (3 calls in all).
-    let line = sdk_error_line(&gw.base, "single").await;
-    assert_eq!(line, "status 503 should_retry -");
-    assert_eq!(single.calls(), 3);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -118,7 +118,7 @@ async fn respond(
             deferred: true,
             ..Served::default()
         };
-        let line = StreamLine::new(started, served.clone()).at(PATH);
+        let line = StreamLine::new(started, PATH, served.clone());
         let ctx = stream::Context {
             id,
             created_at,
