@@ -431,13 +431,26 @@ async fn openai_reasoning_goes_back_byte_for_byte_and_is_dropped_when_anthropic_
         "application/json",
     )
     .await;
-    let anthropic = mock(
-        "/v1/messages",
-        200,
-        fixture("anthropic/messages_text.json"),
-        "application/json",
-    )
-    .await;
+    let anthropic = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .and(wiremock::matchers::body_partial_json(
+            json!({"stream": true}),
+        ))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_raw(fixture("anthropic/stream_text.sse"), "text/event-stream"),
+        )
+        .mount(&anthropic)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_raw(fixture("anthropic/messages_text.json"), "application/json"),
+        )
+        .mount(&anthropic)
+        .await;
     let gw = start_routes(
         vec![
             (
@@ -515,6 +528,17 @@ async fn openai_reasoning_goes_back_byte_for_byte_and_is_dropped_when_anthropic_
     assert_eq!(header_of(&resp, "x-switchboard-provider"), "anthropic");
     assert_eq!(header_of(&resp, "x-switchboard-attempts"), "2");
     assert_eq!(header_of(&resp, "x-switchboard-reasoning-dropped"), "1");
+    let streamed = post(
+        &gw.base,
+        json!({"model": "cross", "input": input, "stream": true}),
+    )
+    .await;
+    assert_eq!(streamed.status(), 200);
+    assert_eq!(header_of(&streamed, "x-switchboard-reasoning-dropped"), "1");
+    assert_eq!(
+        events(&streamed.text().await.unwrap()).last().unwrap().0,
+        "response.completed"
+    );
     let sent = &sent_bodies(&anthropic).await[0];
     let text = sent.to_string();
     assert!(
