@@ -431,13 +431,26 @@ async fn openai_reasoning_goes_back_byte_for_byte_and_is_dropped_when_anthropic_
         "application/json",
     )
     .await;
-    let anthropic = mock(
-        "/v1/messages",
-        200,
-        fixture("anthropic/messages_text.json"),
-        "application/json",
-    )
-    .await;
+    let anthropic = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .and(wiremock::matchers::body_partial_json(
+            json!({"stream": true}),
+        ))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_raw(fixture("anthropic/stream_text.sse"), "text/event-stream"),
+        )
+        .mount(&anthropic)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_raw(fixture("anthropic/messages_text.json"), "application/json"),
+        )
+        .mount(&anthropic)
+        .await;
     let gw = start_routes(
         vec![
             (
@@ -515,6 +528,17 @@ async fn openai_reasoning_goes_back_byte_for_byte_and_is_dropped_when_anthropic_
     assert_eq!(header_of(&resp, "x-switchboard-provider"), "anthropic");
     assert_eq!(header_of(&resp, "x-switchboard-attempts"), "2");
     assert_eq!(header_of(&resp, "x-switchboard-reasoning-dropped"), "1");
+    let streamed = post(
+        &gw.base,
+        json!({"model": "cross", "input": input, "stream": true}),
+    )
+    .await;
+    assert_eq!(streamed.status(), 200);
+    assert_eq!(header_of(&streamed, "x-switchboard-reasoning-dropped"), "1");
+    assert_eq!(
+        events(&streamed.text().await.unwrap()).last().unwrap().0,
+        "response.completed"
+    );
     let sent = &sent_bodies(&anthropic).await[0];
     let text = sent.to_string();
     assert!(
@@ -1090,4 +1114,63 @@ async fn a_streamed_openai_function_call_keeps_its_call_id_for_the_output() {
     assert_eq!(call["call_id"], "call_Xq7Lm2pR9sT4vW1yZ3bN5cD8");
     assert_eq!(output["call_id"], "call_Xq7Lm2pR9sT4vW1yZ3bN5cD8");
     assert_eq!(output["output"], "{\"temp\": 18}");
+}
+
+#[tokio::test]
+async fn a_length_stop_is_an_incomplete_response_whole_and_streamed() {
+    let openai = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/responses"))
+        .and(wiremock::matchers::body_partial_json(
+            json!({"stream": true}),
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(
+            fixture("openai-responses/stream_incomplete.sse"),
+            "text/event-stream",
+        ))
+        .mount(&openai)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/responses"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(
+            fixture("openai-responses/response_incomplete.json"),
+            "application/json",
+        ))
+        .mount(&openai)
+        .await;
+    let gw = start_routes(
+        vec![(
+            "gpt",
+            vec![client(
+                "openai-responses:gpt-5-mini",
+                &format!("{}/v1", openai.uri()),
+            )],
+        )],
+        GatewayOptions::default(),
+    )
+    .await;
+    let body = json_of(
+        post(
+            &gw.base,
+            json!({"model": "gpt", "input": "Write a long essay.", "max_output_tokens": 16}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(body["status"], "incomplete", "{body}");
+    assert_eq!(body["incomplete_details"]["reason"], "max_output_tokens");
+    assert_eq!(body["max_output_tokens"], 16, "echoed");
+    let resp = post(
+        &gw.base,
+        json!({"model": "gpt", "input": "Write a long essay.", "max_output_tokens": 16, "stream": true}),
+    )
+    .await;
+    let events = events(&resp.text().await.unwrap());
+    let (last, data) = events.last().unwrap();
+    assert_eq!(last, "response.incomplete");
+    assert_eq!(data["response"]["status"], "incomplete");
+    assert_eq!(
+        data["response"]["incomplete_details"]["reason"],
+        "max_output_tokens"
+    );
 }

@@ -103,6 +103,25 @@ again = client.responses.create(
     reasoning={"effort": "high"},
 )
 assert again.output_text == "the signature came back", again.output_text
+# Streamed: the SDK assembles the reasoning item from the summary events, and the
+# assembled item goes back just as well.
+with client.responses.stream(
+    model="thinker", input="Think first.", reasoning={"effort": "high", "summary": "auto"}
+) as stream:
+    summary = "".join(
+        e.delta for e in stream if e.type == "response.reasoning_summary_text.delta"
+    )
+    streamed = stream.get_final_response()
+assert summary == "pondering", summary
+assert streamed.output[0].type == "reasoning", streamed.output
+assert streamed.output[0].summary[0].text == "pondering", streamed.output[0]
+again = client.responses.create(
+    model="thinker",
+    input=[{"role": "user", "content": "Think first."}]
+    + streamed.output
+    + [{"role": "user", "content": "And again?"}],
+)
+assert again.output_text == "the signature came back", again.output_text
 ok("reasoning_round_trip")
 
 # Stateless: a stored conversation cannot be continued.
