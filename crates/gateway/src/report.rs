@@ -101,36 +101,6 @@ fn settle(
     );
 }
 
-/// Counts the request's reasoning items that carry a provider's opaque data (a signature or
-/// encrypted content) from a provider other than `provider`: the library sends those only
-/// back to the provider that produced them. Encrypted data right after signed reasoning of
-/// the same origin is the second half of one item (as OpenAI's reasoning items arrive),
-/// so it is not counted again.
-fn foreign_reasoning(req: &ChatRequest, provider: &str) -> u32 {
-    let mut n = 0usize;
-    for message in &req.messages {
-        let mut previous: Option<&switchboard::types::Thinking> = None;
-        for part in &message.parts {
-            let Part::Thinking(t) = part else {
-                previous = None;
-                continue;
-            };
-            let opaque = t.signature.is_some() || t.redacted.is_some();
-            let second_half = previous.is_some_and(|p| {
-                p.origin == t.origin
-                    && p.redacted.is_none()
-                    && t.text.is_empty()
-                    && t.signature.is_none()
-            });
-            if opaque && !second_half && t.origin.as_deref() != Some(provider) {
-                n += 1;
-            }
-            previous = Some(t);
-        }
-    }
-    u32::try_from(n).unwrap_or(u32::MAX)
-}
-
 /// Observes one provider client: counts attempts, records outcomes, notes the winner.
 #[derive(Debug)]
 pub(crate) struct Observed {

@@ -5,7 +5,7 @@
 //! route, call it, encode the answer ([`encode`]) or the stream ([`stream`]). Errors are
 //! OpenAI's error JSON (the same mapping as `/v1/chat/completions`), and answers carry the
 //! same `x-switchboard-provider`, `-model` and `-attempts` headers, plus
-//! `x-switchboard-reasoning-dropped` when reasoning from another provider was left out of
+//! `x-switchboard-dropped` when reasoning from another provider was left out of
 //! the request that answered (see [`reasoning`]).
 
 mod content;

@@ -7,7 +7,7 @@
 //! client sends the item back (as OpenAI asks clients to do with `store: false`), the note is
 //! opened and the provider's own bytes are restored exactly; the summary text travels as the
 //! item's `summary`. The library sends reasoning only to the provider named as its origin and
-//! drops it elsewhere, which the attempt log and the `x-switchboard-reasoning-dropped` header
+//! drops it elsewhere, which the attempt log and the `x-switchboard-dropped` header
 //! report.
 //!
 //! A function call's own signature (Gemini's `thoughtSignature` on a `functionCall` part)
