@@ -676,7 +676,10 @@ mod tests {
             format!("{err:#?}"),
             err.attempt_errors()[0].message().to_owned(),
             err.attempt_errors()[0].fix().unwrap_or_default().to_owned(),
-            err.attempt_errors()[0].code().unwrap_or_default().to_owned(),
+            err.attempt_errors()[0]
+                .code()
+                .unwrap_or_default()
+                .to_owned(),
         ];
         for text in &texts {
             assert!(!text.contains(KEY), "{text}");
