@@ -725,6 +725,33 @@ mod tests {
     }
 
     #[test]
+    fn a_registered_secret_never_shows_in_any_part_of_an_error() {
+        const KEY: &str = "sk-error-unit-test-4Hq7Zt2Lw9";
+        crate::redact::register(KEY);
+        let cause = std::io::Error::other(format!("socket said {KEY}"));
+        let attempt = Error::from_status("a", 401, format!("bad key {KEY}"))
+            .with_fix(format!("rotate {KEY}"))
+            .with_code(KEY)
+            .with_source(cause);
+        let err = Error::all_targets_failed(vec![attempt]);
+        let texts = [
+            err.to_string(),
+            format!("{err:?}"),
+            format!("{err:#?}"),
+            err.attempt_errors()[0].message().to_owned(),
+            err.attempt_errors()[0].fix().unwrap_or_default().to_owned(),
+            err.attempt_errors()[0]
+                .code()
+                .unwrap_or_default()
+                .to_owned(),
+        ];
+        for text in &texts {
+            assert!(!text.contains(KEY), "{text}");
+        }
+        assert!(texts[0].contains("bad key [redacted]"), "{}", texts[0]);
+    }
+
+    #[test]
     fn display_names_provider_status_and_fix() {
         let err = Error::from_status("anthropic", 529, "Overloaded")
             .with_retry_after(Duration::from_secs(2))

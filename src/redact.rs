@@ -27,7 +27,9 @@ pub const MIN_SECRET_LEN: usize = 8;
 /// The most secrets kept at once.
 pub const MAX_SECRETS: usize = 1024;
 
-static SECRETS: RwLock<Vec<SecretString>> = RwLock::new(Vec::new());
+/// The registered secrets, longest first (so a secret that contains another is blanked
+/// whole), each with the order it was registered in (for forgetting the oldest).
+static SECRETS: RwLock<Vec<(u64, SecretString)>> = RwLock::new(Vec::new());
 
 /// Registers `secret` so [`scrub`] blanks it from now on (values shorter than
 /// [`MIN_SECRET_LEN`] and values already known are ignored).
@@ -37,13 +39,20 @@ pub fn register(secret: &str) {
         return;
     }
     let mut all = SECRETS.write().unwrap_or_else(PoisonError::into_inner);
-    if all.iter().any(|s| s.expose_secret() == secret) {
+    if all.iter().any(|(_, s)| s.expose_secret() == secret) {
         return;
     }
     if all.len() >= MAX_SECRETS {
-        all.remove(0);
+        if let Some(oldest) = (0..all.len()).min_by_key(|&i| all[i].0) {
+            all.remove(oldest);
+        }
     }
-    all.push(SecretString::from(secret.to_owned()));
+    let order = all.iter().map(|(n, _)| n + 1).max().unwrap_or(0);
+    let at = all
+        .iter()
+        .position(|(_, s)| s.expose_secret().len() < secret.len())
+        .unwrap_or(all.len());
+    all.insert(at, (order, SecretString::from(secret.to_owned())));
 }
 
 /// Registers the value of `secret` (see [`register`]).
@@ -57,7 +66,7 @@ fn is_registered(secret: &str) -> bool {
         .read()
         .unwrap_or_else(PoisonError::into_inner)
         .iter()
-        .any(|s| s.expose_secret() == secret)
+        .any(|(_, s)| s.expose_secret() == secret)
 }
 
 /// Returns `text` with every registered secret replaced by [`REDACTED`]; borrowed when
@@ -65,7 +74,7 @@ fn is_registered(secret: &str) -> bool {
 pub fn scrub(text: &str) -> Cow<'_, str> {
     let all = SECRETS.read().unwrap_or_else(PoisonError::into_inner);
     let mut out = Cow::Borrowed(text);
-    for secret in all.iter() {
+    for (_, secret) in all.iter() {
         let secret = secret.expose_secret();
         if out.contains(secret) {
             out = Cow::Owned(out.replace(secret, REDACTED));
@@ -111,8 +120,18 @@ mod tests {
             .read()
             .unwrap()
             .iter()
-            .filter(|s| s.expose_secret() == "dup-secret-value-42")
+            .filter(|(_, s)| s.expose_secret() == "dup-secret-value-42")
             .count();
         assert_eq!(count, 1);
+    }
+
+    #[test]
+    fn a_secret_that_contains_another_is_blanked_whole() {
+        register("nested-secret-01");
+        register("nested-secret-01-and-more");
+        assert_eq!(
+            scrub("key nested-secret-01-and-more, then nested-secret-01"),
+            "key [redacted], then [redacted]"
+        );
     }
 }

@@ -291,3 +291,31 @@ async fn a_route_stream_idle_timeout_ends_a_stalled_upstream_stream_with_an_erro
     assert!(last.contains("idle limit"), "{body}");
     assert_eq!(upstream.requests(), 1);
 }
+
+#[tokio::test]
+async fn a_gemini_stream_without_final_usage_gets_no_made_up_usage_chunk() {
+    let text = String::from_utf8(fixture("gemini/stream_text.sse"))
+        .unwrap()
+        .replace("\r\n", "\n");
+    let mut events: Vec<String> = text
+        .split("\n\n")
+        .filter(|e| !e.trim().is_empty())
+        .map(str::to_owned)
+        .collect();
+    let whole: String = events.iter().map(|e| format!("{e}\n\n")).collect();
+    let last = events.last_mut().unwrap();
+    let mut chunk: Value =
+        serde_json::from_str(last.trim().strip_prefix("data:").unwrap().trim()).unwrap();
+    chunk.as_object_mut().unwrap().remove("usageMetadata");
+    *last = format!("data: {chunk}");
+    let cut: String = events.iter().map(|e| format!("{e}\n\n")).collect();
+    for (body, usage_expected) in [(cut, false), (whole, true)] {
+        let server =
+            upstream(ResponseTemplate::new(200).set_body_raw(body, "text/event-stream")).await;
+        let gw = gateway(&server, "gemini:gemini-2.5-flash", "").await;
+        let answer = ask(&gw, hello("fast", true)).await.text().await.unwrap();
+        let frames: Vec<&str> = answer.split("\n\n").map(str::trim).collect();
+        assert!(frames.contains(&"data: [DONE]"), "{answer}");
+        assert_eq!(answer.contains("\"usage\""), usage_expected, "{answer}");
+    }
+}
