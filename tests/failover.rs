@@ -154,6 +154,11 @@ async fn default_rule_falls_back_per_kind_as_documented() {
             false,
         ),
         (
+            "budget held by calls in flight",
+            Box::new(|| Error::new(ErrorKind::BudgetHeld, "held")),
+            false,
+        ),
+        (
             "config",
             Box::new(|| Error::new(ErrorKind::Config, "bad config")),
             false,

@@ -23,7 +23,7 @@
 //! | `stream_interrupted` (only possible before the commit point, see below) | yes |
 //! | `unsupported` (a nested chain none of whose targets could serve the request) | yes |
 //! | `invalid_request` etc. raised locally, with no HTTP status | no |
-//! | `budget_exceeded` | no |
+//! | `budget_exceeded`, `budget_held` | no |
 //! | `config` | no |
 //!
 //! # Open circuit breakers

@@ -42,7 +42,7 @@ use tokio::time::Instant;
 use super::commit::{self, CommitPoint};
 use super::fallback::{chain_info, skipped_error, unsupported};
 use crate::client::{BoxFuture, ChatClient, ClientInfo, DynClient, Readiness};
-#[cfg(doc)]
+#[cfg(any(doc, test))]
 use crate::error::ErrorKind;
 use crate::error::{Error, Result};
 use crate::types::{
