@@ -13,8 +13,9 @@
 //!
 //! CI runs the short default (6 s). Scale it with `SWITCHBOARD_SOAK_SECS` (the longest
 //! run), `SWITCHBOARD_SOAK_NAMES` (unique direct names in the flood; the run ends early
-//! when they are all sent), `SWITCHBOARD_SOAK_FLOOD_WORKERS`, `SWITCHBOARD_SOAK_SLOWLORIS`
-//! and `SWITCHBOARD_SOAK_SILENT` (connections of each kind), e.g.
+//! when they are all sent), and the number of tasks of each kind:
+//! `SWITCHBOARD_SOAK_FLOOD_WORKERS`, `SWITCHBOARD_SOAK_GOOD_WORKERS`,
+//! `SWITCHBOARD_SOAK_SLOWLORIS` and `SWITCHBOARD_SOAK_SILENT`, e.g.
 //! `SWITCHBOARD_SOAK_NAMES=100000 SWITCHBOARD_SOAK_SECS=3600 SWITCHBOARD_SOAK_FLOOD_WORKERS=4
 //! cargo test -p switchboard-gateway --test hostile_soak -- --nocapture`.
 
@@ -54,7 +55,7 @@ impl Plan {
             names: number("SWITCHBOARD_SOAK_NAMES", 100_000) as usize,
             slowloris: number("SWITCHBOARD_SOAK_SLOWLORIS", 48) as usize,
             silent: number("SWITCHBOARD_SOAK_SILENT", 100) as usize,
-            good_workers: 4,
+            good_workers: number("SWITCHBOARD_SOAK_GOOD_WORKERS", 4) as usize,
             flood_workers: number("SWITCHBOARD_SOAK_FLOOD_WORKERS", 2) as usize,
         }
     }
