@@ -228,7 +228,7 @@ async fn exercise_every_tool(client: &Client) {
 #[tokio::test(flavor = "multi_thread")]
 async fn stdio_server_serves_every_tool_and_keeps_keys_out_of_its_output() {
     let mocks = mocks().await;
-    let file = config("stdio", "");
+    let file = config("stdio", "[server]\nallow_direct_models = true\n");
     let cmd = command(
         &mocks,
         &["mcp", "--config", file.to_str().unwrap(), "--model", "fast"],
@@ -292,7 +292,7 @@ async fn start_http(
 #[tokio::test(flavor = "multi_thread")]
 async fn http_server_serves_every_tool() {
     let mocks = mocks().await;
-    let file = config("http", "");
+    let file = config("http", "[server]\nallow_direct_models = true\n");
     let (mut child, url) = start_http(&mocks, &file, &[]).await;
     assert!(
         url.starts_with("http://127.0.0.1:") && url.ends_with("/mcp"),

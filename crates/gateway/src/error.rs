@@ -262,6 +262,15 @@ pub(crate) fn http_text(err: &Error) -> String {
     text
 }
 
+/// The message a panic carried, for the log.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
+}
+
 /// Says whether a fix is written for Rust callers (a path, a builder or a method).
 fn names_rust_api(fix: &str) -> bool {
     fix.contains("::") || fix.contains("`with_") || fix.contains("(..)")

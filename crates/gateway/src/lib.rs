@@ -489,7 +489,10 @@ impl Gateway {
         !self.state.keys.is_empty()
     }
 
-    /// Returns the HTTP routes, to serve or to nest in another axum app.
+    /// Returns the HTTP routes, to serve or to nest in another axum app. The connection
+    /// limits (header, body and idle timeouts, the connection cap) belong to
+    /// [`Gateway::serve`]: a program serving the router itself gets none of them and must
+    /// bound its connections its own way.
     pub fn router(&self) -> axum::Router {
         routes::router(Arc::clone(&self.state))
     }

@@ -642,11 +642,7 @@ async fn cut_at_grace_end(
 
 /// The 500 answer for a handler that panicked; the panic's message goes to the log.
 fn panicked(state: &AppState, panic: &(dyn std::any::Any + Send)) -> Response {
-    let message = panic
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("(no message)");
+    let message = crate::error::panic_message(panic);
     tracing::error!(panic = message, "a request handler panicked; answered 500");
     let error = ApiError::internal();
     let label = error.kind_label();

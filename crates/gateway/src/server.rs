@@ -16,7 +16,7 @@
 //! - An answer the client stops reading for `idle_timeout` ends the connection, so a
 //!   client that never reads cannot hold a stream (and its upstream) open.
 //! - At most `max_connections` are open; the next clients wait in the listen queue, and
-//!   a warning is logged each time the cap is reached.
+//!   a warning is logged when the cap is reached (at most every ten seconds).
 //!
 //! Limits apply only while no request is in progress on the connection: a slow upstream
 //! answer is bounded by the route's own timeouts, not by these.
@@ -110,20 +110,14 @@ pub(crate) async fn serve(
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let (stopping, stop_rx) = watch::channel(false);
     let mut connections = JoinSet::new();
-    let mut at_cap = false;
+    let mut cap = CapWarnings::default();
     tokio::pin!(stop);
     loop {
         while connections.try_join_next().is_some() {}
         let slot = match Arc::clone(&slots).try_acquire_owned() {
             Ok(slot) => slot,
             Err(_) => {
-                if !at_cap {
-                    tracing::warn!(
-                        max_connections = limits.max_connections,
-                        "connection limit reached: new connections wait until one closes (`server.max_connections`)"
-                    );
-                }
-                at_cap = true;
+                cap.hit(limits.max_connections);
                 tokio::select! {
                     slot = Arc::clone(&slots).acquire_owned() => match slot {
                         Ok(slot) => slot,
@@ -143,9 +137,6 @@ pub(crate) async fn serve(
             },
             () = &mut stop => break,
         };
-        if at_cap && slots.available_permits() > 0 {
-            at_cap = false;
-        }
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!(error = %e, "could not set TCP_NODELAY on an accepted connection");
         }
@@ -161,6 +152,34 @@ pub(crate) async fn serve(
     stopping.send_replace(true);
     while connections.join_next().await.is_some() {}
     Ok(())
+}
+
+/// Warns when the connection cap is reached: at once the first time, then at most every
+/// ten seconds with the number of times it was reached meanwhile, so a flood cannot flood
+/// the log too.
+#[derive(Default)]
+struct CapWarnings {
+    last: Option<Instant>,
+    unreported: u64,
+}
+
+impl CapWarnings {
+    fn hit(&mut self, max_connections: usize) {
+        self.unreported += 1;
+        if self
+            .last
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(10))
+        {
+            return;
+        }
+        tracing::warn!(
+            max_connections,
+            times = self.unreported,
+            "connection limit reached: new connections wait until one closes (`server.max_connections`)"
+        );
+        self.last = Some(Instant::now());
+        self.unreported = 0;
+    }
 }
 
 /// Logs a failed accept; waits a little when the process is out of descriptors, so the

@@ -62,11 +62,7 @@ pub(crate) fn panics_as_errors(events: ChatStream) -> ChatStream {
     let guarded = std::panic::AssertUnwindSafe(events).catch_unwind();
     ChatStream::new(guarded.map(|item| {
         item.unwrap_or_else(|panic| {
-            let message = panic
-                .downcast_ref::<&str>()
-                .copied()
-                .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
-                .unwrap_or("(no message)");
+            let message = crate::error::panic_message(panic.as_ref());
             tracing::error!(panic = message, "a stream panicked; ended it with an error event");
             Err(Error::new(
                 switchboard::ErrorKind::StreamInterrupted,

@@ -13,8 +13,10 @@
 //!
 //! CI runs the short default (6 s). Scale it with `SWITCHBOARD_SOAK_SECS` (the longest
 //! run), `SWITCHBOARD_SOAK_NAMES` (unique direct names in the flood; the run ends early
-//! when they are all sent) and `SWITCHBOARD_SOAK_FLOOD_WORKERS`, e.g.
-//! `SWITCHBOARD_SOAK_NAMES=100000 SWITCHBOARD_SOAK_SECS=3600 SWITCHBOARD_SOAK_FLOOD_WORKERS=6
+//! when they are all sent), and the number of tasks of each kind:
+//! `SWITCHBOARD_SOAK_FLOOD_WORKERS`, `SWITCHBOARD_SOAK_GOOD_WORKERS`,
+//! `SWITCHBOARD_SOAK_SLOWLORIS` and `SWITCHBOARD_SOAK_SILENT`, e.g.
+//! `SWITCHBOARD_SOAK_NAMES=100000 SWITCHBOARD_SOAK_SECS=3600 SWITCHBOARD_SOAK_FLOOD_WORKERS=4
 //! cargo test -p switchboard-gateway --test hostile_soak -- --nocapture`.
 
 mod common;
@@ -51,9 +53,9 @@ impl Plan {
         Plan {
             duration: Duration::from_secs(number("SWITCHBOARD_SOAK_SECS", 6)),
             names: number("SWITCHBOARD_SOAK_NAMES", 100_000) as usize,
-            slowloris: 48,
-            silent: 100,
-            good_workers: 4,
+            slowloris: number("SWITCHBOARD_SOAK_SLOWLORIS", 48) as usize,
+            silent: number("SWITCHBOARD_SOAK_SILENT", 100) as usize,
+            good_workers: number("SWITCHBOARD_SOAK_GOOD_WORKERS", 4) as usize,
             flood_workers: number("SWITCHBOARD_SOAK_FLOOD_WORKERS", 2) as usize,
         }
     }
@@ -170,8 +172,10 @@ struct Tally {
     wrong: AtomicUsize,
 }
 
-/// Sends made-up direct model names, each once: allowed ones (`openai:`) must be
-/// answered, refused ones (an unknown provider) must be a 404.
+/// Sends made-up direct model names, each once: a quarter name an unknown provider (404
+/// before anything is built), a quarter are answered by the upstream (200), and half carry
+/// `"n": 2`, refused with a 400 after their route was built (the flood's cheapest way to
+/// make the gateway build routes).
 async fn flood(
     base: String,
     stop: Arc<Stop>,
@@ -186,15 +190,20 @@ async fn flood(
             stop.early.store(true, Ordering::Relaxed);
             break;
         }
-        let (model, expected) = if i % 4 == 3 {
-            (format!("made-up-{i}:model"), 404)
-        } else {
-            (format!("openai:flood-model-{i}"), 200)
+        let model = format!("openai:flood-model-{i}");
+        let (body, expected) = match i % 4 {
+            3 => (chat(&format!("made-up-{i}:model")), 404),
+            2 => (chat(&model), 200),
+            _ => (
+                serde_json::to_vec(&json!({"model": model, "n": 2, "messages": [{"role": "user", "content": "hi"}]}))
+                    .unwrap(),
+                400,
+            ),
         };
         let status = client
             .post(format!("{base}/v1/chat/completions"))
             .header("content-type", "application/json")
-            .body(chat(&model))
+            .body(body)
             .send()
             .await
             .map(|r| r.status().as_u16());
@@ -319,6 +328,16 @@ async fn good_requests_are_all_answered_beside_hostile_clients() {
 
     // Warm up every path once, so the series exist and the allocator has its working set.
     let warm = reqwest::Client::new();
+    let direct_n2 = serde_json::to_vec(
+        &json!({"model": "openai:warm-up", "n": 2, "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .unwrap();
+    warm.post(format!("{}/v1/chat/completions", gw.base))
+        .header("content-type", "application/json")
+        .body(direct_n2)
+        .send()
+        .await
+        .unwrap();
     for model in ["fast", "openai:warm-up", "made-up:model"] {
         warm.post(format!("{}/v1/chat/completions", gw.base))
             .header("content-type", "application/json")
