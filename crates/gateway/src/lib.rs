@@ -13,8 +13,9 @@
 //! # Safety
 //! The gateway binds `127.0.0.1` by default and refuses to serve on any other address
 //! unless gateway keys are configured; with keys, every endpoint but `/health` needs
-//! `Authorization: Bearer <key>` or `x-api-key: <key>` (compared in constant time). Bodies are capped; keys are
-//! never logged. [`Gateway::serve`] drains in-flight requests and streams on shutdown.
+//! `Authorization: Bearer <key>` or `x-api-key: <key>` (compared in constant time). Bodies
+//! are capped; keys are never logged. [`Gateway::serve`] drains in-flight requests and
+//! streams on shutdown.
 //!
 //! # Logging
 //! The gateway logs through `tracing`, so it is silent until the program installs a
