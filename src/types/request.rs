@@ -219,8 +219,8 @@ pub struct ChatRequest {
 #[non_exhaustive]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Passthrough {
-    /// The protocol whose targets receive it, named as [`Thinking::origin`](crate::Thinking)
-    /// names protocols (`anthropic`).
+    /// The protocol whose targets receive it, named as
+    /// [`Thinking::origin`](crate::types::Thinking::origin) names protocols (`anthropic`).
     pub protocol: String,
     /// Top-level body fields, set last and replacing the neutral mapping's value.
     #[serde(default, skip_serializing_if = "Map::is_empty")]

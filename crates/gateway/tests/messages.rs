@@ -4,10 +4,16 @@
 
 mod common;
 
+use std::sync::{Arc, Mutex};
+
 use common::*;
 use serde_json::{json, Value};
 use switchboard::providers::openai::OpenAiClient;
-use switchboard::{AnthropicClient, ChatClientExt, DynClient};
+use switchboard::types::Thinking;
+use switchboard::{
+    AnthropicClient, ChatClientExt, ChatRequest, ChatResponse, DynClient, FunctionClient, Part,
+    Usage,
+};
 use switchboard_gateway::GatewayOptions;
 use switchboard_testkit::{fixture, fixture_json};
 use wiremock::matchers::{method, path};
@@ -716,5 +722,147 @@ async fn count_tokens_model_listing_and_metrics_speak_the_dialect() {
         metrics.contains("switchboard_gateway_requests_total{route=\"fast\",dialect=\"messages\",status=\"200\"} 3"),
         "{metrics}"
     );
+    gw.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn access_and_attempt_lines_name_the_dialect_and_what_was_dropped() {
+    let logs = LogCapture::default();
+    let _guard = logs.install(tracing::Level::DEBUG);
+    let gw = start_routes(
+        vec![("fast", vec![answers("primary", "model-a", "hi")])],
+        GatewayOptions::default().api_key(KEY),
+    )
+    .await;
+    let mut body = hello("fast");
+    body["top_k"] = json!(3);
+    let resp = post(&gw.base, &body).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(header_of(&resp, "x-switchboard-dropped"), "top_k");
+    let line = logs
+        .line_with(&["switchboard_gateway::access", r#"path="/v1/messages""#])
+        .await;
+    for field in [
+        r#"dialect="messages""#,
+        r#"route="fast""#,
+        "status=200",
+        "streamed=false",
+    ] {
+        assert!(line.contains(field), "{field} missing: {line}");
+    }
+    let attempt = logs
+        .line_with(&["switchboard_gateway::attempt", "outcome=\"success\""])
+        .await;
+    assert!(attempt.contains(r#"dropped="top_k""#), "{attempt}");
+    body["stream"] = json!(true);
+    let text = post(&gw.base, &body).await.text().await.unwrap();
+    assert!(text.ends_with("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"));
+    let line = logs
+        .line_with(&["switchboard_gateway::access", "streamed=true"])
+        .await;
+    assert!(
+        line.contains(r#"path="/v1/messages""#) && line.contains(r#"dialect="messages""#),
+        "{line}"
+    );
+    gw.shutdown().await.unwrap();
+}
+
+/// A "gemini" target that thinks with a signature, and records the reasoning it is sent.
+fn signing_gemini(seen: Arc<Mutex<Vec<Thinking>>>) -> DynClient {
+    Arc::new(
+        FunctionClient::builder("gemini-2.5-pro")
+            .provider("gemini")
+            .respond(move |r: &ChatRequest| {
+                seen.lock()
+                    .unwrap()
+                    .extend(
+                        r.messages
+                            .iter()
+                            .flat_map(|m| &m.parts)
+                            .filter_map(|p| match p {
+                                Part::Thinking(t) => Some(t.clone()),
+                                _ => None,
+                            }),
+                    );
+                Ok(ChatResponse::from_parts(vec![
+                    Part::Thinking(Thinking {
+                        text: "weighing it".into(),
+                        signature: Some("CiQB/gemini+sig==".into()),
+                        redacted: None,
+                        origin: Some("gemini".into()),
+                    }),
+                    Part::text("done"),
+                ])
+                .with_usage(Usage::new(5, 2)))
+            })
+            .build(),
+    )
+}
+
+#[tokio::test]
+async fn another_providers_reasoning_goes_back_to_it_unchanged_through_a_messages_client() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let gw = start_routes(
+        vec![("g", vec![signing_gemini(Arc::clone(&seen))])],
+        GatewayOptions::default().api_key(KEY),
+    )
+    .await;
+    let first = json_of(post(&gw.base, &hello("g")).await).await;
+    let thinking = &first["content"][0];
+    assert_eq!(thinking["type"], "thinking");
+    assert_eq!(thinking["signature"], "sbgw1:gemini:CiQB/gemini+sig==");
+    let mut next = hello("g");
+    next["messages"] = json!([
+        {"role": "user", "content": "hello"},
+        {"role": "assistant", "content": first["content"]},
+        {"role": "user", "content": "and then?"}
+    ]);
+    let resp = post(&gw.base, &next).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(header_of(&resp, "x-switchboard-dropped"), "");
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].signature.as_deref(), Some("CiQB/gemini+sig=="));
+    assert_eq!(seen[0].origin.as_deref(), Some("gemini"));
+    assert_eq!(seen[0].text, "weighing it");
+    gw.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_breaker_opened_through_chat_completions_also_guards_the_messages_front_door() {
+    let settings = switchboard::config::Settings::from_toml_str(
+        "[routes.x]\ntargets = [\"openai:m\"]\nbreaker = { consecutive_failures = 1, cooldown_ms = 30000 }\n",
+    )
+    .unwrap();
+    let gateway = switchboard_gateway::Gateway::from_routes_with(
+        vec![(
+            "shared",
+            settings.routes["x"].clone(),
+            vec![fails("a", "m", 503, None)],
+        )],
+        GatewayOptions::default().api_key(KEY),
+    )
+    .unwrap();
+    let gw = start(gateway).await;
+    let chat = reqwest::Client::new()
+        .post(format!("{}/v1/chat/completions", gw.base))
+        .bearer_auth(KEY)
+        .header("content-type", "application/json")
+        .body(r#"{"model":"shared","messages":[{"role":"user","content":"hi"}]}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(chat.status(), 503);
+    assert_eq!(header_of(&chat, "x-switchboard-attempts"), "1");
+    let resp = post(&gw.base, &hello("shared")).await;
+    assert_eq!(resp.status().as_u16(), 529);
+    assert_eq!(
+        header_of(&resp, "x-switchboard-attempts"),
+        "0",
+        "the open breaker answered"
+    );
+    let wait: u64 = header_of(&resp, "retry-after").parse().unwrap();
+    assert!((29..=30).contains(&wait), "{wait}");
+    assert_eq!(json_of(resp).await["error"]["type"], "overloaded_error");
     gw.shutdown().await.unwrap();
 }

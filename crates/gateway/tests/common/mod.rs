@@ -138,3 +138,53 @@ pub(crate) fn breaks_mid_stream(provider: &str, model: &str) -> DynClient {
             .build(),
     )
 }
+
+/// Log output captured from a `tracing` subscriber installed for the current thread (the
+/// gateway's tasks run there under `#[tokio::test]`'s current-thread runtime).
+#[derive(Clone, Default)]
+pub(crate) struct LogCapture(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogCapture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl LogCapture {
+    /// Installs a subscriber that writes every event at `level` or above here.
+    pub(crate) fn install(&self, level: tracing::Level) -> tracing::subscriber::DefaultGuard {
+        let sink = self.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(level)
+            .with_writer(move || sink.clone())
+            .finish();
+        let guard = tracing::subscriber::set_default(subscriber);
+        tracing::callsite::rebuild_interest_cache();
+        guard
+    }
+
+    /// Everything captured so far.
+    pub(crate) fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+
+    /// Waits up to five seconds for a line containing every one of `parts`.
+    pub(crate) async fn line_with(&self, parts: &[&str]) -> String {
+        for _ in 0..500 {
+            if let Some(line) = self
+                .text()
+                .lines()
+                .find(|l| parts.iter().all(|p| l.contains(p)))
+            {
+                return line.to_owned();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("no line with {parts:?} in:\n{}", self.text());
+    }
+}
