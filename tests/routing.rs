@@ -1,6 +1,8 @@
 //! Routing: tiers, strategies and prompt-cache affinity of `BalancedClient`, over
 //! `FunctionClient` targets in paused tokio time (so latencies are exact and the tests run
-//! in milliseconds of real time, however loaded the machine).
+//! in milliseconds of real time, however loaded the machine), and the cache-read ratio with
+//! and without affinity over `FaultProvider` upstreams (real sockets) that model a prompt
+//! cache.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -8,10 +10,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use switchboard::{
-    Affinity, AffinityKey, BalancedClient, BreakerConfig, ChatClient, ChatClientExt, ChatRequest,
-    ChatResponse, CircuitBreakerClient, DynClient, Error, ErrorKind, FunctionClient, HedgePolicy,
-    Message, Strategy, Tier,
+    create_client_with, Affinity, AffinityKey, BalancedClient, BreakerConfig, ChatClient,
+    ChatClientExt, ChatRequest, ChatResponse, CircuitBreakerClient, ClientOptions, DynClient,
+    Error, ErrorKind, FunctionClient, HedgePolicy, Message, Strategy, Tier,
 };
+use switchboard_testkit::fault::{FaultProvider, Protocol};
 
 /// A target answering with its own name after `latency` (milliseconds, changeable).
 fn timed(name: &'static str, latency: Arc<AtomicU64>) -> FunctionClient {
@@ -547,4 +550,86 @@ fn bad_tiers_are_config_errors_naming_the_problem() {
     assert!(err.message().contains("`session` is not an affinity key"), "{err}");
     let err = "fastest".parse::<Strategy>().unwrap_err();
     assert!(err.message().contains("`fastest` is not a strategy"), "{err}");
+}
+
+/// The cache-read ratio (cache-read ÷ input tokens) of 40 concurrent conversations of 10
+/// turns each, over four upstreams of `protocol` that model a provider's prompt cache, with
+/// the `weighted` strategy (equal weights: round-robin), with or without affinity on the
+/// cacheable prefix.
+async fn cache_read_ratio(protocol: Protocol, affinity: bool) -> f64 {
+    let mut upstreams = Vec::new();
+    for _ in 0..4 {
+        upstreams.push(
+            FaultProvider::builder()
+                .tokens(3)
+                .prompt_cache(100)
+                .start()
+                .await
+                .unwrap(),
+        );
+    }
+    let targets: Vec<DynClient> = upstreams
+        .iter()
+        .map(|upstream| {
+            let options = ClientOptions::new()
+                .retry(None)
+                .env(|_| None)
+                .api_key("test-key-not-real")
+                .base_url(upstream.base_url(protocol));
+            create_client_with(&protocol.spec("m"), &options).unwrap()
+        })
+        .collect();
+    let mut builder =
+        BalancedClient::builder().tier(Tier::new(targets).strategy(Strategy::Weighted));
+    if affinity {
+        builder = builder.affinity(Affinity::new(vec![AffinityKey::Prefix]));
+    }
+    let client = Arc::new(builder.build().unwrap());
+    let tasks: Vec<_> = (0..40)
+        .map(|id| {
+            let client = Arc::clone(&client);
+            tokio::spawn(async move {
+                let (mut input, mut read) = (0, 0);
+                let mut messages = vec![
+                    Message::system("You are a careful agent. Follow the house rules."),
+                    Message::user(format!("task {id}")),
+                ];
+                for _ in 0..10 {
+                    let answer = client
+                        .chat(&ChatRequest::new(messages.clone()).with_max_tokens(16))
+                        .await
+                        .unwrap();
+                    input += answer.usage.input_tokens;
+                    read += answer.usage.cache_read_tokens.unwrap_or(0);
+                    messages.push(Message::assistant(answer.text()));
+                    messages.push(Message::user("continue"));
+                }
+                (input, read)
+            })
+        })
+        .collect();
+    let (mut input, mut read) = (0, 0);
+    for task in tasks {
+        let (i, r) = task.await.unwrap();
+        input += i;
+        read += r;
+    }
+    read as f64 / input as f64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn affinity_keeps_the_prompt_cache_warm_over_upstreams_that_model_one() {
+    for protocol in [Protocol::OpenAi, Protocol::Anthropic] {
+        let without = cache_read_ratio(protocol, false).await;
+        let with = cache_read_ratio(protocol, true).await;
+        // Printed for docs/routing.md (`cargo test --test routing prompt_cache -- --nocapture`).
+        println!(
+            "{protocol:?}: cache-read ratio without affinity {without:.3}, with affinity {with:.3}"
+        );
+        assert!(with >= 0.8, "{protocol:?}: with affinity {with:.3}");
+        assert!(
+            without <= with - 0.2,
+            "{protocol:?}: without {without:.3}, with {with:.3}"
+        );
+    }
 }

@@ -338,6 +338,19 @@ impl BalancedClient {
         self.inner.pins.as_ref().map(Pins::affinity)
     }
 
+    /// Chooses the order the targets would be tried in for `req` (indices into
+    /// [`targets`](Self::targets)), as a call does before sending: the strategy's pick
+    /// first in each tier, or a pinned conversation's target first in its tier. A weighted
+    /// tier counts it as a pick. Only pins this process holds are used (the shared store is
+    /// not asked, and nothing is pinned).
+    pub fn choose(&self, req: &ChatRequest) -> Vec<usize> {
+        let pinned = self.inner.pins.as_ref().and_then(|pins| {
+            let conversation = pins.conversation(req)?;
+            Some((conversation, pins.local(conversation, Instant::now())?))
+        });
+        self.order(Some(req), pinned)
+    }
+
     /// The order to try the targets in for `req`, with `pinned` (a conversation and its
     /// target) first in its tier.
     fn order(&self, req: Option<&ChatRequest>, pinned: Option<(u64, usize)>) -> Vec<usize> {

@@ -111,6 +111,14 @@ impl TargetStats {
         (base + errors * FAILURE_PENALTY_NS) * (in_flight + 1.0)
     }
 
+    /// The cost without the fading of idle estimates (no exponential to compute): the
+    /// failover order after the pick, where the fading matters little.
+    pub(crate) fn rough_cost(&self) -> f64 {
+        let latency = f64::from_bits(self.latency.load(Relaxed));
+        let errors = f64::from_bits(self.errors.load(Relaxed));
+        (latency + errors * FAILURE_PENALTY_NS) * (f64::from(self.in_flight()) + 1.0)
+    }
+
     /// The latency estimate now, in ns (0 before the first answer); for tests and docs.
     #[cfg(test)]
     pub(crate) fn latency_ns(&self) -> f64 {
@@ -312,7 +320,7 @@ impl TierState {
                 let mut costs = [(0f64, 0u8); MAX_TIER_TARGETS];
                 let mut n = 0;
                 for pos in (0..self.len).filter(rest) {
-                    costs[n] = (stats[self.start + pos].cost(now), pos as u8);
+                    costs[n] = (stats[self.start + pos].rough_cost(), pos as u8);
                     n += 1;
                 }
                 costs[..n].sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
