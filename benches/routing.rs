@@ -103,36 +103,72 @@ fn choose(c: &mut Criterion) {
         bench_choose(c, &name, &balanced(strategy, None), &req);
     }
     // Pinned conversations: the key is read (or the prefix hashed) and the pin looked up.
-    let client = balanced(Strategy::Latency, Some(Affinity::new(vec![AffinityKey::Prefix])));
-    client.chat(&req).now_or_never().expect("ready").expect("answers");
-    bench_choose(c, "choose among 16/latency + affinity on prefix (pinned)", &client, &req);
+    let client = balanced(
+        Strategy::Latency,
+        Some(Affinity::new(vec![AffinityKey::Prefix])),
+    );
+    client
+        .chat(&req)
+        .now_or_never()
+        .expect("ready")
+        .expect("answers");
+    bench_choose(
+        c,
+        "choose among 16/latency + affinity on prefix (pinned)",
+        &client,
+        &req,
+    );
     let mut keyed = request();
     keyed.routing.session = Some("session-1234".to_owned());
     let client = balanced(
         Strategy::Latency,
-        Some(Affinity::new(vec!["header:x-session-id".parse().expect("a header key")])),
+        Some(Affinity::new(vec!["header:x-session-id"
+            .parse()
+            .expect("a header key")])),
     );
-    client.chat(&keyed).now_or_never().expect("ready").expect("answers");
-    bench_choose(c, "choose among 16/latency + affinity on session (pinned)", &client, &keyed);
+    client
+        .chat(&keyed)
+        .now_or_never()
+        .expect("ready")
+        .expect("answers");
+    bench_choose(
+        c,
+        "choose among 16/latency + affinity on session (pinned)",
+        &client,
+        &keyed,
+    );
 }
 
 fn routing(c: &mut Criterion) {
     let fallback = FallbackClient::new(targets()).expect("a valid chain");
     bench_client(c, "16 targets/fallback (baseline)", &fallback);
     bench_client(c, "16 targets/ordered", &balanced(Strategy::Ordered, None));
-    bench_client(c, "16 targets/weighted", &balanced(Strategy::Weighted, None));
-    bench_client(c, "16 targets/least_busy", &balanced(Strategy::LeastBusy, None));
+    bench_client(
+        c,
+        "16 targets/weighted",
+        &balanced(Strategy::Weighted, None),
+    );
+    bench_client(
+        c,
+        "16 targets/least_busy",
+        &balanced(Strategy::LeastBusy, None),
+    );
     bench_client(c, "16 targets/latency", &balanced(Strategy::Latency, None));
     bench_client(
         c,
         "16 targets/latency + affinity on prefix (pinned)",
-        &balanced(Strategy::Latency, Some(Affinity::new(vec![AffinityKey::Prefix]))),
+        &balanced(
+            Strategy::Latency,
+            Some(Affinity::new(vec![AffinityKey::Prefix])),
+        ),
     );
     let mut keyed = request();
     keyed.routing.session = Some("session-1234".to_owned());
     let client = balanced(
         Strategy::Latency,
-        Some(Affinity::new(vec!["header:x-session-id".parse().expect("a header key")])),
+        Some(Affinity::new(vec!["header:x-session-id"
+            .parse()
+            .expect("a header key")])),
     );
     c.bench_function("16 targets/latency + affinity on session (pinned)", |b| {
         b.iter_custom(|iters| {

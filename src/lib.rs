@@ -56,10 +56,11 @@ pub use client::{BoxFuture, ChatClient, ChatClientExt, ClientInfo, DynClient, Re
 pub use cost::{cost_of, ChatResponseCostExt, Cost, ModelPrice, PriceTable};
 pub use error::{Error, ErrorKind, Result};
 pub use middleware::{
-    Affinity, AffinityKey, AllOpen, BalancedClient, BreakerConfig, BreakerState, Budget, BudgetClient, BudgetLimit, CacheBackend,
-    CachedClient, CircuitBreakerClient, CommitPoint, ConcurrencyLimitClient, DeadlineClient,
-    FallbackClient, FallbackOn, FileCache, HedgePolicy, HedgedClient, InstrumentedClient,
-    MemoryCache, RetryClient, RetryPolicy, Strategy, Tier, TimeoutClient, Timeouts, Totals,
+    Affinity, AffinityKey, AllOpen, BalancedClient, BreakerConfig, BreakerState, Budget,
+    BudgetClient, BudgetLimit, CacheBackend, CachedClient, CircuitBreakerClient, CommitPoint,
+    ConcurrencyLimitClient, DeadlineClient, FallbackClient, FallbackOn, FileCache, HedgePolicy,
+    HedgedClient, InstrumentedClient, MemoryCache, RetryClient, RetryPolicy, Strategy, Tier,
+    TimeoutClient, Timeouts, Totals,
 };
 pub use providers::anthropic::AnthropicClient;
 pub use providers::gemini::GeminiClient;
@@ -68,8 +69,8 @@ pub use providers::openai_responses::OpenAiResponsesClient;
 pub use providers::{create_client, create_client_with, ClientOptions, FunctionClient};
 pub use types::{
     Attempt, Capabilities, Capability, ChatRequest, ChatResponse, ChatStream, EmbedRequest,
-    EmbedResponse, FinishKind, FinishReason, Message, ModelRef, Outcome, Part, Role,
-    RoutingHints, StreamAccumulator, StreamEvent, ToolCall, ToolChoice, ToolSpec, Usage,
+    EmbedResponse, FinishKind, FinishReason, Message, ModelRef, Outcome, Part, Role, RoutingHints,
+    StreamAccumulator, StreamEvent, ToolCall, ToolChoice, ToolSpec, Usage,
 };
 
 /// The README's Rust blocks, compiled and run as doctests.

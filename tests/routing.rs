@@ -99,7 +99,10 @@ async fn weighted_skips_a_target_whose_breaker_is_open() {
         .build()
         .unwrap();
     for _ in 0..100 {
-        assert_eq!(client.chat(&ChatRequest::user("hi")).await.unwrap().text(), "up");
+        assert_eq!(
+            client.chat(&ChatRequest::user("hi")).await.unwrap().text(),
+            "up"
+        );
     }
     // One failure opened the breaker; every later pick skipped it without calling it.
     assert_eq!(failing.calls(), 1);
@@ -131,7 +134,10 @@ async fn latency_moves_traffic_off_a_target_whose_latency_triples_and_back() {
     load(&client, 2, at(30)).await;
     let healthy = calls(&targets);
     let fair = healthy[0] as f64 / healthy.iter().sum::<usize>() as f64;
-    assert!(fair > 0.15, "t0 should get its share while healthy: {healthy:?}");
+    assert!(
+        fair > 0.15,
+        "t0 should get its share while healthy: {healthy:?}"
+    );
 
     latencies[0].store(300, Ordering::SeqCst);
     load(&client, 2, at(35)).await;
@@ -183,7 +189,12 @@ async fn latency_sheds_a_failing_target_without_a_breaker() {
             .build()
             .unwrap(),
     );
-    load(&client, 4, tokio::time::Instant::now() + Duration::from_secs(60)).await;
+    load(
+        &client,
+        4,
+        tokio::time::Instant::now() + Duration::from_secs(60),
+    )
+    .await;
     let total: usize = flaky.calls() + steady.iter().map(FunctionClient::calls).sum::<usize>();
     let flaky_share = flaky.calls() as f64 / total as f64;
     assert!(
@@ -207,12 +218,20 @@ async fn least_busy_sends_little_to_a_slow_target() {
             .build()
             .unwrap(),
     );
-    load(&client, 6, tokio::time::Instant::now() + Duration::from_secs(60)).await;
+    load(
+        &client,
+        6,
+        tokio::time::Instant::now() + Duration::from_secs(60),
+    )
+    .await;
     let total = slow.calls() + fast.iter().map(FunctionClient::calls).sum::<usize>();
     let slow_share = slow.calls() as f64 / total as f64;
     // Round-robin would give it a third; in-flight counts hold it near a tenth of that.
     assert!(slow_share < 0.10, "the slow target got {slow_share:.3}");
-    assert!(slow.calls() > 0, "the slow target still serves some requests");
+    assert!(
+        slow.calls() > 0,
+        "the slow target still serves some requests"
+    );
     assert!(client.in_flight().iter().all(|&n| n == 0));
 }
 
@@ -226,9 +245,7 @@ async fn failover_moves_within_a_tier_then_to_the_next() {
     let (a, b) = (down("a"), down("b"));
     let (c, d) = (instant("c"), instant("d"));
     let client = BalancedClient::builder()
-        .tier(
-            Tier::new(vec![a.clone().boxed(), b.clone().boxed()]).strategy(Strategy::LeastBusy),
-        )
+        .tier(Tier::new(vec![a.clone().boxed(), b.clone().boxed()]).strategy(Strategy::LeastBusy))
         .tier(Tier::new(vec![c.clone().boxed(), d.clone().boxed()]))
         .build()
         .unwrap();
@@ -252,9 +269,7 @@ async fn failover_moves_within_a_tier_then_to_the_next() {
 async fn a_healthy_first_tier_keeps_every_request() {
     let (a, b, backup) = (instant("a"), instant("b"), instant("backup"));
     let client = BalancedClient::builder()
-        .tier(
-            Tier::new(vec![a.clone().boxed(), b.clone().boxed()]).strategy(Strategy::Weighted),
-        )
+        .tier(Tier::new(vec![a.clone().boxed(), b.clone().boxed()]).strategy(Strategy::Weighted))
         .tier(Tier::new(vec![backup.clone().boxed()]))
         .build()
         .unwrap();
@@ -321,7 +336,11 @@ fn assert_pinned_and_spread(served: &HashMap<usize, Vec<String>>) {
         assert_eq!(targets.len(), 1, "conversation {id} moved: {turns:?}");
         *per_target.entry(turns[0].as_str()).or_default() += 1;
     }
-    assert_eq!(per_target.len(), 4, "conversations not spread: {per_target:?}");
+    assert_eq!(
+        per_target.len(),
+        4,
+        "conversations not spread: {per_target:?}"
+    );
     assert!(
         per_target.values().all(|&n| n >= 10),
         "conversations spread unevenly: {per_target:?}"
@@ -467,13 +486,14 @@ async fn a_pinned_request_is_never_hedged_and_an_unpinned_one_is() {
         .build()
         .unwrap();
     for t in 0..10 {
-        client
-            .chat(&turn(1, t).with_session("s-1"))
-            .await
-            .unwrap();
+        client.chat(&turn(1, t).with_session("s-1")).await.unwrap();
     }
     let pinned = calls(&targets);
-    assert_eq!(pinned.iter().sum::<usize>(), 10, "one call per turn: {pinned:?}");
+    assert_eq!(
+        pinned.iter().sum::<usize>(),
+        10,
+        "one call per turn: {pinned:?}"
+    );
     assert!(pinned.contains(&10), "all on one target: {pinned:?}");
 
     let answer = client.chat(&turn(2, 0)).await.unwrap();
@@ -515,11 +535,15 @@ fn bad_tiers_are_config_errors_naming_the_problem() {
             "`tiers[0].weights[0]` = `0` is not a positive weight",
         ),
         (
-            Tier::new(one()).strategy(Strategy::Weighted).weights([-2.0]),
+            Tier::new(one())
+                .strategy(Strategy::Weighted)
+                .weights([-2.0]),
             "`tiers[0].weights[0]` = `-2` is not a positive weight",
         ),
         (
-            Tier::new(one()).strategy(Strategy::Weighted).weights([1.0, 2.0]),
+            Tier::new(one())
+                .strategy(Strategy::Weighted)
+                .weights([1.0, 2.0]),
             "`tiers[0].weights` has 2 values for 1 targets",
         ),
         (
@@ -543,13 +567,22 @@ fn bad_tiers_are_config_errors_naming_the_problem() {
         ]))
         .build()
         .unwrap_err();
-    assert!(err.message().contains("more than one session header"), "{err}");
+    assert!(
+        err.message().contains("more than one session header"),
+        "{err}"
+    );
     let err = "header:bad name".parse::<AffinityKey>().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Config);
     let err = "session".parse::<AffinityKey>().unwrap_err();
-    assert!(err.message().contains("`session` is not an affinity key"), "{err}");
+    assert!(
+        err.message().contains("`session` is not an affinity key"),
+        "{err}"
+    );
     let err = "fastest".parse::<Strategy>().unwrap_err();
-    assert!(err.message().contains("`fastest` is not a strategy"), "{err}");
+    assert!(
+        err.message().contains("`fastest` is not a strategy"),
+        "{err}"
+    );
 }
 
 /// The cache-read ratio (cache-read ÷ input tokens) of 40 concurrent conversations of 10

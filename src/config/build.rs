@@ -37,9 +37,9 @@ use super::{HedgeSettings, RouteSettings, Settings};
 use crate::client::{ChatClient, ClientInfo, DynClient};
 use crate::error::{Error, Result};
 use crate::middleware::{
-    Affinity, AllOpen, BalancedClient, BreakerConfig, BreakerState, Budget, BudgetClient, CircuitBreakerClient,
-    DeadlineClient, FallbackClient, HedgePolicy, HedgedClient, RetryClient, RetryPolicy,
-    Tier, TimeoutClient, Timeouts,
+    Affinity, AllOpen, BalancedClient, BreakerConfig, BreakerState, Budget, BudgetClient,
+    CircuitBreakerClient, DeadlineClient, FallbackClient, HedgePolicy, HedgedClient, RetryClient,
+    RetryPolicy, Tier, TimeoutClient, Timeouts,
 };
 use crate::providers::{create_client_with, ClientOptions};
 use crate::state::StateStore;
@@ -170,7 +170,10 @@ pub fn build_routes(
                         .fix()
                         .unwrap_or("check the provider's settings")
                         .to_owned();
-                    Error::config(format!("config: `{field}` = `{spec}`: {}", e.message()), fix)
+                    Error::config(
+                        format!("config: `{field}` = `{spec}`: {}", e.message()),
+                        fix,
+                    )
                 })?;
                 providers.push(client);
             }
@@ -255,18 +258,18 @@ pub fn assemble_with(
         Arc::new(balanced)
     } else {
         match &route.hedge {
-        Some(hedge) => Arc::new(HedgedClient::new(
-            clients,
-            hedge_policy(hedge).with_commit_point(point),
-        )?),
-        None => Arc::new(
-            FallbackClient::builder()
-                .clients(clients)
-                .when_all_open(AllOpen::FailFast)
-                .commit_point(point)
-                .continuation(route.continuation)
-                .build()?,
-        ),
+            Some(hedge) => Arc::new(HedgedClient::new(
+                clients,
+                hedge_policy(hedge).with_commit_point(point),
+            )?),
+            None => Arc::new(
+                FallbackClient::builder()
+                    .clients(clients)
+                    .when_all_open(AllOpen::FailFast)
+                    .commit_point(point)
+                    .continuation(route.continuation)
+                    .build()?,
+            ),
         }
     };
     let client: DynClient = match route.deadline_ms {

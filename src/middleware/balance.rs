@@ -70,8 +70,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-pub use self::affinity::{Affinity, AffinityKey};
 use self::affinity::{rendezvous, Pins};
+pub use self::affinity::{Affinity, AffinityKey};
 use self::select::{available, Metered, TargetStats, TierState, MAX_TIER_TARGETS};
 use super::commit::CommitPoint;
 use super::fallback::{AllOpen, FallbackClient, FallbackOn};
@@ -185,12 +185,8 @@ impl Tier {
 
     /// Checks the tier; `at` names it in the error (e.g. `tiers[1]`).
     fn validate(&self, at: &str) -> Result<()> {
-        check_tier(
-            self.clients.len(),
-            self.strategy,
-            self.weights.as_deref(),
-        )
-        .map_err(|p| Error::config(format!("`{at}{}` {}", p.field, p.problem), p.fix))
+        check_tier(self.clients.len(), self.strategy, self.weights.as_deref())
+            .map_err(|p| Error::config(format!("`{at}{}` {}", p.field, p.problem), p.fix))
     }
 }
 

@@ -390,7 +390,6 @@ impl HedgedClient {
             }
         })
     }
-
 }
 
 impl ChatClient for HedgedClient {

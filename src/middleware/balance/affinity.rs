@@ -308,7 +308,10 @@ impl Pins {
 
     /// How many conversations are pinned in this process.
     pub(crate) fn len(&self) -> usize {
-        self.table.lock().unwrap_or_else(PoisonError::into_inner).len()
+        self.table
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 
     /// The conversation `req` belongs to: the hash of the first key it carries. Warns once
@@ -388,7 +391,7 @@ pub(crate) fn rendezvous(conversation: u64, others: &mut [usize]) {
         *slot = (score(conversation, i), i);
     }
     let scored = &mut scored[..others.len()];
-    scored.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+    scored.sort_unstable_by_key(|s| std::cmp::Reverse(s.0));
     for (target, (_, i)) in others.iter_mut().zip(scored.iter()) {
         *target = *i;
     }

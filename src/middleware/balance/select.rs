@@ -61,7 +61,9 @@ impl TargetStats {
 
     /// `exp(-elapsed / tau)` since the last sample.
     fn decay(&self, now: Instant) -> f64 {
-        let elapsed = self.since_epoch(now).saturating_sub(self.stamp.load(Relaxed));
+        let elapsed = self
+            .since_epoch(now)
+            .saturating_sub(self.stamp.load(Relaxed));
         (-(elapsed as f64) / self.tau).exp()
     }
 
@@ -85,8 +87,10 @@ impl TargetStats {
                     .store((errors * (1.0 - ERROR_ALPHA)).to_bits(), Relaxed);
             }
             Err(()) => {
-                self.errors
-                    .store((errors * (1.0 - ERROR_ALPHA) + ERROR_ALPHA).to_bits(), Relaxed);
+                self.errors.store(
+                    (errors * (1.0 - ERROR_ALPHA) + ERROR_ALPHA).to_bits(),
+                    Relaxed,
+                );
             }
         }
         self.stamp.store(self.since_epoch(now), Relaxed);
@@ -195,28 +199,25 @@ impl ChatClient for Metered {
             let events = result?.into_inner();
             let stats = Arc::clone(&self.stats);
             // Hold the in-flight mark until the stream ends, fails or is dropped.
-            let held = stream::unfold(
-                (events, Some(in_flight)),
-                move |(mut events, mut held)| {
-                    let stats = Arc::clone(&stats);
-                    async move {
-                        match events.next().await {
-                            Some(Err(err)) => {
-                                if held.is_some() && blames_target(&err) {
-                                    stats.record(Instant::now(), Err(()));
-                                }
-                                held.take();
-                                Some((Err(err), (events, held)))
+            let held = stream::unfold((events, Some(in_flight)), move |(mut events, mut held)| {
+                let stats = Arc::clone(&stats);
+                async move {
+                    match events.next().await {
+                        Some(Err(err)) => {
+                            if held.is_some() && blames_target(&err) {
+                                stats.record(Instant::now(), Err(()));
                             }
-                            Some(item) => Some((item, (events, held))),
-                            None => {
-                                held.take();
-                                None
-                            }
+                            held.take();
+                            Some((Err(err), (events, held)))
+                        }
+                        Some(item) => Some((item, (events, held))),
+                        None => {
+                            held.take();
+                            None
                         }
                     }
-                },
-            );
+                }
+            });
             Ok(ChatStream::new(held))
         })
     }
@@ -308,12 +309,16 @@ impl TierState {
         let rest = |pos: &usize| Some(*pos) != picked;
         match self.strategy {
             Strategy::Weighted => {
-                out.extend(self.by_weight.iter().filter(|p| rest(p)).map(|p| self.start + p));
+                out.extend(
+                    self.by_weight
+                        .iter()
+                        .filter(|p| rest(p))
+                        .map(|p| self.start + p),
+                );
             }
             Strategy::LeastBusy => {
                 out.extend((0..self.len).filter(rest).map(|p| self.start + p));
-                out[base + usize::from(picked.is_some())..]
-                    .sort_by_key(|&i| stats[i].in_flight());
+                out[base + usize::from(picked.is_some())..].sort_by_key(|&i| stats[i].in_flight());
             }
             Strategy::Latency | Strategy::Ordered => {
                 // Each cost once, then the failover order by cost.
