@@ -70,8 +70,8 @@ pub use providers::openai_responses::OpenAiResponsesClient;
 pub use providers::{create_client, create_client_with, ClientOptions, FunctionClient};
 pub use types::{
     Attempt, Capabilities, Capability, ChatRequest, ChatResponse, ChatStream, EmbedRequest,
-    EmbedResponse, FinishKind, FinishReason, Message, ModelRef, Outcome, Part, Role,
-    RoutingHints, StreamAccumulator, StreamEvent, ToolCall, ToolChoice, ToolSpec, Usage,
+    EmbedResponse, FinishKind, FinishReason, Message, ModelRef, Outcome, Part, Role, RoutingHints,
+    StreamAccumulator, StreamEvent, ToolCall, ToolChoice, ToolSpec, Usage,
 };
 
 /// The README's Rust blocks, compiled and run as doctests.

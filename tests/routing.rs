@@ -1,6 +1,8 @@
 //! Routing: tiers, strategies and prompt-cache affinity of `BalancedClient`, over
 //! `FunctionClient` targets in paused tokio time (so latencies are exact and the tests run
-//! in milliseconds of real time, however loaded the machine).
+//! in milliseconds of real time, however loaded the machine), and the cache-read ratio with
+//! and without affinity over `FaultProvider` upstreams (real sockets) that model a prompt
+//! cache.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -8,10 +10,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use switchboard::{
-    Affinity, AffinityKey, BalancedClient, BreakerConfig, ChatClient, ChatClientExt, ChatRequest,
-    ChatResponse, CircuitBreakerClient, DynClient, Error, ErrorKind, FunctionClient, HedgePolicy,
-    Message, Strategy, Tier,
+    create_client_with, Affinity, AffinityKey, BalancedClient, BreakerConfig, ChatClient,
+    ChatClientExt, ChatRequest, ChatResponse, CircuitBreakerClient, ClientOptions, DynClient,
+    Error, ErrorKind, FunctionClient, HedgePolicy, Message, Strategy, Tier,
 };
+use switchboard_testkit::fault::{FaultProvider, Protocol};
 
 /// A target answering with its own name after `latency` (milliseconds, changeable).
 fn timed(name: &'static str, latency: Arc<AtomicU64>) -> FunctionClient {
@@ -96,7 +99,10 @@ async fn weighted_skips_a_target_whose_breaker_is_open() {
         .build()
         .unwrap();
     for _ in 0..100 {
-        assert_eq!(client.chat(&ChatRequest::user("hi")).await.unwrap().text(), "up");
+        assert_eq!(
+            client.chat(&ChatRequest::user("hi")).await.unwrap().text(),
+            "up"
+        );
     }
     // One failure opened the breaker; every later pick skipped it without calling it.
     assert_eq!(failing.calls(), 1);
@@ -128,7 +134,10 @@ async fn latency_moves_traffic_off_a_target_whose_latency_triples_and_back() {
     load(&client, 2, at(30)).await;
     let healthy = calls(&targets);
     let fair = healthy[0] as f64 / healthy.iter().sum::<usize>() as f64;
-    assert!(fair > 0.15, "t0 should get its share while healthy: {healthy:?}");
+    assert!(
+        fair > 0.15,
+        "t0 should get its share while healthy: {healthy:?}"
+    );
 
     latencies[0].store(300, Ordering::SeqCst);
     load(&client, 2, at(35)).await;
@@ -180,7 +189,12 @@ async fn latency_sheds_a_failing_target_without_a_breaker() {
             .build()
             .unwrap(),
     );
-    load(&client, 4, tokio::time::Instant::now() + Duration::from_secs(60)).await;
+    load(
+        &client,
+        4,
+        tokio::time::Instant::now() + Duration::from_secs(60),
+    )
+    .await;
     let total: usize = flaky.calls() + steady.iter().map(FunctionClient::calls).sum::<usize>();
     let flaky_share = flaky.calls() as f64 / total as f64;
     assert!(
@@ -204,12 +218,20 @@ async fn least_busy_sends_little_to_a_slow_target() {
             .build()
             .unwrap(),
     );
-    load(&client, 6, tokio::time::Instant::now() + Duration::from_secs(60)).await;
+    load(
+        &client,
+        6,
+        tokio::time::Instant::now() + Duration::from_secs(60),
+    )
+    .await;
     let total = slow.calls() + fast.iter().map(FunctionClient::calls).sum::<usize>();
     let slow_share = slow.calls() as f64 / total as f64;
     // Round-robin would give it a third; in-flight counts hold it near a tenth of that.
     assert!(slow_share < 0.10, "the slow target got {slow_share:.3}");
-    assert!(slow.calls() > 0, "the slow target still serves some requests");
+    assert!(
+        slow.calls() > 0,
+        "the slow target still serves some requests"
+    );
     assert!(client.in_flight().iter().all(|&n| n == 0));
 }
 
@@ -223,9 +245,7 @@ async fn failover_moves_within_a_tier_then_to_the_next() {
     let (a, b) = (down("a"), down("b"));
     let (c, d) = (instant("c"), instant("d"));
     let client = BalancedClient::builder()
-        .tier(
-            Tier::new(vec![a.clone().boxed(), b.clone().boxed()]).strategy(Strategy::LeastBusy),
-        )
+        .tier(Tier::new(vec![a.clone().boxed(), b.clone().boxed()]).strategy(Strategy::LeastBusy))
         .tier(Tier::new(vec![c.clone().boxed(), d.clone().boxed()]))
         .build()
         .unwrap();
@@ -249,9 +269,7 @@ async fn failover_moves_within_a_tier_then_to_the_next() {
 async fn a_healthy_first_tier_keeps_every_request() {
     let (a, b, backup) = (instant("a"), instant("b"), instant("backup"));
     let client = BalancedClient::builder()
-        .tier(
-            Tier::new(vec![a.clone().boxed(), b.clone().boxed()]).strategy(Strategy::Weighted),
-        )
+        .tier(Tier::new(vec![a.clone().boxed(), b.clone().boxed()]).strategy(Strategy::Weighted))
         .tier(Tier::new(vec![backup.clone().boxed()]))
         .build()
         .unwrap();
@@ -318,7 +336,11 @@ fn assert_pinned_and_spread(served: &HashMap<usize, Vec<String>>) {
         assert_eq!(targets.len(), 1, "conversation {id} moved: {turns:?}");
         *per_target.entry(turns[0].as_str()).or_default() += 1;
     }
-    assert_eq!(per_target.len(), 4, "conversations not spread: {per_target:?}");
+    assert_eq!(
+        per_target.len(),
+        4,
+        "conversations not spread: {per_target:?}"
+    );
     assert!(
         per_target.values().all(|&n| n >= 10),
         "conversations spread unevenly: {per_target:?}"
@@ -464,13 +486,14 @@ async fn a_pinned_request_is_never_hedged_and_an_unpinned_one_is() {
         .build()
         .unwrap();
     for t in 0..10 {
-        client
-            .chat(&turn(1, t).with_session("s-1"))
-            .await
-            .unwrap();
+        client.chat(&turn(1, t).with_session("s-1")).await.unwrap();
     }
     let pinned = calls(&targets);
-    assert_eq!(pinned.iter().sum::<usize>(), 10, "one call per turn: {pinned:?}");
+    assert_eq!(
+        pinned.iter().sum::<usize>(),
+        10,
+        "one call per turn: {pinned:?}"
+    );
     assert!(pinned.contains(&10), "all on one target: {pinned:?}");
 
     let answer = client.chat(&turn(2, 0)).await.unwrap();
@@ -512,11 +535,15 @@ fn bad_tiers_are_config_errors_naming_the_problem() {
             "`tiers[0].weights[0]` = `0` is not a positive weight",
         ),
         (
-            Tier::new(one()).strategy(Strategy::Weighted).weights([-2.0]),
+            Tier::new(one())
+                .strategy(Strategy::Weighted)
+                .weights([-2.0]),
             "`tiers[0].weights[0]` = `-2` is not a positive weight",
         ),
         (
-            Tier::new(one()).strategy(Strategy::Weighted).weights([1.0, 2.0]),
+            Tier::new(one())
+                .strategy(Strategy::Weighted)
+                .weights([1.0, 2.0]),
             "`tiers[0].weights` has 2 values for 1 targets",
         ),
         (
@@ -540,11 +567,102 @@ fn bad_tiers_are_config_errors_naming_the_problem() {
         ]))
         .build()
         .unwrap_err();
-    assert!(err.message().contains("more than one session header"), "{err}");
+    assert!(
+        err.message().contains("more than one session header"),
+        "{err}"
+    );
     let err = "header:bad name".parse::<AffinityKey>().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Config);
     let err = "session".parse::<AffinityKey>().unwrap_err();
-    assert!(err.message().contains("`session` is not an affinity key"), "{err}");
+    assert!(
+        err.message().contains("`session` is not an affinity key"),
+        "{err}"
+    );
     let err = "fastest".parse::<Strategy>().unwrap_err();
-    assert!(err.message().contains("`fastest` is not a strategy"), "{err}");
+    assert!(
+        err.message().contains("`fastest` is not a strategy"),
+        "{err}"
+    );
+}
+
+/// The cache-read ratio (cache-read ÷ input tokens) of 40 concurrent conversations of 10
+/// turns each, over four upstreams of `protocol` that model a provider's prompt cache, with
+/// the `weighted` strategy (equal weights: round-robin), with or without affinity on the
+/// cacheable prefix.
+async fn cache_read_ratio(protocol: Protocol, affinity: bool) -> f64 {
+    let mut upstreams = Vec::new();
+    for _ in 0..4 {
+        upstreams.push(
+            FaultProvider::builder()
+                .tokens(3)
+                .prompt_cache(100)
+                .start()
+                .await
+                .unwrap(),
+        );
+    }
+    let targets: Vec<DynClient> = upstreams
+        .iter()
+        .map(|upstream| {
+            let options = ClientOptions::new()
+                .retry(None)
+                .env(|_| None)
+                .api_key("test-key-not-real")
+                .base_url(upstream.base_url(protocol));
+            create_client_with(&protocol.spec("m"), &options).unwrap()
+        })
+        .collect();
+    let mut builder =
+        BalancedClient::builder().tier(Tier::new(targets).strategy(Strategy::Weighted));
+    if affinity {
+        builder = builder.affinity(Affinity::new(vec![AffinityKey::Prefix]));
+    }
+    let client = Arc::new(builder.build().unwrap());
+    let tasks: Vec<_> = (0..40)
+        .map(|id| {
+            let client = Arc::clone(&client);
+            tokio::spawn(async move {
+                let (mut input, mut read) = (0, 0);
+                let mut messages = vec![
+                    Message::system("You are a careful agent. Follow the house rules."),
+                    Message::user(format!("task {id}")),
+                ];
+                for _ in 0..10 {
+                    let answer = client
+                        .chat(&ChatRequest::new(messages.clone()).with_max_tokens(16))
+                        .await
+                        .unwrap();
+                    input += answer.usage.input_tokens;
+                    read += answer.usage.cache_read_tokens.unwrap_or(0);
+                    messages.push(Message::assistant(answer.text()));
+                    messages.push(Message::user("continue"));
+                }
+                (input, read)
+            })
+        })
+        .collect();
+    let (mut input, mut read) = (0, 0);
+    for task in tasks {
+        let (i, r) = task.await.unwrap();
+        input += i;
+        read += r;
+    }
+    read as f64 / input as f64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn affinity_keeps_the_prompt_cache_warm_over_upstreams_that_model_one() {
+    for protocol in [Protocol::OpenAi, Protocol::Anthropic] {
+        let without = cache_read_ratio(protocol, false).await;
+        let with = cache_read_ratio(protocol, true).await;
+        // Printed for docs/routing.md (`cargo test --test routing prompt_cache -- --nocapture`).
+        println!(
+            "{protocol:?}: cache-read ratio without affinity {without:.3}, with affinity {with:.3}"
+        );
+        assert!(with >= 0.8, "{protocol:?}: with affinity {with:.3}");
+        assert!(
+            without <= with - 0.2,
+            "{protocol:?}: without {without:.3}, with {with:.3}"
+        );
+    }
 }

@@ -183,7 +183,10 @@ pub fn build_routes(
                         .fix()
                         .unwrap_or("check the provider's settings")
                         .to_owned();
-                    Error::config(format!("config: `{field}` = `{spec}`: {}", e.message()), fix)
+                    Error::config(
+                        format!("config: `{field}` = `{spec}`: {}", e.message()),
+                        fix,
+                    )
                 })?;
                 providers.push(client);
             }
@@ -389,18 +392,18 @@ fn assemble_parts(
         Arc::new(balanced)
     } else {
         match &route.hedge {
-        Some(hedge) => Arc::new(HedgedClient::new(
-            clients,
-            hedge_policy(hedge).with_commit_point(point),
-        )?),
-        None => Arc::new(
-            FallbackClient::builder()
-                .clients(clients)
-                .when_all_open(AllOpen::FailFast)
-                .commit_point(point)
-                .continuation(route.continuation)
-                .build()?,
-        ),
+            Some(hedge) => Arc::new(HedgedClient::new(
+                clients,
+                hedge_policy(hedge).with_commit_point(point),
+            )?),
+            None => Arc::new(
+                FallbackClient::builder()
+                    .clients(clients)
+                    .when_all_open(AllOpen::FailFast)
+                    .commit_point(point)
+                    .continuation(route.continuation)
+                    .build()?,
+            ),
         }
     };
     let client: DynClient = match route.deadline_ms {

@@ -504,7 +504,10 @@ impl Settings {
             };
             Error::config(format!("config{place}: {detail}"), fix)
         })?;
-        settings.routes.values_mut().for_each(RouteSettings::fill_targets);
+        settings
+            .routes
+            .values_mut()
+            .for_each(RouteSettings::fill_targets);
         settings.validate()?;
         Ok(settings)
     }
@@ -845,10 +848,8 @@ fn validate_tiers(prefix: &str, route: &RouteSettings) -> Result<()> {
             })?);
         }
         if let Some((problem, fix)) = Affinity::new(keys).problem() {
-            return Err(
-                Error::config(format!("config: `{at}.keys` {problem}"), fix)
-                    .with_code(format!("{at}.keys")),
-            );
+            return Err(Error::config(format!("config: `{at}.keys` {problem}"), fix)
+                .with_code(format!("{at}.keys")));
         }
         if affinity.ttl_ms < 1000 {
             return Err(bad(

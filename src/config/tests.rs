@@ -380,17 +380,26 @@ affinity = { keys = ["header:X-Session-Id", "prompt_cache_key", "prefix"], ttl_m
     // `targets` holds every tier's targets, in order, for everything that lists them.
     assert_eq!(
         tiered.targets,
-        ["openai:gpt-4o", "openai:gpt-4o-mini", "anthropic:claude-3-5-haiku-latest"]
+        [
+            "openai:gpt-4o",
+            "openai:gpt-4o-mini",
+            "anthropic:claude-3-5-haiku-latest"
+        ]
     );
     assert_eq!(tiered.tier_list()[0].strategy, Some(Strategy::Latency));
     let affinity = tiered.affinity.as_ref().unwrap();
-    assert_eq!(affinity.parsed_keys().unwrap()[0], AffinityKey::Header("x-session-id".into()));
+    assert_eq!(
+        affinity.parsed_keys().unwrap()[0],
+        AffinityKey::Header("x-session-id".into())
+    );
     // A plain route keeps its plain fallback chain.
-    assert!(!Settings::from_toml_str("[routes.a]\ntargets = [\"openai:gpt-4o\"]\nstrategy = \"ordered\"\n")
-        .unwrap()
-        .route("a")
-        .unwrap()
-        .is_balanced());
+    assert!(!Settings::from_toml_str(
+        "[routes.a]\ntargets = [\"openai:gpt-4o\"]\nstrategy = \"ordered\"\n"
+    )
+    .unwrap()
+    .route("a")
+    .unwrap()
+    .is_balanced());
     // Settings written back read as the same thing, and still validate.
     let again: Settings = serde_json::from_value(serde_json::to_value(&s).unwrap()).unwrap();
     again.validate().unwrap();
@@ -428,7 +437,9 @@ fn bad_routing_settings_name_the_field() {
 async fn an_assembled_route_with_tiers_balances_and_fails_over() {
     use crate::{ChatClient, ChatClientExt, ChatRequest, ChatResponse, FunctionClient};
     let named = |name: &'static str| {
-        FunctionClient::new(name, move |_r: &ChatRequest| Ok(ChatResponse::from_text(name)))
+        FunctionClient::new(name, move |_r: &ChatRequest| {
+            Ok(ChatResponse::from_text(name))
+        })
     };
     let (a, b, c) = (named("a"), named("b"), named("c"));
     let s = Settings::from_toml_str(

@@ -70,8 +70,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-pub use self::affinity::{Affinity, AffinityKey};
 use self::affinity::{rendezvous, Pins};
+pub use self::affinity::{Affinity, AffinityKey};
 use self::select::{available, Metered, TargetStats, TierState, MAX_TIER_TARGETS};
 use super::commit::CommitPoint;
 use super::fallback::{AllOpen, FallbackClient, FallbackOn};
@@ -185,12 +185,8 @@ impl Tier {
 
     /// Checks the tier; `at` names it in the error (e.g. `tiers[1]`).
     fn validate(&self, at: &str) -> Result<()> {
-        check_tier(
-            self.clients.len(),
-            self.strategy,
-            self.weights.as_deref(),
-        )
-        .map_err(|p| Error::config(format!("`{at}{}` {}", p.field, p.problem), p.fix))
+        check_tier(self.clients.len(), self.strategy, self.weights.as_deref())
+            .map_err(|p| Error::config(format!("`{at}{}` {}", p.field, p.problem), p.fix))
     }
 }
 
@@ -336,6 +332,19 @@ impl BalancedClient {
     /// Returns the affinity settings, if any.
     pub fn affinity(&self) -> Option<&Affinity> {
         self.inner.pins.as_ref().map(Pins::affinity)
+    }
+
+    /// Chooses the order the targets would be tried in for `req` (indices into
+    /// [`targets`](Self::targets)), as a call does before sending: the strategy's pick
+    /// first in each tier, or a pinned conversation's target first in its tier. A weighted
+    /// tier counts it as a pick. Only pins this process holds are used (the shared store is
+    /// not asked, and nothing is pinned).
+    pub fn choose(&self, req: &ChatRequest) -> Vec<usize> {
+        let pinned = self.inner.pins.as_ref().and_then(|pins| {
+            let conversation = pins.conversation(req)?;
+            Some((conversation, pins.local(conversation, Instant::now())?))
+        });
+        self.order(Some(req), pinned)
     }
 
     /// The order to try the targets in for `req`, with `pinned` (a conversation and its

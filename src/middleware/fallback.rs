@@ -338,9 +338,8 @@ impl FallbackClient {
         req: &EmbedRequest,
         order: Option<&[usize]>,
     ) -> Result<EmbedResponse> {
-        let (mut response, mut attempts, _) = self
-            .drive(None, order, |client| client.embed(req))
-            .await?;
+        let (mut response, mut attempts, _) =
+            self.drive(None, order, |client| client.embed(req)).await?;
         attempts.append(&mut response.attempts);
         response.attempts = attempts;
         Ok(response)

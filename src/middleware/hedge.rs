@@ -388,7 +388,6 @@ impl HedgedClient {
             }
         })
     }
-
 }
 
 impl ChatClient for HedgedClient {

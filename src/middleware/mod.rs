@@ -44,9 +44,7 @@ pub mod instrument;
 pub mod retry;
 pub mod timeout;
 
-pub use balance::{
-    Affinity, AffinityKey, BalancedClient, BalancedClientBuilder, Strategy, Tier,
-};
+pub use balance::{Affinity, AffinityKey, BalancedClient, BalancedClientBuilder, Strategy, Tier};
 pub use budget::{Budget, BudgetBuilder, BudgetClient, BudgetLimit, DEFAULT_MAX_OUTPUT_TOKENS};
 pub use cache::{
     key_fingerprint, CacheBackend, CacheEntry, CachedClient, FileCache, MemoryCache, CACHE_PROVIDER,

@@ -434,8 +434,10 @@ mod tests {
 
     #[test]
     fn cache_key_and_user_become_routing_hints_and_are_not_forwarded() {
-        let req = parse(serde_json::json!({"model": "m", "prompt_cache_key": "conv-7", "user": "u1",
-            "messages": [{"role": "user", "content": "x"}]}))
+        let req = parse(
+            serde_json::json!({"model": "m", "prompt_cache_key": "conv-7", "user": "u1",
+            "messages": [{"role": "user", "content": "x"}]}),
+        )
         .unwrap();
         assert_eq!(req.routing.prompt_cache_key.as_deref(), Some("conv-7"));
         assert_eq!(req.routing.user.as_deref(), Some("u1"));

@@ -125,8 +125,9 @@ impl Metrics {
                 let u = &answer.usage;
                 *m.tokens.entry((route.to_owned(), "input")).or_default() += u.input_tokens;
                 *m.tokens.entry((route.to_owned(), "output")).or_default() += u.output_tokens;
-                *m.tokens.entry((route.to_owned(), "cache_read")).or_default() +=
-                    u.cache_read_tokens.unwrap_or(0);
+                *m.tokens
+                    .entry((route.to_owned(), "cache_read"))
+                    .or_default() += u.cache_read_tokens.unwrap_or(0);
                 if let Some(cost) =
                     PriceTable::embedded().cost_of(u, answer.provider, answer.model_served())
                 {

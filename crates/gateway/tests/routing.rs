@@ -143,7 +143,9 @@ async fn prompt_cache_key_pins_and_metrics_show_the_cache_read_ratio() {
         "{metrics}"
     );
     assert!(
-        metrics.contains("switchboard_gateway_tokens_total{route=\"agents\",direction=\"cache_read\"} 240\n"),
+        metrics.contains(
+            "switchboard_gateway_tokens_total{route=\"agents\",direction=\"cache_read\"} 240\n"
+        ),
         "{metrics}"
     );
     gateway.shutdown().await.unwrap();

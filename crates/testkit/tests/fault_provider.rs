@@ -328,3 +328,38 @@ async fn only_the_anthropic_shape_continues_a_prefill_of_the_first_tokens() {
         assert_eq!(arrival.prefill.as_deref(), Some(answer_text(4).as_str()));
     }
 }
+
+#[tokio::test]
+async fn the_prompt_cache_model_reports_the_prefix_seen_before_on_every_protocol() {
+    for protocol in Protocol::ALL {
+        let upstream = FaultProvider::builder()
+            .tokens(2)
+            .prompt_cache(100)
+            .start()
+            .await
+            .unwrap();
+        let client = client(protocol, &upstream);
+        let mut messages = vec![Message::system("rules"), Message::user("task")];
+        for (turn, stream) in [false, true, false].into_iter().enumerate() {
+            let req = ChatRequest::new(messages.clone());
+            let r = if stream {
+                client
+                    .chat_stream(&req)
+                    .await
+                    .unwrap()
+                    .collect_response()
+                    .await
+                    .unwrap()
+            } else {
+                client.chat(&req).await.unwrap()
+            };
+            let label = format!("{protocol:?} turn {turn}");
+            // Two messages, then two more a turn; all but the newest two were seen before.
+            assert_eq!(r.usage.input_tokens, 200 * (turn as u64 + 1), "{label}");
+            let read = r.usage.cache_read_tokens.unwrap_or(0);
+            assert_eq!(read, 200 * turn as u64, "{label}");
+            messages.push(Message::assistant(r.text()));
+            messages.push(Message::user("continue"));
+        }
+    }
+}

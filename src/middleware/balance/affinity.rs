@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use crate::error::{Error, Result};
 use crate::state::StateStore;
-use crate::types::{ChatRequest, Role};
+use crate::types::{ChatRequest, Part, Role};
 
 /// The most pins one client keeps in memory; past it, expired pins are dropped, and if
 /// none has expired, every pin is (each conversation then pins again on its next turn).
@@ -308,7 +308,10 @@ impl Pins {
 
     /// How many conversations are pinned in this process.
     pub(crate) fn len(&self) -> usize {
-        self.table.lock().unwrap_or_else(PoisonError::into_inner).len()
+        self.table
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 
     /// The conversation `req` belongs to: the hash of the first key it carries. Warns once
@@ -378,7 +381,25 @@ impl Pins {
 /// is out every turn of the conversation lands on the same second choice (whose cache
 /// then warms), and conversations spread evenly over the rest.
 pub(crate) fn rendezvous(conversation: u64, others: &mut [usize]) {
-    others.sort_unstable_by_key(|&i| std::cmp::Reverse(mix(conversation ^ mix(i as u64 + 1))));
+    if others.len() > 64 {
+        others.sort_unstable_by_key(|&i| std::cmp::Reverse(score(conversation, i)));
+        return;
+    }
+    // Each score once, then the order by score.
+    let mut scored = [(0u64, 0usize); 64];
+    for (slot, &i) in scored.iter_mut().zip(others.iter()) {
+        *slot = (score(conversation, i), i);
+    }
+    let scored = &mut scored[..others.len()];
+    scored.sort_unstable_by_key(|s| std::cmp::Reverse(s.0));
+    for (target, (_, i)) in others.iter_mut().zip(scored.iter()) {
+        *target = *i;
+    }
+}
+
+/// How much `conversation` prefers target `i`.
+fn score(conversation: u64, i: usize) -> u64 {
+    mix(conversation ^ mix(i as u64 + 1))
 }
 
 /// SplitMix64's finaliser: a cheap, well-spread bijection on `u64`.
@@ -398,7 +419,14 @@ fn prefix_hash(req: &ChatRequest) -> Option<u64> {
     }
     hash = hash.chain(b"\x00messages");
     for message in &req.messages[..=first] {
-        write_json(&mut hash, message);
+        hash = hash.chain(message.role.as_str().as_bytes());
+        for part in &message.parts {
+            match part {
+                // Text is hashed as is (the common case, and the bulk of a prompt).
+                Part::Text { text } => hash = hash.chain(b"text").chain(text.as_bytes()),
+                other => write_json(&mut hash, other),
+            }
+        }
     }
     Some(hash.finish())
 }

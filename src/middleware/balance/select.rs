@@ -61,7 +61,9 @@ impl TargetStats {
 
     /// `exp(-elapsed / tau)` since the last sample.
     fn decay(&self, now: Instant) -> f64 {
-        let elapsed = self.since_epoch(now).saturating_sub(self.stamp.load(Relaxed));
+        let elapsed = self
+            .since_epoch(now)
+            .saturating_sub(self.stamp.load(Relaxed));
         (-(elapsed as f64) / self.tau).exp()
     }
 
@@ -85,8 +87,10 @@ impl TargetStats {
                     .store((errors * (1.0 - ERROR_ALPHA)).to_bits(), Relaxed);
             }
             Err(()) => {
-                self.errors
-                    .store((errors * (1.0 - ERROR_ALPHA) + ERROR_ALPHA).to_bits(), Relaxed);
+                self.errors.store(
+                    (errors * (1.0 - ERROR_ALPHA) + ERROR_ALPHA).to_bits(),
+                    Relaxed,
+                );
             }
         }
         self.stamp.store(self.since_epoch(now), Relaxed);
@@ -109,6 +113,14 @@ impl TargetStats {
             0.0
         };
         (base + errors * FAILURE_PENALTY_NS) * (in_flight + 1.0)
+    }
+
+    /// The cost without the fading of idle estimates (no exponential to compute): the
+    /// failover order after the pick, where the fading matters little.
+    pub(crate) fn rough_cost(&self) -> f64 {
+        let latency = f64::from_bits(self.latency.load(Relaxed));
+        let errors = f64::from_bits(self.errors.load(Relaxed));
+        (latency + errors * FAILURE_PENALTY_NS) * (f64::from(self.in_flight()) + 1.0)
     }
 
     /// The latency estimate now, in ns (0 before the first answer); for tests and docs.
@@ -187,28 +199,25 @@ impl ChatClient for Metered {
             let events = result?.into_inner();
             let stats = Arc::clone(&self.stats);
             // Hold the in-flight mark until the stream ends, fails or is dropped.
-            let held = stream::unfold(
-                (events, Some(in_flight)),
-                move |(mut events, mut held)| {
-                    let stats = Arc::clone(&stats);
-                    async move {
-                        match events.next().await {
-                            Some(Err(err)) => {
-                                if held.is_some() && blames_target(&err) {
-                                    stats.record(Instant::now(), Err(()));
-                                }
-                                held.take();
-                                Some((Err(err), (events, held)))
+            let held = stream::unfold((events, Some(in_flight)), move |(mut events, mut held)| {
+                let stats = Arc::clone(&stats);
+                async move {
+                    match events.next().await {
+                        Some(Err(err)) => {
+                            if held.is_some() && blames_target(&err) {
+                                stats.record(Instant::now(), Err(()));
                             }
-                            Some(item) => Some((item, (events, held))),
-                            None => {
-                                held.take();
-                                None
-                            }
+                            held.take();
+                            Some((Err(err), (events, held)))
+                        }
+                        Some(item) => Some((item, (events, held))),
+                        None => {
+                            held.take();
+                            None
                         }
                     }
-                },
-            );
+                }
+            });
             Ok(ChatStream::new(held))
         })
     }
@@ -300,19 +309,23 @@ impl TierState {
         let rest = |pos: &usize| Some(*pos) != picked;
         match self.strategy {
             Strategy::Weighted => {
-                out.extend(self.by_weight.iter().filter(|p| rest(p)).map(|p| self.start + p));
+                out.extend(
+                    self.by_weight
+                        .iter()
+                        .filter(|p| rest(p))
+                        .map(|p| self.start + p),
+                );
             }
             Strategy::LeastBusy => {
                 out.extend((0..self.len).filter(rest).map(|p| self.start + p));
-                out[base + usize::from(picked.is_some())..]
-                    .sort_by_key(|&i| stats[i].in_flight());
+                out[base + usize::from(picked.is_some())..].sort_by_key(|&i| stats[i].in_flight());
             }
             Strategy::Latency | Strategy::Ordered => {
                 // Each cost once, then the failover order by cost.
                 let mut costs = [(0f64, 0u8); MAX_TIER_TARGETS];
                 let mut n = 0;
                 for pos in (0..self.len).filter(rest) {
-                    costs[n] = (stats[self.start + pos].cost(now), pos as u8);
+                    costs[n] = (stats[self.start + pos].rough_cost(), pos as u8);
                     n += 1;
                 }
                 costs[..n].sort_unstable_by(|a, b| a.0.total_cmp(&b.0));

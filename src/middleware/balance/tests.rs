@@ -37,21 +37,36 @@ async fn cost_grows_with_load_and_errors_and_fades_when_idle() {
     let base = stats.cost(now);
     assert_eq!(base, 100e6);
     stats.record(now, Err(()));
-    assert!(stats.cost(now) > base * 2.0, "a failure costs as much as a slow answer");
+    assert!(
+        stats.cost(now) > base * 2.0,
+        "a failure costs as much as a slow answer"
+    );
     let later = now + Duration::from_secs(30);
-    assert!(stats.cost(later) < stats.cost(now) / 10.0, "idle targets fade");
+    assert!(
+        stats.cost(later) < stats.cost(now) / 10.0,
+        "idle targets fade"
+    );
 }
 
 #[test]
 fn the_conversation_hash_is_stable_and_separates_values() {
     // Fixed values: replicas must agree, so the hash may not change between builds.
-    assert_eq!(Hash64::new().chain(b"conv-1").finish(), Hash64::new().chain(b"conv-1").finish());
-    assert_ne!(Hash64::new().chain(b"conv-1").finish(), Hash64::new().chain(b"conv-2").finish());
+    assert_eq!(
+        Hash64::new().chain(b"conv-1").finish(),
+        Hash64::new().chain(b"conv-1").finish()
+    );
+    assert_ne!(
+        Hash64::new().chain(b"conv-1").finish(),
+        Hash64::new().chain(b"conv-2").finish()
+    );
     assert_ne!(
         Hash64::new().chain(b"ab").chain(b"c").finish(),
         Hash64::new().chain(b"a").chain(b"bc").finish()
     );
-    assert_eq!(Hash64::new().chain(b"switchboard").finish(), 0x7088_2eaa_88ab_fe6b);
+    assert_eq!(
+        Hash64::new().chain(b"switchboard").finish(),
+        0x7088_2eaa_88ab_fe6b
+    );
 }
 
 #[test]
@@ -69,7 +84,11 @@ fn the_prefix_key_is_the_same_on_every_turn_and_differs_between_conversations() 
         "does f",
         serde_json::json!({"type": "object"}),
     ));
-    assert_ne!(key.hash_of(&first), key.hash_of(&with_tool), "tools are part of the prefix");
+    assert_ne!(
+        key.hash_of(&first),
+        key.hash_of(&with_tool),
+        "tools are part of the prefix"
+    );
 }
 
 #[test]
@@ -82,7 +101,8 @@ fn field_keys_read_routing_hints_then_extra() {
     req.routing.user = Some("u1".into());
     assert_eq!(AffinityKey::User.hash_of(&req), from_extra);
     assert_ne!(AffinityKey::PromptCacheKey.hash_of(&req), from_extra);
-    req.extra.insert("metadata".into(), serde_json::json!({"user_id": "u1"}));
+    req.extra
+        .insert("metadata".into(), serde_json::json!({"user_id": "u1"}));
     assert!(AffinityKey::MetadataUserId.hash_of(&req).is_some());
     req.routing.session = Some(String::new());
     assert_eq!(
@@ -104,7 +124,10 @@ fn rendezvous_order_is_stable_per_conversation_and_spreads_across_them() {
         assert_eq!(a, b);
         first_choices[a[0]] += 1;
     }
-    assert!(first_choices.iter().all(|&n| (800..1200).contains(&n)), "{first_choices:?}");
+    assert!(
+        first_choices.iter().all(|&n| (800..1200).contains(&n)),
+        "{first_choices:?}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -132,9 +155,14 @@ async fn an_ordered_tier_keeps_the_listed_order() {
     let names = ["a", "b", "c"];
     let tier: Vec<DynClient> = names
         .iter()
-        .map(|n| FunctionClient::new(*n, |_r: &ChatRequest| Ok(ChatResponse::from_text("ok"))).boxed())
+        .map(|n| {
+            FunctionClient::new(*n, |_r: &ChatRequest| Ok(ChatResponse::from_text("ok"))).boxed()
+        })
         .collect();
-    let client = BalancedClient::builder().tier(Tier::new(tier)).build().unwrap();
+    let client = BalancedClient::builder()
+        .tier(Tier::new(tier))
+        .build()
+        .unwrap();
     assert_eq!(client.order(None, None), vec![0, 1, 2]);
     assert_eq!(client.targets().count(), 3);
 }

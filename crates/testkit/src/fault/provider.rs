@@ -1,6 +1,7 @@
 //! The provider's state and its public face: the builder, the fault plan, the arrival
 //! records.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
@@ -32,6 +33,8 @@ struct Plan {
     tokens: usize,
     token_interval: Duration,
     input_tokens: u64,
+    /// Prompt tokens per message, when the provider models a prompt cache.
+    prompt_cache: Option<u64>,
 }
 
 /// Builds a [`FaultProvider`]; see the [module docs](crate::fault).
@@ -97,6 +100,17 @@ impl FaultProviderBuilder {
         self
     }
 
+    /// Models a provider's prompt cache: a request's input is `tokens_per_message` tokens
+    /// per message (the system prompt counting as one), and the longest prefix of messages
+    /// this provider has seen before is reported as read from the cache — OpenAI
+    /// `usage.prompt_tokens_details.cached_tokens`, Anthropic `cache_read_input_tokens`,
+    /// Gemini `cachedContentTokenCount`. The cache never expires; each provider has its own,
+    /// as each deployment of a real provider does.
+    pub fn prompt_cache(mut self, tokens_per_message: u64) -> FaultProviderBuilder {
+        self.plan.prompt_cache = Some(tokens_per_message);
+        self
+    }
+
     /// Binds `127.0.0.1:0` and starts serving.
     ///
     /// # Errors
@@ -112,6 +126,7 @@ impl FaultProviderBuilder {
                 plan: self.plan,
                 next: 0,
                 arrivals: Vec::new(),
+                cached: HashSet::new(),
             }),
             ids: AtomicU64::new(0),
         });
@@ -144,12 +159,16 @@ pub fn answer_text(n: usize) -> String {
 pub(super) struct Pace {
     pub(super) token_interval: Duration,
     pub(super) input_tokens: u64,
+    /// How many of the input tokens were read from the prompt cache.
+    pub(super) cached_tokens: u64,
 }
 
 struct State {
     plan: Plan,
     next: usize,
     arrivals: Vec<Arrival>,
+    /// The prompt prefixes this provider has cached.
+    cached: HashSet<u64>,
 }
 
 /// What the server tasks and the [`FaultProvider`] handle share.
@@ -202,10 +221,21 @@ impl Shared {
             prefill: asked.prefill.clone(),
             fault: fault.clone(),
         });
-        let pace = Pace {
+        let mut pace = Pace {
             token_interval: state.plan.token_interval,
             input_tokens: state.plan.input_tokens,
+            cached_tokens: 0,
         };
+        if let Some(per_message) = state.plan.prompt_cache {
+            let hits = asked
+                .prefixes
+                .iter()
+                .rposition(|p| state.cached.contains(p))
+                .map_or(0, |i| i + 1);
+            state.cached.extend(asked.prefixes.iter().copied());
+            pace.input_tokens = per_message * asked.prefixes.len() as u64;
+            pace.cached_tokens = per_message * hits as u64;
+        }
         (fault, pace)
     }
 }
@@ -239,6 +269,7 @@ impl FaultProvider {
                 tokens: 8,
                 token_interval: Duration::ZERO,
                 input_tokens: 12,
+                prompt_cache: None,
             },
         }
     }

@@ -16,6 +16,9 @@ pub(super) struct Asked {
     /// The text of a final assistant message (Gemini: a final `model` turn), if the
     /// conversation ends with one.
     pub(super) prefill: Option<String>,
+    /// A hash of each prefix of the prompt — the system prompt, then the messages one by
+    /// one — for the prompt cache model.
+    pub(super) prefixes: Vec<u64>,
 }
 
 /// Reads what `request` asks for, in the shape of `protocol`.
@@ -36,6 +39,7 @@ pub(super) fn describe(protocol: Option<Protocol>, request: &Request) -> Asked {
                 model,
                 include_usage: false,
                 prefill: last_turn(&body["contents"], "model", "parts"),
+                prefixes: prefixes(&body["systemInstruction"], &body["contents"]),
             }
         }
         _ => Asked {
@@ -43,8 +47,27 @@ pub(super) fn describe(protocol: Option<Protocol>, request: &Request) -> Asked {
             model: body["model"].as_str().unwrap_or_default().to_owned(),
             include_usage: flag(&body["stream_options"]["include_usage"]),
             prefill: last_turn(&body["messages"], "assistant", "content"),
+            prefixes: prefixes(&body["system"], &body["messages"]),
         },
     }
+}
+
+/// Hashes of each prefix of the prompt: the system prompt (when it is a separate field, as
+/// in Anthropic and Gemini), then every message in turn, each hash covering everything
+/// before it.
+fn prefixes(system: &Value, messages: &Value) -> Vec<u64> {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    let mut out = Vec::new();
+    if !system.is_null() {
+        system.to_string().hash(&mut hasher);
+        out.push(hasher.finish());
+    }
+    for message in messages.as_array().into_iter().flatten() {
+        message.to_string().hash(&mut hasher);
+        out.push(hasher.finish());
+    }
+    out
 }
 
 /// The text of the last entry of `turns` when its role is `role`: its `content` field as a

@@ -76,6 +76,7 @@ async fn connection(mut stream: TcpStream, shared: Arc<Shared>, mut shutdown: wa
             id,
             tokens: &shared.tokens[skip..],
             input_tokens: pace.input_tokens,
+            cached_tokens: pace.cached_tokens,
             include_usage: asked.include_usage,
         };
         let exchange = Exchange {

@@ -20,6 +20,8 @@ pub(crate) struct Answer<'a> {
     pub(crate) id: String,
     pub(crate) tokens: &'a [String],
     pub(crate) input_tokens: u64,
+    /// How many of the input tokens were read from the prompt cache.
+    pub(crate) cached_tokens: u64,
     /// OpenAI only: whether the request asked for a usage chunk (`stream_options`).
     pub(crate) include_usage: bool,
 }
@@ -46,13 +48,48 @@ impl Answer<'_> {
         self.tokens.len() as u64
     }
 
+    /// OpenAI's usage object; cache reads in `prompt_tokens_details` when the prompt cache
+    /// model is on.
+    fn openai_usage(&self) -> Value {
+        let (input, output) = (self.input_tokens, self.output_tokens());
+        let mut usage = json!({"prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output});
+        if self.cached_tokens > 0 {
+            usage["prompt_tokens_details"] = json!({"cached_tokens": self.cached_tokens});
+        }
+        usage
+    }
+
+    /// Anthropic's usage object: `input_tokens` counts only what was not read from the
+    /// cache, as the API reports it.
+    fn anthropic_usage(&self, output: u64) -> Value {
+        let mut usage = json!({"input_tokens": self.input_tokens - self.cached_tokens, "output_tokens": output});
+        if self.cached_tokens > 0 {
+            usage["cache_read_input_tokens"] = json!(self.cached_tokens);
+        }
+        usage
+    }
+
+    /// Gemini's `usageMetadata`, with the candidates' count when known.
+    fn gemini_usage(&self, candidates: Option<u64>) -> Value {
+        let input = self.input_tokens;
+        let mut usage = json!({"promptTokenCount": input, "totalTokenCount": input});
+        if let Some(n) = candidates {
+            usage["candidatesTokenCount"] = json!(n);
+            usage["totalTokenCount"] = json!(input + n);
+        }
+        if self.cached_tokens > 0 {
+            usage["cachedContentTokenCount"] = json!(self.cached_tokens);
+        }
+        usage
+    }
+
     fn text(&self) -> String {
         self.tokens.concat()
     }
 
     /// The whole (non-streaming) answer body.
     pub(crate) fn whole(&self) -> Value {
-        let (input, output) = (self.input_tokens, self.output_tokens());
+        let output = self.output_tokens();
         match self.protocol {
             Protocol::OpenAi => json!({
                 "id": self.id,
@@ -65,7 +102,7 @@ impl Answer<'_> {
                     "logprobs": null,
                     "finish_reason": "stop"
                 }],
-                "usage": {"prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output}
+                "usage": self.openai_usage()
             }),
             Protocol::Anthropic => json!({
                 "id": self.id,
@@ -75,7 +112,7 @@ impl Answer<'_> {
                 "content": [{"type": "text", "text": self.text()}],
                 "stop_reason": "end_turn",
                 "stop_sequence": null,
-                "usage": {"input_tokens": input, "output_tokens": output}
+                "usage": self.anthropic_usage(output)
             }),
             Protocol::Gemini => json!({
                 "candidates": [{
@@ -83,11 +120,7 @@ impl Answer<'_> {
                     "finishReason": "STOP",
                     "index": 0
                 }],
-                "usageMetadata": {
-                    "promptTokenCount": input,
-                    "candidatesTokenCount": output,
-                    "totalTokenCount": input + output
-                },
+                "usageMetadata": self.gemini_usage(Some(output)),
                 "modelVersion": self.model,
                 "responseId": self.id
             }),
@@ -96,7 +129,7 @@ impl Answer<'_> {
 
     /// The streamed answer, split into head, token and tail events.
     pub(crate) fn stream(&self) -> StreamPlan {
-        let (input, output) = (self.input_tokens, self.output_tokens());
+        let output = self.output_tokens();
         match self.protocol {
             Protocol::OpenAi => {
                 let chunk = |delta: Value, finish: Value| {
@@ -116,7 +149,7 @@ impl Answer<'_> {
                         "created": 1_767_225_600,
                         "model": self.model,
                         "choices": [],
-                        "usage": {"prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output}
+                        "usage": self.openai_usage()
                     })));
                 }
                 tail.push("data: [DONE]\n\n".to_owned());
@@ -140,7 +173,7 @@ impl Answer<'_> {
                         &json!({"type": "message_start", "message": {
                             "id": self.id, "type": "message", "role": "assistant", "content": [],
                             "model": self.model, "stop_reason": null, "stop_sequence": null,
-                            "usage": {"input_tokens": input, "output_tokens": 1}
+                            "usage": self.anthropic_usage(1)
                         }}),
                     ),
                     named(
@@ -181,13 +214,9 @@ impl Answer<'_> {
                         "content": {"parts": [{"text": text}], "role": "model"},
                         "index": 0
                     });
-                    let mut usage = json!({"promptTokenCount": input, "totalTokenCount": input});
+                    let usage = self.gemini_usage(candidates_tokens);
                     if let Some(reason) = finish {
                         candidate["finishReason"] = json!(reason);
-                    }
-                    if let Some(n) = candidates_tokens {
-                        usage["candidatesTokenCount"] = json!(n);
-                        usage["totalTokenCount"] = json!(input + n);
                     }
                     data(&json!({
                         "candidates": [candidate],
@@ -409,6 +438,7 @@ mod tests {
                 id: "id-1".into(),
                 tokens: &tokens,
                 input_tokens: 5,
+                cached_tokens: 0,
                 include_usage: true,
             };
             let plan = answer.stream();
