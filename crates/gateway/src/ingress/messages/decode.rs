@@ -278,16 +278,30 @@ pub(crate) fn decode(
     if let Some(stop) = body.remove("stop_sequences") {
         req.stop = strings(&stop, "stop_sequences")?;
     }
+    let mut server_tools = Vec::new();
     if let Some(tools) = body.remove("tools") {
-        let (specs, raw) = tools_of(&tools, &mut notes)?;
+        let (specs, raw) = tools_of(&tools, &mut notes, &mut server_tools)?;
         req.tools = specs;
         if raw {
             passthrough.fields.insert("tools".to_owned(), tools);
         }
     }
     if let Some(choice) = body.remove("tool_choice") {
-        let (choice_neutral, raw) = tool_choice_of(&choice, &mut notes)?;
-        req.tool_choice = choice_neutral;
+        let (mut neutral, mut raw) = tool_choice_of(&choice, &mut notes)?;
+        if let Some(ToolChoice::Tool(name)) = &neutral {
+            if server_tools.contains(name) {
+                // Forcing a server tool: only Anthropic runs it; other targets choose freely.
+                notes.add(format!("tool_choice (server tool `{name}`)"));
+                neutral = None;
+                raw = true;
+            } else if !req.tools.iter().any(|t| &t.name == name) {
+                return Err(bad(
+                    "tool_choice.name",
+                    format_args!("names `{name}`, which is not among `tools`; declare the tool or choose one that is"),
+                ));
+            }
+        }
+        req.tool_choice = neutral;
         if raw {
             passthrough.fields.insert("tool_choice".to_owned(), choice);
         }
@@ -321,14 +335,6 @@ pub(crate) fn decode(
     passthrough.unmodelled = notes.finish();
     if !passthrough.is_empty() || !passthrough.unmodelled.is_empty() {
         req.passthrough = Some(passthrough);
-    }
-    if let Some(ToolChoice::Tool(name)) = &req.tool_choice {
-        if !req.tools.iter().any(|t| &t.name == name) {
-            return Err(bad(
-                "tool_choice.name",
-                format_args!("names `{name}`, which is not among `tools`; declare the tool or choose one that is"),
-            ));
-        }
     }
     req.validate()
         .map_err(|e| ApiError::invalid(e.to_string(), Some("messages")))?;
@@ -408,9 +414,13 @@ fn system_of(
     }
 }
 
-/// Maps `tools`; custom tools become tool specs. Says whether Anthropic must get the list
-/// as sent (server tools, `cache_control`, other fields).
-fn tools_of(tools: &Value, notes: &mut Notes) -> Result<(Vec<ToolSpec>, bool), ApiError> {
+/// Maps `tools`; custom tools become tool specs, server tools' names go to `server`. Says
+/// whether Anthropic must get the list as sent (server tools, `cache_control`, other fields).
+fn tools_of(
+    tools: &Value,
+    notes: &mut Notes,
+    server: &mut Vec<String>,
+) -> Result<(Vec<ToolSpec>, bool), ApiError> {
     let Value::Array(items) = tools else {
         return Err(bad(
             "tools",
@@ -425,9 +435,10 @@ fn tools_of(tools: &Value, notes: &mut Notes) -> Result<(Vec<ToolSpec>, bool), A
         let name = string(obj, "name", path)?;
         match obj.get("type").and_then(Value::as_str) {
             None | Some("custom") => {}
-            Some(server) => {
+            Some(kind) => {
                 // A server tool (web search, code execution, …): only Anthropic runs it.
-                notes.add(format!("{path} (`{server}` tool)"));
+                notes.add(format!("{path} (`{kind}` tool)"));
+                server.push(name.to_owned());
                 raw = true;
                 continue;
             }
@@ -688,6 +699,28 @@ mod tests {
             .req
             .dropped_for("anthropic")
             .contains(&"thinking from gemini".to_owned()));
+    }
+
+    #[test]
+    fn forcing_a_server_tool_passes_to_anthropic_and_frees_the_others() {
+        let d = decode_json(json!({"model": "m", "max_tokens": 50,
+            "tools": [{"type": "web_search_20250305", "name": "web_search"}],
+            "tool_choice": {"type": "tool", "name": "web_search"},
+            "messages": [{"role": "user", "content": "news?"}]}))
+        .unwrap();
+        assert_eq!(d.req.tool_choice, None);
+        assert!(d.req.tools.is_empty());
+        let p = d.req.passthrough.as_ref().unwrap();
+        assert_eq!(p.fields["tool_choice"]["name"], "web_search");
+        assert!(p
+            .unmodelled
+            .iter()
+            .any(|n| n.contains("server tool `web_search`")));
+        let err = decode_json(json!({"model": "m", "max_tokens": 50,
+            "tool_choice": {"type": "tool", "name": "nope"},
+            "messages": [{"role": "user", "content": "x"}]}))
+        .unwrap_err();
+        assert_eq!(param(&err), "tool_choice.name");
     }
 
     #[test]
