@@ -20,7 +20,7 @@ use std::time::Instant;
 use futures_util::StreamExt;
 use switchboard::{
     BoxFuture, ChatClient, ChatRequest, ChatResponse, ChatStream, ClientInfo, DynClient,
-    EmbedRequest, EmbedResponse, Error, Part, Readiness, Result, StreamEvent,
+    EmbedRequest, EmbedResponse, Error, Readiness, Result, StreamEvent,
 };
 
 use crate::metrics::Metrics;
