@@ -106,6 +106,20 @@ pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(2);
 /// settle within seconds.
 pub const HELD_RETRY_AFTER: Duration = Duration::from_secs(1);
 
+/// Returns the input tokens a budget reserves for `req` sent to `provider`'s `model`: the
+/// text estimate of [`ChatRequest::estimated_input_tokens`] plus, for each image, document
+/// and audio part, the most that provider bills for it (see [Media](self#media)), capped at
+/// the model's context window when `prices` knows it.
+pub fn reserved_input_tokens(
+    req: &ChatRequest,
+    provider: &str,
+    model: &str,
+    prices: &PriceTable,
+) -> u64 {
+    let window = prices.price(provider, model).and_then(|p| p.context_window);
+    media::input_upper_bound(req, provider, model, window)
+}
+
 /// Which limit of a [`Budget`] refused a call.
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -265,8 +279,7 @@ impl Budget {
     /// reservations of calls in flight stand in the way.
     async fn reserve_chat(&self, req: &ChatRequest, info: &ClientInfo) -> Result<Reservation> {
         let price = self.inner.prices.price(info.provider(), info.model());
-        let window = price.and_then(|p| p.context_window);
-        let input = media::input_upper_bound(req, info.provider(), info.model(), window);
+        let input = reserved_input_tokens(req, info.provider(), info.model(), &self.inner.prices);
         let output = req
             .max_tokens
             .map_or(self.inner.default_max_output, u64::from);

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 use switchboard::config::check;
 use switchboard::cost::PricePerMillion;
+use switchboard::middleware::budget::reserved_input_tokens;
 use switchboard::middleware::DEFAULT_MAX_OUTPUT_TOKENS;
 use switchboard::{Error, ErrorKind, PriceTable, Result};
 
@@ -45,6 +46,9 @@ pub(crate) fn cost_estimate(state: &Arc<State>, p: CostEstimateParams) -> Result
     for spec in &specs {
         let row = match table.price(spec.provider(), spec.model()) {
             Some(price) => {
+                // Images, documents and audio count as the budget reserves them for this
+                // target's provider.
+                let input = reserved_input_tokens(&req, spec.provider(), spec.model(), table);
                 let usd = price.worst_case(input, output).usd();
                 worst = Some(worst.map_or(usd, |w| w.max(usd)));
                 json!({
