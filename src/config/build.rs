@@ -206,7 +206,7 @@ pub fn build_direct(settings: &Settings, spec: &str, options: &BuildOptions) -> 
     DirectRoutes::new(settings, options.clone())?.build(spec)
 }
 
-/// The longest model name a direct `provider:model` may carry, in bytes.
+/// The longest direct `provider:model` name accepted, in bytes.
 const MAX_DIRECT_MODEL_LEN: usize = 256;
 
 /// Builds routes for `provider:model` names asked for directly, each governed by the
