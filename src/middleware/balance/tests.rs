@@ -166,3 +166,49 @@ async fn an_ordered_tier_keeps_the_listed_order() {
     assert_eq!(client.order(None, None), vec![0, 1, 2]);
     assert_eq!(client.targets().count(), 3);
 }
+
+/// Counts the warnings logged while it is the default subscriber.
+#[derive(Clone, Default)]
+struct Warnings(Arc<std::sync::atomic::AtomicUsize>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Warnings {
+    fn on_event(
+        &self,
+        event: &tracing::Event<'_>,
+        _ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        if *event.metadata().level() == tracing::Level::WARN {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_missing_session_header_is_warned_about_once_and_routed_unpinned() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let warnings = Warnings::default();
+    let _guard =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(warnings.clone()));
+    tracing::callsite::rebuild_interest_cache();
+    let tier: Vec<DynClient> = ["a", "b"]
+        .iter()
+        .map(|n| {
+            FunctionClient::new(*n, |_r: &ChatRequest| Ok(ChatResponse::from_text("ok"))).boxed()
+        })
+        .collect();
+    let client = BalancedClient::builder()
+        .tier(Tier::new(tier).strategy(Strategy::Weighted))
+        .affinity(Affinity::new(vec!["header:x-session-id".parse().unwrap()]))
+        .build()
+        .unwrap();
+    for _ in 0..5 {
+        client.chat(&ChatRequest::user("hi")).await.unwrap();
+    }
+    assert_eq!(warnings.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(client.pinned(), 0);
+    client
+        .chat(&ChatRequest::user("hi").with_session("s"))
+        .await
+        .unwrap();
+    assert_eq!(client.pinned(), 1);
+}
