@@ -257,6 +257,10 @@ impl<C: ChatClient> ChatClient for CooldownClient<C> {
         })
     }
 
+    fn count_tokens<'a>(&'a self, req: &'a ChatRequest) -> BoxFuture<'a, Result<Option<u64>>> {
+        self.inner.count_tokens(req)
+    }
+
     fn info(&self) -> &ClientInfo {
         self.inner.info()
     }

@@ -199,7 +199,7 @@ impl AppState {
         };
         match &self.direct {
             Some(direct) if model.contains(':') => direct.route(model).map_err(|e| {
-                if e.kind() == ErrorKind::InvalidRequest {
+                if e.code() == Some("invalid_model") {
                     error::ApiError::bad_model(&e)
                 } else {
                     error::ApiError::model_not_found(direct::refusal(model, &e))

@@ -167,7 +167,14 @@ impl ChatClient for Observed {
             let stream = match self.inner.chat_stream(req).await {
                 Ok(stream) => stream,
                 Err(e) => {
-                    settle(&self.metrics, &info, self.direct, started, Some(&e), &dropped);
+                    settle(
+                        &self.metrics,
+                        &info,
+                        self.direct,
+                        started,
+                        Some(&e),
+                        &dropped,
+                    );
                     return Err(e);
                 }
             };

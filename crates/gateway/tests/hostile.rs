@@ -149,7 +149,7 @@ async fn many_direct_names_add_one_metrics_label_not_one_each() {
     let after_many = metrics().await;
     assert!(!after_many.contains("model-1"), "{after_many}");
     assert!(
-        after_many.contains(r#"requests_total{route="direct",status="200"} 200"#),
+        after_many.contains(r#"requests_total{route="direct",dialect="chat",status="200"} 200"#),
         "{after_many}"
     );
     assert!(

@@ -143,7 +143,9 @@ async fn absurd_upstream_waits_still_get_the_client_a_429_with_a_bounded_retry_a
                 .unwrap()
                 .parse()
                 .unwrap();
-            assert_eq!(wait, 86_400, "clamped to a day");
+            // The first answer passes on the clamped day; the next finds the target in its
+            // cool-down, which is capped at five minutes.
+            assert!((300..=86_400).contains(&wait), "clamped: {wait}");
             let body: Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
             assert_eq!(body["error"]["type"], "rate_limit_error", "{body}");
         }

@@ -28,8 +28,8 @@ use crate::access::{Served, StreamLine};
 use crate::error::ApiError;
 use crate::report::Report;
 use crate::routes::{
-    answer_of, authorize, finish, first_target, now_secs, parse, read_body, who_answered, Failure,
-    ACCEL_BUFFERING_HEADER, dropped_header,
+    answer_of, authorize, dropped_header, finish, first_target, now_secs, parse, read_body,
+    who_answered, Failure, ACCEL_BUFFERING_HEADER,
 };
 use crate::{sse, AppState};
 
@@ -129,11 +129,23 @@ async fn respond(
                 let _in_flight = in_flight;
                 match end {
                     sse::End::Done(r) => {
-                        metrics.request(DIALECT, &alias, 200, started.elapsed(), Some(answer_of(r)));
+                        metrics.request(
+                            DIALECT,
+                            &alias,
+                            200,
+                            started.elapsed(),
+                            Some(answer_of(r)),
+                        );
                         line.done(r);
                     }
                     sse::End::Failed(e) => {
-                        metrics.request(DIALECT, &alias, e.status.as_u16(), started.elapsed(), None);
+                        metrics.request(
+                            DIALECT,
+                            &alias,
+                            e.status.as_u16(),
+                            started.elapsed(),
+                            None,
+                        );
                         line.failed(e.kind_label());
                     }
                 }
@@ -165,7 +177,8 @@ async fn respond(
         n => n,
     };
     let body = encode::to_wire(&answer, &id, created_at, &echo);
-    state.metrics.request(DIALECT,
+    state.metrics.request(
+        DIALECT,
         &route.alias,
         200,
         started.elapsed(),
@@ -191,4 +204,3 @@ async fn respond(
     );
     Ok(response)
 }
-
