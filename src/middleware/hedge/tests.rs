@@ -4,7 +4,6 @@ use super::*;
 use crate::client::ChatClientExt;
 use crate::middleware::BreakerConfig;
 use crate::providers::FunctionClient;
-use crate::ErrorKind;
 
 /// Answers after `secs` of (paused) time; records whether its call was dropped early.
 fn after(name: &'static str, secs: u64) -> (FunctionClient, Arc<AtomicBool>) {
