@@ -18,7 +18,7 @@ use futures_util::FutureExt as _;
 use serde::Serialize;
 use switchboard::config::build::BuiltRoute;
 use switchboard::providers::openai::wire;
-use switchboard::{ChatClient, EmbedRequest};
+use switchboard::{ChatClient, ChatRequest, EmbedRequest};
 
 use crate::access::{self, Served, StreamLine};
 use crate::error::ApiError;
@@ -237,6 +237,17 @@ pub(crate) fn dropped_header(dropped: &[String]) -> Option<String> {
     Some(text)
 }
 
+/// Copies the route's session header, when it has one, into the request's routing hints
+/// (prompt-cache affinity); every front door calls it, and it is never sent upstream.
+pub(crate) fn read_session(route: &BuiltRoute, headers: &HeaderMap, req: &mut ChatRequest) {
+    if let Some(name) = &route.session_header {
+        req.routing.session = headers
+            .get(name.as_str())
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+    }
+}
+
 /// Says who answered in the `x-switchboard-*` headers, and in the access log unless the
 /// answer is a stream (whose [`StreamLine`] logs it).
 pub(crate) fn who_answered(response: &mut Response, served: Served) {
@@ -296,12 +307,7 @@ async fn chat(
         attempts,
     };
     let mut req = crate::convert::from_wire(&wire_req).map_err(|e| fail(e, None))?;
-    if let Some(name) = &route.session_header {
-        req.routing.session = headers
-            .get(name.as_str())
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-    }
+    read_session(&route, headers, &mut req);
     let report = Arc::new(Report::default());
     let id = completion_id();
     let created = now_secs();

@@ -317,6 +317,11 @@ pub(crate) fn decode(
                 .insert("max_tokens".to_owned(), Value::from(n));
         }
     }
+    // `metadata.user_id` names a conversation for prompt-cache affinity; the field itself
+    // stays with the rest for Anthropic targets.
+    if let Some(Value::String(user)) = body.get("metadata").and_then(|m| m.get("user_id")) {
+        req.routing.metadata_user_id = Some(user.clone());
+    }
     // Whatever is left is not modelled: Anthropic targets get it as sent.
     for (key, value) in body {
         notes.add(key.clone());
@@ -556,6 +561,18 @@ mod tests {
 
     fn param(err: &ApiError) -> &str {
         err.param().unwrap_or("")
+    }
+
+    #[test]
+    fn metadata_user_id_names_the_conversation_and_still_reaches_anthropic() {
+        let d = decode_json(json!({
+            "model": "claude", "max_tokens": 100, "metadata": {"user_id": "conv-42"},
+            "messages": [{"role": "user", "content": "hi"}]
+        }))
+        .unwrap();
+        assert_eq!(d.req.routing.metadata_user_id.as_deref(), Some("conv-42"));
+        let p = d.req.passthrough.as_ref().unwrap();
+        assert_eq!(p.fields["metadata"], json!({"user_id": "conv-42"}));
     }
 
     #[test]

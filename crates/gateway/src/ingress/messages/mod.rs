@@ -33,7 +33,7 @@ use crate::error::ApiError;
 use crate::report::Report;
 use crate::routes::{
     answer_of, authorize, dropped_header, finish_as, first_target, json_response, read_body,
-    who_answered, Failure, Shared, ACCEL_BUFFERING_HEADER,
+    read_session, who_answered, Failure, Shared, ACCEL_BUFFERING_HEADER,
 };
 use crate::AppState;
 
@@ -78,7 +78,7 @@ async fn messages(
     let bytes = read_body(state, headers, body)
         .await
         .map_err(Failure::early)?;
-    let decoded =
+    let mut decoded =
         decode::decode(&bytes, headers, decode::Endpoint::Create).map_err(Failure::early)?;
     let route = state.resolve(&decoded.model).map_err(Failure::early)?;
     let fail = |error: ApiError, attempts: Option<u32>| Failure {
@@ -86,6 +86,7 @@ async fn messages(
         error,
         attempts,
     };
+    read_session(&route, headers, &mut decoded.req);
     let req = &decoded.req;
     let report = Arc::new(Report::default());
     let id = message_id();

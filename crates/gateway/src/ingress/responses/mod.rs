@@ -29,7 +29,7 @@ use crate::error::ApiError;
 use crate::report::Report;
 use crate::routes::{
     answer_of, authorize, dropped_header, finish, first_target, now_secs, parse, read_body,
-    who_answered, Failure, ACCEL_BUFFERING_HEADER,
+    read_session, who_answered, Failure, ACCEL_BUFFERING_HEADER,
 };
 use crate::{sse, AppState};
 
@@ -91,7 +91,8 @@ async fn respond(
         error,
         attempts,
     };
-    let req = decode::from_wire(&wire_req).map_err(|e| fail(e, None))?;
+    let mut req = decode::from_wire(&wire_req).map_err(|e| fail(e, None))?;
+    read_session(&route, headers, &mut req);
     let report = Arc::new(Report::default());
     let id = encode::new_id("resp");
     let created_at = now_secs();
