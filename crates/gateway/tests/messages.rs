@@ -725,48 +725,6 @@ async fn count_tokens_model_listing_and_metrics_speak_the_dialect() {
     gw.shutdown().await.unwrap();
 }
 
-#[tokio::test]
-async fn access_and_attempt_lines_name_the_dialect_and_what_was_dropped() {
-    let logs = LogCapture::default();
-    let _guard = logs.install(tracing::Level::DEBUG);
-    let gw = start_routes(
-        vec![("fast", vec![answers("primary", "model-a", "hi")])],
-        GatewayOptions::default().api_key(KEY),
-    )
-    .await;
-    let mut body = hello("fast");
-    body["top_k"] = json!(3);
-    let resp = post(&gw.base, &body).await;
-    assert_eq!(resp.status(), 200);
-    assert_eq!(header_of(&resp, "x-switchboard-dropped"), "top_k");
-    let line = logs
-        .line_with(&["switchboard_gateway::access", r#"path="/v1/messages""#])
-        .await;
-    for field in [
-        r#"dialect="messages""#,
-        r#"route="fast""#,
-        "status=200",
-        "streamed=false",
-    ] {
-        assert!(line.contains(field), "{field} missing: {line}");
-    }
-    let attempt = logs
-        .line_with(&["switchboard_gateway::attempt", "outcome=\"success\""])
-        .await;
-    assert!(attempt.contains(r#"dropped="top_k""#), "{attempt}");
-    body["stream"] = json!(true);
-    let text = post(&gw.base, &body).await.text().await.unwrap();
-    assert!(text.ends_with("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"));
-    let line = logs
-        .line_with(&["switchboard_gateway::access", "streamed=true"])
-        .await;
-    assert!(
-        line.contains(r#"path="/v1/messages""#) && line.contains(r#"dialect="messages""#),
-        "{line}"
-    );
-    gw.shutdown().await.unwrap();
-}
-
 /// A "gemini" target that thinks with a signature, and records the reasoning it is sent.
 fn signing_gemini(seen: Arc<Mutex<Vec<Thinking>>>) -> DynClient {
     Arc::new(
