@@ -248,6 +248,29 @@ pub(crate) fn read_session(route: &BuiltRoute, headers: &HeaderMap, req: &mut Ch
     }
 }
 
+/// A `200` server-sent-events answer over `body`, with the headers that keep proxies from
+/// buffering it.
+pub(crate) fn event_stream(body: Body) -> Response {
+    let mut response = (StatusCode::OK, body).into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(ACCEL_BUFFERING_HEADER, HeaderValue::from_static("no"));
+    response
+}
+
+/// The real attempts behind `answer`: those observed at providers, or, when none were
+/// observed (a cached answer), the attempts the answer lists.
+pub(crate) fn attempts_of(report: &Report, answer: &switchboard::ChatResponse) -> u32 {
+    match report.attempts() {
+        0 => u32::try_from(answer.attempts().len()).unwrap_or(u32::MAX),
+        n => n,
+    }
+}
+
 /// Says who answered in the `x-switchboard-*` headers, and in the access log unless the
 /// answer is a stream (whose [`StreamLine`] logs it).
 pub(crate) fn who_answered(response: &mut Response, served: Served) {
@@ -357,16 +380,9 @@ async fn chat(
                 }
             })),
         };
-        let stream = sse::until(sse::panics_as_errors(stream), state.cutoff());
+        let stream = sse::guarded(stream, state.cutoff());
         let body = Body::from_stream(sse::frames(stream, ctx));
-        let mut response = (StatusCode::OK, body).into_response();
-        let h = response.headers_mut();
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/event-stream"),
-        );
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        h.insert(ACCEL_BUFFERING_HEADER, HeaderValue::from_static("no"));
+        let mut response = event_stream(body);
         who_answered(&mut response, served);
         return Ok(response);
     }
@@ -375,10 +391,7 @@ async fn chat(
         .scope(route.client.chat(&req))
         .await
         .map_err(|e| fail(ApiError::from_error(&e), Some(report.attempts())))?;
-    let attempts = match report.attempts() {
-        0 => u32::try_from(answer.attempts().len()).unwrap_or(u32::MAX),
-        n => n,
-    };
+    let attempts = attempts_of(&report, &answer);
     let completion = crate::convert::to_wire(&answer, &id, created);
     let body = serde_json::to_vec(&completion).unwrap_or_default();
     state.metrics.request(

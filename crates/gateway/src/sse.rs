@@ -58,7 +58,7 @@ struct State {
 /// [`switchboard::ErrorKind::StreamInterrupted`] error, which ends the stream with an
 /// error event (never `[DONE]`) instead of dropping the connection mid-answer. The panic's
 /// message goes to the log.
-pub(crate) fn panics_as_errors(events: ChatStream) -> ChatStream {
+fn panics_as_errors(events: ChatStream) -> ChatStream {
     let guarded = std::panic::AssertUnwindSafe(events).catch_unwind();
     ChatStream::new(guarded.map(|item| {
         item.unwrap_or_else(|panic| {
@@ -72,10 +72,19 @@ pub(crate) fn panics_as_errors(events: ChatStream) -> ChatStream {
     }))
 }
 
+/// What every front door's stream passes through before it is encoded: a panic in the
+/// stream becomes an error event, and the end of the shutdown grace period ends it.
+pub(crate) fn guarded(
+    events: ChatStream,
+    cutoff: impl std::future::Future<Output = ()> + Send + 'static,
+) -> ChatStream {
+    until(panics_as_errors(events), cutoff)
+}
+
 /// Ends `events` with a [`switchboard::ErrorKind::StreamInterrupted`] error once `cutoff`
 /// resolves (the shutdown grace period is over), so the client sees an error event rather
 /// than a stream that stops without one.
-pub(crate) fn until(
+fn until(
     events: ChatStream,
     cutoff: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> ChatStream {

@@ -25,15 +25,15 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 
 use crate::access::{Served, StreamLine};
 use crate::error::ApiError;
 use crate::report::Report;
 use crate::routes::{
-    answer_of, authorize, dropped_header, finish_as, first_target, json_response, read_body,
-    read_session, who_answered, Failure, Shared, ACCEL_BUFFERING_HEADER,
+    answer_of, attempts_of, authorize, dropped_header, event_stream, finish_as, first_target,
+    json_response, read_body, read_session, who_answered, Failure, Shared,
 };
 use crate::AppState;
 
@@ -144,16 +144,8 @@ async fn messages(
                 }
             })),
         };
-        let stream = crate::sse::until(stream, state.cutoff());
-        let body = Body::from_stream(stream::frames(stream, ctx));
-        let mut response = (StatusCode::OK, body).into_response();
-        let h = response.headers_mut();
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/event-stream"),
-        );
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        h.insert(ACCEL_BUFFERING_HEADER, HeaderValue::from_static("no"));
+        let stream = crate::sse::guarded(stream, state.cutoff());
+        let mut response = event_stream(Body::from_stream(stream::frames(stream, ctx)));
         who_answered(&mut response, served);
         return Ok(response);
     }
@@ -162,10 +154,7 @@ async fn messages(
         .scope(route.client.chat(req))
         .await
         .map_err(|e| fail(ApiError::from_error(&e), Some(report.attempts())))?;
-    let attempts = match report.attempts() {
-        0 => u32::try_from(answer.attempts().len()).unwrap_or(u32::MAX),
-        n => n,
-    };
+    let attempts = attempts_of(&report, &answer);
     let mut response = json_response(&encode::message(&answer, &id));
     state.metrics.request(
         DIALECT,

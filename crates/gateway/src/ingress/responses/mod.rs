@@ -28,8 +28,8 @@ use crate::access::{Served, StreamLine};
 use crate::error::ApiError;
 use crate::report::Report;
 use crate::routes::{
-    answer_of, authorize, dropped_header, finish, first_target, now_secs, parse, read_body,
-    read_session, who_answered, Failure, ACCEL_BUFFERING_HEADER,
+    answer_of, attempts_of, authorize, dropped_header, event_stream, finish, first_target,
+    now_secs, parse, read_body, read_session, who_answered, Failure,
 };
 use crate::{sse, AppState};
 
@@ -152,19 +152,8 @@ async fn respond(
                 }
             })),
         };
-        let events = sse::until(events, state.cutoff());
-        let mut response = (
-            StatusCode::OK,
-            Body::from_stream(stream::frames(events, ctx)),
-        )
-            .into_response();
-        let h = response.headers_mut();
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/event-stream"),
-        );
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        h.insert(ACCEL_BUFFERING_HEADER, HeaderValue::from_static("no"));
+        let events = sse::guarded(events, state.cutoff());
+        let mut response = event_stream(Body::from_stream(stream::frames(events, ctx)));
         who_answered(&mut response, served);
         return Ok(response);
     }
@@ -173,10 +162,7 @@ async fn respond(
         .scope(route.client.chat(&req))
         .await
         .map_err(|e| fail(ApiError::from_error(&e), Some(report.attempts())))?;
-    let attempts = match report.attempts() {
-        0 => u32::try_from(answer.attempts().len()).unwrap_or(u32::MAX),
-        n => n,
-    };
+    let attempts = attempts_of(&report, &answer);
     let body = encode::to_wire(&answer, &id, created_at, &echo);
     state.metrics.request(
         DIALECT,
